@@ -1,0 +1,243 @@
+// Package design reads and writes platform design documents (YAML or JSON)
+// strictly: unknown fields, wrong types and invalid values are all reported
+// with the path of the field, what was given and what is allowed.
+package design
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/myt-iot/myt"
+)
+
+// MaxDocumentBytes bounds a design document.
+const MaxDocumentBytes = 1 << 20
+
+// Parse decodes a design from YAML or JSON (JSON is YAML, but is detected
+// to give JSON-flavoured errors), applies defaults and validates it. Every
+// problem found is returned at once as an EINVALID *myt.Error.
+func Parse(data []byte) (*myt.Design, error) {
+	if len(data) > MaxDocumentBytes {
+		return nil, myt.Errorf(myt.EINVALID, "The design document is larger than %d bytes.", MaxDocumentBytes)
+	}
+	var doc any
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, myt.Errorf(myt.EINVALID, "The design document is empty.")
+	}
+	if trimmed[0] == '{' {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.UseNumber()
+		if err := dec.Decode(&doc); err != nil {
+			return nil, myt.Errorf(myt.EINVALID, "The design is not valid JSON: %s.", jsonSyntaxMessage(trimmed, err))
+		}
+		if dec.More() {
+			return nil, myt.Errorf(myt.EINVALID, "The design has data after the JSON document.")
+		}
+	} else {
+		if err := yaml.UnmarshalWithOptions(trimmed, &doc, yaml.UseOrderedMap()); err != nil {
+			return nil, myt.Errorf(myt.EINVALID, "The design is not valid YAML: %s", oneLine(yaml.FormatError(err, false, true)))
+		}
+	}
+	top, ok := normalize(doc).(map[string]any)
+	if !ok {
+		return nil, myt.Errorf(myt.EINVALID, "The design must be a mapping with apiVersion, kind, metadata and spec.")
+	}
+	var fields []myt.FieldError
+	checkShape("", top, reflect.TypeOf(myt.Design{}), &fields)
+	if len(fields) > 0 {
+		return nil, &myt.Error{Code: myt.EINVALID, Message: "The platform design is not valid.", Fields: fields}
+	}
+	// The shape is right, so the only way for this to fail is a bug.
+	raw, err := json.Marshal(top)
+	if err != nil {
+		return nil, fmt.Errorf("re-encode design: %w", err)
+	}
+	d := myt.NewDesign()
+	if err := json.Unmarshal(raw, d); err != nil {
+		return nil, fmt.Errorf("decode design: %w", err)
+	}
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// MarshalYAML renders d as a YAML document in the field order of the types.
+func MarshalYAML(d *myt.Design) ([]byte, error) {
+	// Going through JSON keeps the json tags (and omitempty) authoritative.
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	return yaml.JSONToYAML(raw)
+}
+
+// MarshalJSON renders d as indented JSON.
+func MarshalJSON(d *myt.Design) ([]byte, error) {
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// normalize turns YAML's ordered maps and JSON numbers into plain Go values
+// with string keys, preserving key order in a side slice for messages.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case yaml.MapSlice:
+		m := make(map[string]any, len(x))
+		for _, item := range x {
+			m[fmt.Sprint(item.Key)] = normalize(item.Value)
+		}
+		return m
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = normalize(e)
+		}
+		return x
+	default:
+		return v
+	}
+}
+
+// checkShape compares a decoded document against the Go type it must fill,
+// reporting unknown keys and values of the wrong kind by path.
+func checkShape(path string, v any, t reflect.Type, out *[]myt.FieldError) {
+	add := func(msg string, args ...any) {
+		p := path
+		if p == "" {
+			p = "(document)"
+		}
+		*out = append(*out, myt.FieldError{Field: p, Message: fmt.Sprintf(msg, args...)})
+	}
+	if v == nil {
+		return // null keeps the default, as for an omitted key
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			add("%s given; must be a mapping", describe(v))
+			return
+		}
+		known := map[string]reflect.StructField{}
+		var names []string
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			known[name] = f
+			names = append(names, name)
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			f, ok := known[k]
+			if !ok {
+				*out = append(*out, myt.FieldError{Field: join(path, k), Message: fmt.Sprintf("unknown field; allowed here: %s", strings.Join(names, ", "))})
+				continue
+			}
+			checkShape(join(path, k), m[k], f.Type, out)
+		}
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			add("%s given; must be a mapping", describe(v))
+			return
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			checkShape(join(path, k), m[k], t.Elem(), out)
+		}
+	case reflect.Slice:
+		s, ok := v.([]any)
+		if !ok {
+			add("%s given; must be a list", describe(v))
+			return
+		}
+		for i, e := range s {
+			checkShape(fmt.Sprintf("%s[%d]", path, i), e, t.Elem(), out)
+		}
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			add("%s given; must be a string (quote it)", describe(v))
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			add("%s given; must be true or false", describe(v))
+		}
+	case reflect.Int, reflect.Int64:
+		if !isInteger(v) {
+			add("%s given; must be a whole number", describe(v))
+		}
+	}
+}
+
+func isInteger(v any) bool {
+	switch x := v.(type) {
+	case int, int64, uint64:
+		return true
+	case json.Number:
+		_, err := x.Int64()
+		return err == nil
+	case float64:
+		return x == float64(int64(x))
+	}
+	return false
+}
+
+func describe(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", x)
+	case map[string]any:
+		return "a mapping"
+	case []any:
+		return "a list"
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func jsonSyntaxMessage(data []byte, err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
+		return fmt.Sprintf("line %d: %s", line, se.Error())
+	}
+	return err.Error()
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
