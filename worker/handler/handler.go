@@ -1,0 +1,379 @@
+// Package handler runs the user's Python handler (handler.py, defining
+// process(msg)) in a long-lived python3 subprocess that speaks batched JSON
+// lines, restarts it when it hangs or dies, and swaps in new code between
+// batches.
+package handler
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/myt-iot/myt/worker/record"
+)
+
+//go:embed runner.py
+var runnerPy []byte
+
+//go:embed template.py
+var templatePy []byte
+
+// Template returns the documented handler.py template that
+// `myt code template` prints.
+func Template() []byte { return bytes.Clone(templatePy) }
+
+// Result is the handler's answer for one message: Value is the decoded
+// return value (numbers as json.Number) or Err the exception text.
+type Result struct {
+	Value any
+	Err   string
+}
+
+// Options configure a Runner.
+type Options struct {
+	Path    string        // handler.py
+	Python  string        // interpreter, default python3
+	Timeout time.Duration // per message
+	Log     *slog.Logger
+}
+
+// Runner owns the Python process. Process and Swap are safe for
+// concurrent use; batches are served one at a time.
+type Runner struct {
+	opts Options
+	dir  string // holds runner.py
+	mu   sync.Mutex
+	p    *proc
+	// Restarts counts process restarts (timeouts and crashes).
+	restarts int
+}
+
+// ErrFatal wraps a handler that cannot be (re)started, for example one
+// whose import fails.
+var ErrFatal = errors.New("handler cannot start")
+
+// New starts the handler process and waits until it has imported
+// handler.py. The caller must Close the Runner.
+func New(ctx context.Context, o Options) (*Runner, error) {
+	if o.Python == "" {
+		o.Python = "python3"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	dir, err := os.MkdirTemp("", "myt-handler-")
+	if err != nil {
+		return nil, fmt.Errorf("handler temp dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "runner.py"), runnerPy, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("write runner: %w", err)
+	}
+	r := &Runner{opts: o, dir: dir}
+	p, err := r.start(ctx, o.Path)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	r.p = p
+	return r, nil
+}
+
+// Path returns the handler file in use.
+func (r *Runner) Path() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.opts.Path
+}
+
+// Restarts returns how many times the process was restarted.
+func (r *Runner) Restarts() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.restarts
+}
+
+// Swap starts path as the new handler and, once it has loaded, replaces the
+// old one between two batches: every message is processed by exactly one
+// of them. On error the old handler stays.
+func (r *Runner) Swap(ctx context.Context, path string) error {
+	p, err := r.start(ctx, path)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	old := r.p
+	r.p = p
+	r.opts.Path = path
+	r.mu.Unlock()
+	if old != nil {
+		old.kill()
+	}
+	r.opts.Log.Info("handler swapped", "path", path)
+	return nil
+}
+
+// Close stops the process.
+func (r *Runner) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.p != nil {
+		r.p.stop()
+		r.p = nil
+	}
+	return os.RemoveAll(r.dir)
+}
+
+// Process runs the handler on a batch and returns one Result per input. A
+// message that raises gets its exception text; one during which the handler
+// hangs past the timeout or dies gets "timeout"/"crash" text, the process is
+// restarted and the rest of the batch is sent again. The error is non-nil
+// only when the process cannot be restarted or ctx ends.
+func (r *Runner) Process(ctx context.Context, ins []record.Input) ([]Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Result, 0, len(ins))
+	for len(out) < len(ins) {
+		if r.p == nil {
+			p, err := r.start(ctx, r.opts.Path)
+			if err != nil {
+				return nil, err
+			}
+			r.p = p
+		}
+		rest := ins[len(out):]
+		n, failure, err := r.p.serve(ctx, rest, r.opts.Timeout, &out)
+		if err != nil {
+			return nil, err
+		}
+		if failure == "" {
+			continue
+		}
+		// The process hung or died on rest[n]: that message gets the blame.
+		out = append(out, Result{Err: failure})
+		r.opts.Log.Warn("handler restarted", "reason", failure, "id", rest[n].ID)
+		r.p.kill()
+		r.p = nil
+		r.restarts++
+	}
+	return out, nil
+}
+
+type wireMsg struct {
+	ID      string `json:"id"`
+	Device  string `json:"device"`
+	Topic   string `json:"topic"`
+	Stream  string `json:"stream"`
+	TS      string `json:"ts"`
+	Payload any    `json:"payload"`
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan []byte
+	done   chan struct{} // closed when the process has exited
+	stderr *tail
+	buf    bytes.Buffer
+}
+
+func (r *Runner) start(ctx context.Context, path string) (*proc, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: no handler path", ErrFatal)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFatal, err)
+	}
+	cmd := exec.Command(r.opts.Python, "-u", filepath.Join(r.dir, "runner.py"), path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	t := &tail{log: r.opts.Log.With("handler", filepath.Base(path))}
+	cmd.Stderr = t
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: start %s: %v", ErrFatal, r.opts.Python, err)
+	}
+	p := &proc{cmd: cmd, stdin: stdin, lines: make(chan []byte, 256), done: make(chan struct{}), stderr: t}
+	go func() {
+		br := bufio.NewReaderSize(stdout, 1<<16)
+		for {
+			line, err := br.ReadBytes('\n')
+			if len(line) > 0 && err == nil {
+				p.lines <- line
+			}
+			if err != nil {
+				close(p.lines)
+				return
+			}
+		}
+	}()
+	go func() { cmd.Wait(); close(p.done) }()
+	// Wait for the handshake.
+	timer := time.NewTimer(r.opts.Timeout + 30*time.Second)
+	defer timer.Stop()
+	select {
+	case line, ok := <-p.lines:
+		if !ok {
+			p.kill()
+			return nil, fmt.Errorf("%w: %s exited while loading: %s", ErrFatal, path, t.last())
+		}
+		var hs struct {
+			Ready bool   `json:"ready"`
+			Fatal string `json:"fatal"`
+		}
+		if json.Unmarshal(line, &hs) != nil || !hs.Ready {
+			p.kill()
+			return nil, fmt.Errorf("%w: %s: %s", ErrFatal, path, hs.Fatal)
+		}
+	case <-timer.C:
+		p.kill()
+		return nil, fmt.Errorf("%w: %s did not load in time", ErrFatal, path)
+	case <-ctx.Done():
+		p.kill()
+		return nil, ctx.Err()
+	}
+	return p, nil
+}
+
+// serve sends the batch and appends results to out. It returns failure
+// text when the process hung or died on ins[n] (n = results received).
+func (p *proc) serve(ctx context.Context, ins []record.Input, timeout time.Duration, out *[]Result) (n int, failure string, err error) {
+	p.buf.Reset()
+	p.buf.WriteByte('[')
+	enc := json.NewEncoder(&p.buf)
+	for i, in := range ins {
+		if i > 0 {
+			p.buf.WriteByte(',')
+		}
+		if err := enc.Encode(wireMsg{ID: in.ID, Device: in.Device, Topic: in.Topic, Stream: in.Stream, TS: in.TS.Format(time.RFC3339Nano), Payload: in.Payload}); err != nil {
+			return 0, "", fmt.Errorf("encode message %s: %w", in.ID, err)
+		}
+		p.buf.Truncate(p.buf.Len() - 1) // Encode's newline
+	}
+	p.buf.WriteString("]\n")
+	if _, err := p.stdin.Write(p.buf.Bytes()); err != nil {
+		return 0, "handler crashed: " + p.stderr.last(), nil
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for n = 0; n < len(ins); n++ {
+		if n > 0 {
+			timer.Reset(timeout)
+		}
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				<-p.done
+				return n, "handler crashed: " + p.stderr.last(), nil
+			}
+			var res struct {
+				R json.RawMessage `json:"r"`
+				E *string         `json:"e"`
+			}
+			if err := json.Unmarshal(line, &res); err != nil {
+				return n, "handler protocol error: " + err.Error(), nil
+			}
+			if res.E != nil {
+				*out = append(*out, Result{Err: *res.E})
+				continue
+			}
+			dec := json.NewDecoder(bytes.NewReader(res.R))
+			dec.UseNumber()
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				*out = append(*out, Result{Err: "handler result: " + err.Error()})
+				continue
+			}
+			*out = append(*out, Result{Value: v})
+		case <-timer.C:
+			return n, fmt.Sprintf("handler timed out after %s", timeout), nil
+		case <-ctx.Done():
+			return n, "", ctx.Err()
+		}
+	}
+	return n, "", nil
+}
+
+// kill ends the whole process group at once.
+func (p *proc) kill() {
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	go func() {
+		for range p.lines { // let the reader goroutine end
+		}
+	}()
+	<-p.done
+}
+
+// stop closes stdin so the runner exits by itself, then kills the group.
+func (p *proc) stop() {
+	p.stdin.Close()
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Second):
+	}
+	p.kill()
+}
+
+// tail forwards the handler's stderr to the log and keeps its last lines
+// for crash reasons.
+type tail struct {
+	log   *slog.Logger
+	mu    sync.Mutex
+	lines []string
+	part  []byte
+}
+
+func (t *tail) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.part = append(t.part, b...)
+	for {
+		i := bytes.IndexByte(t.part, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(t.part[:i])
+		t.part = t.part[i+1:]
+		t.log.Warn("handler stderr", "line", line)
+		t.lines = append(t.lines, line)
+		if len(t.lines) > 5 {
+			t.lines = t.lines[1:]
+		}
+	}
+	if len(t.part) > 4096 {
+		t.part = t.part[:0]
+	}
+	return len(b), nil
+}
+
+func (t *tail) last() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return "process exited"
+	}
+	return strings.Join(t.lines, " | ")
+}

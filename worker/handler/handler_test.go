@@ -1,0 +1,199 @@
+package handler_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myt-iot/myt/worker/handler"
+	"github.com/myt-iot/myt/worker/record"
+)
+
+func requirePython(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 not found")
+		}
+		t.Skip("SKIP: python3 not found")
+	}
+}
+
+func writeHandler(t *testing.T, code string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "handler.py")
+	if err := os.WriteFile(p, []byte(code), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newRunner(t *testing.T, path string, timeout time.Duration) *handler.Runner {
+	t.Helper()
+	r, err := handler.New(context.Background(), handler.Options{Path: path, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func inputs(payloads ...any) []record.Input {
+	var out []record.Input
+	for i, p := range payloads {
+		out = append(out, record.Input{ID: string(rune('a' + i)), Device: "d", Topic: "myt/d/s", TS: time.Unix(int64(i), 0), Payload: p})
+	}
+	return out
+}
+
+const testHandler = `
+import os, time
+def process(msg):
+    p = msg["payload"]
+    print("noise on stdout must not break the protocol")
+    if p.get("raise"):
+        raise ValueError("bad value %s" % p["raise"])
+    if p.get("hang"):
+        time.sleep(60)
+    if p.get("die"):
+        os._exit(9)
+    if p.get("drop"):
+        return None
+    if p.get("fan"):
+        return [{"i": i} for i in range(p["fan"])]
+    return {"v": p["v"] * 2, "dev": msg["device"], "ts": msg["ts"]}
+`
+
+func TestProcess(t *testing.T) {
+	requirePython(t)
+	r := newRunner(t, writeHandler(t, testHandler), 2*time.Second)
+	ins := inputs(
+		map[string]any{"v": json.Number("21")},
+		map[string]any{"raise": "x"},
+		map[string]any{"drop": true},
+		map[string]any{"fan": json.Number("3")},
+		map[string]any{"hang": true},
+		map[string]any{"v": json.Number("1.5")},
+		map[string]any{"die": true},
+		map[string]any{"v": json.Number("12345678901234567")},
+	)
+	start := time.Now()
+	res, err := r.Process(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("batch of %d with one hang and one crash took %v", len(ins), time.Since(start))
+	if len(res) != len(ins) {
+		t.Fatalf("got %d results for %d inputs", len(res), len(ins))
+	}
+	check := func(i int, wantErr string) {
+		t.Helper()
+		if wantErr == "" && res[i].Err != "" {
+			t.Errorf("[%d] unexpected error %q", i, res[i].Err)
+		}
+		if wantErr != "" && !strings.Contains(res[i].Err, wantErr) {
+			t.Errorf("[%d] error %q, want %q", i, res[i].Err, wantErr)
+		}
+	}
+	check(0, "")
+	check(1, "ValueError: bad value x")
+	check(2, "")
+	check(4, "timed out")
+	check(6, "crashed")
+	check(7, "")
+	if v := res[0].Value.(map[string]any); v["v"] != json.Number("42") || v["dev"] != "d" {
+		t.Errorf("result 0 = %v", v)
+	}
+	if res[2].Value != nil {
+		t.Errorf("drop = %v", res[2].Value)
+	}
+	if fan, _ := res[3].Value.([]any); len(fan) != 3 {
+		t.Errorf("fan = %v", res[3].Value)
+	}
+	if v := res[5].Value.(map[string]any); v["v"] != json.Number("3.0") {
+		t.Errorf("result 5 = %v", v)
+	}
+	if v := res[7].Value.(map[string]any); v["v"] != json.Number("24691357802469134") {
+		t.Errorf("big int not exact: %v", v)
+	}
+	if r.Restarts() != 2 {
+		t.Errorf("restarts = %d, want 2", r.Restarts())
+	}
+	// The restarted process keeps serving.
+	res, err = r.Process(context.Background(), inputs(map[string]any{"v": json.Number("2")}))
+	if err != nil || res[0].Err != "" {
+		t.Fatal(err, res)
+	}
+}
+
+func TestSwap(t *testing.T) {
+	requirePython(t)
+	r := newRunner(t, writeHandler(t, "def process(m):\n    return {'ver': 1}\n"), 5*time.Second)
+	ctx := context.Background()
+	if err := r.Swap(ctx, writeHandler(t, "def process(m):\n    raise SyntaxError(\n")); err == nil {
+		t.Fatal("swap to broken handler succeeded")
+	}
+	if err := r.Swap(ctx, writeHandler(t, "import nonexistent_mod\ndef process(m): pass\n")); err == nil {
+		t.Fatal("swap to handler with failing import succeeded")
+	}
+	res, _ := r.Process(ctx, inputs(map[string]any{}))
+	if v := res[0].Value.(map[string]any); v["ver"] != json.Number("1") {
+		t.Fatalf("old handler not kept: %v", res)
+	}
+	// Swap concurrently with a stream of batches: every message is
+	// processed exactly once, by either version.
+	done := make(chan struct{})
+	swapped := make(chan struct{})
+	counts := map[string]int{}
+	total := 0
+	go func() {
+		defer close(done)
+		after := 0
+		for after < 20 {
+			select {
+			case <-swapped:
+				after++
+			default:
+			}
+			total += 2
+			res, err := r.Process(ctx, inputs(map[string]any{}, map[string]any{}))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, x := range res {
+				counts[string(x.Value.(map[string]any)["ver"].(json.Number))]++
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := r.Swap(ctx, writeHandler(t, "def process(m):\n    return {'ver': 2}\n")); err != nil {
+		t.Fatal(err)
+	}
+	close(swapped)
+	<-done
+	if counts["1"]+counts["2"] != total || counts["2"] == 0 || counts["1"] == 0 {
+		t.Errorf("versions seen: %v", counts)
+	}
+	t.Logf("messages by version across the swap: %v", counts)
+}
+
+func TestTemplateRuns(t *testing.T) {
+	requirePython(t)
+	r := newRunner(t, writeHandler(t, string(handler.Template())), 5*time.Second)
+	res, err := r.Process(context.Background(), inputs(map[string]any{"temp_f": json.Number("212")}, json.Number("5")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := res[0].Value.(map[string]any); v["temperature"] != json.Number("100.0") {
+		t.Errorf("template result %v", res[0])
+	}
+	if v := res[1].Value.(map[string]any); v["value"] != json.Number("5") {
+		t.Errorf("template scalar %v", res[1])
+	}
+}
