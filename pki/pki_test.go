@@ -1,0 +1,115 @@
+package pki_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"testing"
+	"time"
+
+	"github.com/myt-iot/myt/pki"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func TestServerCertificateVerifiesAgainstCA(t *testing.T) {
+	ca, err := pki.NewCA("greenhouse", pki.Options{Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.IssueServer([]string{"greenhouse.example", "203.0.113.10", "localhost", "127.0.0.1"}, pki.Options{Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"greenhouse.example", "203.0.113.10", "localhost", "127.0.0.1"} {
+		if err := ca.Verify(srv.CertPEM, name, t0.Add(time.Hour)); err != nil {
+			t.Errorf("verify %s: %v", name, err)
+		}
+	}
+	if err := ca.Verify(srv.CertPEM, "other.example", t0.Add(time.Hour)); err == nil {
+		t.Error("certificate verified for a name it does not carry")
+	}
+	if err := ca.Verify(srv.CertPEM, "localhost", t0.Add(pki.ServerValidity+time.Hour)); err == nil {
+		t.Error("certificate verified after it expired")
+	}
+	other, err := pki.NewCA("other", pki.Options{Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Verify(srv.CertPEM, "localhost", t0.Add(time.Hour)); err == nil {
+		t.Error("certificate verified against a different platform's CA")
+	}
+}
+
+// TestTLSHandshake uses the material the way RabbitMQ and devices do: a
+// TLS server with the server pair, a client trusting only the CA.
+func TestTLSHandshake(t *testing.T) {
+	ca, err := pki.NewCA("hs", pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.IssueServer([]string{"localhost", "127.0.0.1"}, pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(srv.CertPEM, srv.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("ok"))
+	}()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca.CertPEM) {
+		t.Fatal("CA PEM not accepted")
+	}
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	defer c.Close()
+	buf := make([]byte, 2)
+	if _, err := c.Read(buf); err != nil || string(buf) != "ok" {
+		t.Fatalf("read %q: %v", buf, err)
+	}
+}
+
+func TestLoadCARoundTrip(t *testing.T) {
+	ca, err := pki.NewCA("rt", pki.Options{Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := pki.LoadCA(ca.CertPEM, ca.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := back.IssueServer([]string{"rt.local"}, pki.Options{Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Verify(srv.CertPEM, "rt.local", t0); err != nil {
+		t.Fatalf("cert from reloaded CA: %v", err)
+	}
+	other, _ := pki.NewCA("x", pki.Options{Now: t0})
+	if _, err := pki.LoadCA(ca.CertPEM, other.KeyPEM); err == nil {
+		t.Fatal("LoadCA accepted a key that does not match the certificate")
+	}
+	if _, err := pki.LoadCA(srv.CertPEM, srv.KeyPEM); err == nil {
+		t.Fatal("LoadCA accepted a server certificate as a CA")
+	}
+	blk, _ := pem.Decode(ca.CertPEM)
+	c, _ := x509.ParseCertificate(blk.Bytes)
+	if !c.IsCA || c.MaxPathLen != 0 || !c.MaxPathLenZero {
+		t.Fatalf("CA constraints: IsCA=%v MaxPathLen=%d", c.IsCA, c.MaxPathLen)
+	}
+}
