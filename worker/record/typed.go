@@ -82,6 +82,10 @@ func Coerce(v any, typ string) (any, error) {
 		switch x := v.(type) {
 		case bool:
 			return x, nil
+		case int64:
+			if x == 0 || x == 1 {
+				return x == 1, nil
+			}
 		case json.Number:
 			switch x {
 			case "0":
