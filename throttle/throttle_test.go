@@ -1,0 +1,32 @@
+package throttle_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/myt-iot/myt/throttle"
+)
+
+func TestLimiter(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := throttle.New(6, 3).WithClock(func() time.Time { return now })
+	for i := range 3 {
+		if !l.Allow("1.2.3.4") {
+			t.Fatalf("attempt %d of the burst refused", i+1)
+		}
+	}
+	if l.Allow("1.2.3.4") {
+		t.Fatal("4th attempt within the same instant allowed")
+	}
+	if !l.Allow("5.6.7.8") {
+		t.Fatal("another key is limited by the first")
+	}
+	now = now.Add(9 * time.Second) // 6/min = one every 10 s
+	if l.Allow("1.2.3.4") {
+		t.Fatal("allowed before a token refilled")
+	}
+	now = now.Add(time.Second)
+	if !l.Allow("1.2.3.4") {
+		t.Fatal("refused after a token refilled")
+	}
+}
