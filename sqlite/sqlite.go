@@ -189,6 +189,9 @@ func fromNullMS(ms sql.NullInt64) *time.Time {
 
 // isUnique reports whether err is a UNIQUE constraint violation.
 func isUnique(err error) bool {
+	if err == nil {
+		return false
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
