@@ -1,0 +1,95 @@
+package render
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+
+	"github.com/myt-iot/myt"
+)
+
+// infraFS holds one static OpenTofu/Terraform module per cloud provider.
+// They are copied into bundles unchanged; only terraform.tfvars.json is
+// generated.
+//
+//go:embed infra/aws/*.tf infra/openstack/*.tf infra/azure/*.tf infra/gcp/*.tf
+var infraFS embed.FS
+
+// InfraModule returns the embedded module files of a cloud provider
+// (aws, openstack, azure, gcp), keyed by file name.
+func InfraModule(provider string) (map[string][]byte, error) {
+	ents, err := fs.ReadDir(infraFS, "infra/"+provider)
+	if err != nil {
+		return nil, fmt.Errorf("no infrastructure module for provider %q", provider)
+	}
+	out := map[string][]byte{}
+	for _, e := range ents {
+		b, err := infraFS.ReadFile(path.Join("infra", provider, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out[e.Name()] = b
+	}
+	return out, nil
+}
+
+// TFVars returns the variables of the platform's infrastructure module:
+// what terraform.tfvars.json holds. It carries no secret (cloud
+// credentials reach tofu through the environment).
+func TFVars(d *myt.Design, sshPublicKey string) map[string]any {
+	t := d.Spec.Target
+	v := map[string]any{
+		"name":           d.Metadata.Name,
+		"region":         t.Region,
+		"size":           t.Size,
+		"instance_type":  t.InstanceType,
+		"image":          t.Image,
+		"data_volume_gb": t.DataVolumeGB,
+		"admin_cidrs":    nonNil(t.AdminCIDRs),
+		"admin_ports":    []int{GrafanaPort},
+		"device_cidrs":   nonNil(t.DeviceCIDRs),
+		"device_ports":   nonNilInts(d.Spec.Broker.Ports()),
+		"ssh_public_key": sshPublicKey,
+	}
+	switch t.Provider {
+	case myt.ProviderAWS, myt.ProviderOpenStack, myt.ProviderGCP:
+		v["zone"] = t.Zone
+	}
+	if t.Provider == myt.ProviderOpenStack && t.ExternalNetwork != "" {
+		v["external_network"] = t.ExternalNetwork
+	}
+	return v
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilInts(s []int) []int {
+	if s == nil {
+		return []int{}
+	}
+	return s
+}
+
+func (r *renderer) infra() error {
+	p := r.d.Spec.Target.Provider
+	mod, err := InfraModule(p)
+	if err != nil {
+		return err
+	}
+	for name, b := range mod {
+		r.b.add("infra/"+name, b, 0o644)
+	}
+	vars, err := json.MarshalIndent(TFVars(r.d, r.sshPub), "", "  ")
+	if err != nil {
+		return fmt.Errorf("tfvars: %w", err)
+	}
+	r.b.add("infra/terraform.tfvars.json", append(vars, '\n'), 0o644)
+	return nil
+}

@@ -1,0 +1,352 @@
+package render
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"text/template"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/worker"
+)
+
+//go:embed platform/*.tmpl
+var platformFS embed.FS
+
+// Images are the upstream images a platform runs, pinned by version. Each
+// is overridable at `docker compose` time by the environment variable
+// ImageEnv[service] (the test environment substitutes locally built ones).
+var Images = map[string]string{
+	"rabbitmq":    "rabbitmq:3.13.7-management",
+	"mysql":       "mysql:8.4.3",
+	"timescaledb": "timescale/timescaledb:2.17.2-pg16",
+	"mongodb":     "mongo:7.0.15",
+	"influxdb":    "influxdb:2.7.10",
+	"grafana":     "grafana/grafana-oss:11.3.1",
+	"worker":      "myt-iot/myt", // tagged with Options.WorkerImageTag
+}
+
+// ImageEnv names the variable that overrides each service's image.
+var ImageEnv = map[string]string{
+	"rabbitmq":    "MYT_IMAGE_RABBITMQ",
+	"mysql":       "MYT_IMAGE_MYSQL",
+	"timescaledb": "MYT_IMAGE_TIMESCALEDB",
+	"mongodb":     "MYT_IMAGE_MONGODB",
+	"influxdb":    "MYT_IMAGE_INFLUXDB",
+	"grafana":     "MYT_IMAGE_GRAFANA",
+	"worker":      "MYT_IMAGE_WORKER",
+}
+
+// UIDs are the numeric users the services run as; the platform role makes
+// each service's secret files 0600 owned by its user. Database images
+// start as root, read their secrets, then drop privileges themselves.
+var UIDs = map[string]int{"rabbitmq": 999, "grafana": 472, "worker": 10001, "db": 0}
+
+// Platform paths inside containers and on the host.
+const (
+	// HostPlatformDir is where Ansible installs platform/ on the host.
+	HostPlatformDir = "/srv/myt/platform"
+	// HostDataDir is where the data volume is mounted.
+	HostDataDir = "/srv/myt/data"
+	// WorkerAPIPort is the worker's HTTP port inside its container and on
+	// the host's loopback.
+	WorkerAPIPort = 8080
+	// GrafanaPort is Grafana's HTTPS port (open to admin CIDRs).
+	GrafanaPort = 3000
+	// ManagementPort is RabbitMQ's management port (loopback only).
+	ManagementPort = 15672
+	// WorkerTopicPrefix is the first MQTT topic level devices publish to.
+	WorkerTopicPrefix = "myt"
+)
+
+// secretFile is a file under platform/secrets/ and the service whose user
+// owns it on the host.
+type secretFile struct {
+	name  string
+	owner string // key of UIDs
+	data  []byte
+}
+
+func (r *renderer) platform() error {
+	d := r.d
+	db := d.Spec.Database.Kind
+	get := func(names ...string) (map[string]string, error) {
+		m := map[string]string{}
+		for _, n := range names {
+			v, err := r.secret(n)
+			if err != nil {
+				return nil, err
+			}
+			m[n] = v
+		}
+		return m, nil
+	}
+	s, err := get(SecretRabbitMQAdmin, SecretRabbitMQWorker, SecretRabbitMQDevice, SecretDB, SecretGrafanaAdmin, SecretWorkerToken)
+	if err != nil {
+		return err
+	}
+	switch db {
+	case myt.DatabaseMySQL:
+		if s[SecretDBRoot], err = r.secret(SecretDBRoot); err != nil {
+			return err
+		}
+	case myt.DatabaseInfluxDB:
+		if s[SecretInfluxToken], err = r.secret(SecretInfluxToken); err != nil {
+			return err
+		}
+	}
+
+	defs, err := json.MarshalIndent(definitions(s), "", "  ")
+	if err != nil {
+		return fmt.Errorf("rabbitmq definitions: %w", err)
+	}
+	dsn := databaseDSN(db, s)
+	grafanaDBSecret, grafanaDBValue := "grafana_db_password", s[SecretDB]
+	switch db {
+	case myt.DatabaseInfluxDB:
+		grafanaDBSecret, grafanaDBValue = "grafana_influxdb_token", s[SecretInfluxToken]
+	case myt.DatabaseMongoDB:
+		grafanaDBSecret, grafanaDBValue = "grafana_worker_token", s[SecretWorkerToken]
+	}
+	files := []secretFile{
+		{"rabbitmq_definitions.json", "rabbitmq", append(defs, '\n')},
+		{"rabbitmq_tls_key", "rabbitmq", r.server.KeyPEM},
+		{"rabbitmq_worker_password", "worker", []byte(s[SecretRabbitMQWorker] + "\n")},
+		{"db_dsn", "worker", []byte(dsn + "\n")},
+		{"worker_api_token", "worker", []byte(s[SecretWorkerToken] + "\n")},
+		{"grafana_admin_password", "grafana", []byte(s[SecretGrafanaAdmin] + "\n")},
+		{"grafana_tls_key", "grafana", r.server.KeyPEM},
+		{grafanaDBSecret, "grafana", []byte(grafanaDBValue + "\n")},
+		{"db_password", "db", []byte(s[SecretDB] + "\n")},
+	}
+	if db == myt.DatabaseMySQL {
+		files = append(files, secretFile{"db_root_password", "db", []byte(s[SecretDBRoot] + "\n")})
+	}
+	if db == myt.DatabaseInfluxDB {
+		files = append(files, secretFile{"influxdb_token", "db", []byte(s[SecretInfluxToken] + "\n")})
+	}
+	var secretNames []string
+	owners := map[string]int{}
+	for _, f := range files {
+		r.b.addSecret("platform/secrets/"+f.name, f.data)
+		secretNames = append(secretNames, f.name)
+		owners[f.name] = UIDs[f.owner]
+	}
+	slices.Sort(secretNames)
+	r.secretOwners = owners
+
+	// compose.yaml
+	ports := d.Spec.Broker.Ports()
+	workerPorts := fmt.Sprint(WorkerAPIPort)
+	if n := d.Spec.Processing.Workers; n > 1 {
+		workerPorts = fmt.Sprintf("%d-%d", WorkerAPIPort, WorkerAPIPort+n-1)
+	}
+	images := map[string]string{}
+	for k, v := range Images {
+		images[k] = v
+	}
+	images["worker"] = Images["worker"] + ":" + r.opts.WorkerImageTag
+	plugins := ""
+	if db == myt.DatabaseMongoDB {
+		plugins = infinityPlugin
+	}
+	data := map[string]any{
+		"Name":            d.Metadata.Name,
+		"DB":              db,
+		"Images":          images,
+		"UIDs":            UIDs,
+		"DevicePorts":     ports,
+		"Workers":         d.Spec.Processing.Workers,
+		"WorkerPorts":     workerPorts,
+		"Handler":         d.Spec.Processing.Handler != "",
+		"InfluxRetention": influxRetention(d.Spec.Database.RetentionDays),
+		"GrafanaPlugins":  plugins,
+		"GrafanaDBSecret": grafanaDBSecret,
+		"Volumes":         []string{"rabbitmq-data", db + "-data", "grafana-data"},
+		"SecretFiles":     secretNames,
+	}
+	compose, err := execTemplate("platform/compose.yaml.tmpl", data)
+	if err != nil {
+		return err
+	}
+	r.b.add("platform/compose.yaml", compose, 0o644)
+	r.volumes = data["Volumes"].([]string)
+
+	// RabbitMQ
+	conf, err := execTemplate("platform/rabbitmq.conf.tmpl", map[string]any{"Broker": d.Spec.Broker})
+	if err != nil {
+		return err
+	}
+	r.b.add("platform/rabbitmq/rabbitmq.conf", conf, 0o644)
+	r.b.add("platform/rabbitmq/enabled_plugins", []byte("[rabbitmq_management,rabbitmq_mqtt,rabbitmq_prometheus].\n"), 0o644)
+
+	// TLS
+	r.b.add("platform/tls/ca.crt", r.ca.CertPEM, 0o644)
+	r.b.add("platform/tls/server.crt", append(slices.Clone(r.server.CertPEM), r.ca.CertPEM...), 0o644)
+
+	// Database init
+	if db == myt.DatabaseTimescaleDB {
+		r.b.add("platform/db/init/001-timescaledb.sql", []byte("-- Rendered by myt: the worker creates its hypertable; this only makes sure\n-- the extension is there.\nCREATE EXTENSION IF NOT EXISTS timescaledb;\n"), 0o644)
+	}
+
+	// Worker
+	wc, err := r.workerConfig()
+	if err != nil {
+		return err
+	}
+	r.b.add("platform/worker/worker.yaml", wc, 0o644)
+	if h := d.Spec.Processing.Handler; h != "" {
+		if !strings.HasSuffix(h, "\n") {
+			h += "\n"
+		}
+		r.b.add("platform/worker/handler.py", []byte(h), 0o644)
+	}
+
+	// Grafana
+	return r.grafana()
+}
+
+// definitions is RabbitMQ's definitions.json: the vhost, users (with
+// salted SHA-256 password hashes, never the passwords), permissions and
+// the ingest topology. The worker does not declare topology (declare:
+// false in worker.yaml): this file is its single source.
+func definitions(s map[string]string) map[string]any {
+	user := func(name, pw string, tags ...string) map[string]any {
+		if tags == nil {
+			tags = []string{}
+		}
+		return map[string]any{"name": name, "password_hash": rabbitHash(name, pw), "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": tags, "limits": map[string]any{}}
+	}
+	perm := func(u, c, w, r string) map[string]any {
+		return map[string]any{"user": u, "vhost": "myt", "configure": c, "write": w, "read": r}
+	}
+	return map[string]any{
+		"users": []any{
+			user("myt-admin", s[SecretRabbitMQAdmin], "administrator"),
+			user("myt-worker", s[SecretRabbitMQWorker]),
+			user("myt-device", s[SecretRabbitMQDevice]),
+		},
+		"vhosts": []any{map[string]any{"name": "myt"}},
+		"permissions": []any{
+			perm("myt-admin", ".*", ".*", ".*"),
+			perm("myt-worker", `^myt\.`, `^(amq\.default|myt\..*)$`, `^(amq\.topic|myt\..*)$`),
+			// MQTT clients need their own subscription queues and amq.topic.
+			perm("myt-device", `^mqtt-subscription-.*`, `^(amq\.topic|mqtt-subscription-.*)$`, `^(amq\.topic|mqtt-subscription-.*)$`),
+		},
+		"topic_permissions": []any{
+			map[string]any{"user": "myt-device", "vhost": "myt", "exchange": "amq.topic", "write": `^myt\.`, "read": `^myt\.`},
+		},
+		"queues": []any{
+			map[string]any{"name": "myt.ingest", "vhost": "myt", "durable": true, "auto_delete": false, "arguments": map[string]any{
+				"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "myt.dead",
+			}},
+			map[string]any{"name": "myt.dead", "vhost": "myt", "durable": true, "auto_delete": false, "arguments": map[string]any{"x-queue-type": "quorum"}},
+		},
+		"exchanges": []any{},
+		"bindings": []any{
+			map[string]any{"source": "amq.topic", "vhost": "myt", "destination": "myt.ingest", "destination_type": "queue", "routing_key": WorkerTopicPrefix + ".#", "arguments": map[string]any{}},
+		},
+	}
+}
+
+// rabbitHash is RabbitMQ's rabbit_password_hashing_sha256: base64(salt ||
+// sha256(salt || password)) with a 4-byte salt. The salt is derived from
+// the user and password (which are long and random), so the same secrets
+// give the same file.
+func rabbitHash(user, pw string) string {
+	s := sha256.Sum256([]byte("myt rabbitmq salt\x00" + user + "\x00" + pw))
+	salt := s[:4]
+	h := sha256.Sum256(append(slices.Clone(salt), pw...))
+	return base64.StdEncoding.EncodeToString(append(slices.Clone(salt), h[:]...))
+}
+
+// databaseDSN is the worker's DSN for the platform's database service.
+// Formats per kind are in docs/worker.md.
+func databaseDSN(kind string, s map[string]string) string {
+	pw := s[SecretDB]
+	switch kind {
+	case myt.DatabaseMySQL:
+		return "myt:" + pw + "@tcp(mysql:3306)/myt?parseTime=true"
+	case myt.DatabaseTimescaleDB:
+		u := url.URL{Scheme: "postgres", User: url.UserPassword("myt", pw), Host: "timescaledb:5432", Path: "/myt", RawQuery: "sslmode=disable"}
+		return u.String()
+	case myt.DatabaseMongoDB:
+		u := url.URL{Scheme: "mongodb", User: url.UserPassword("myt", pw), Host: "mongodb:27017", Path: "/myt", RawQuery: "authSource=admin"}
+		return u.String()
+	case myt.DatabaseInfluxDB:
+		q := url.Values{"org": {"myt"}, "bucket": {"myt"}, "token": {s[SecretInfluxToken]}}
+		return "http://influxdb:8086/?" + q.Encode()
+	}
+	return ""
+}
+
+func influxRetention(days int) string {
+	if days == 0 {
+		return "0s"
+	}
+	return fmt.Sprintf("%dd", days)
+}
+
+func (r *renderer) workerConfig() ([]byte, error) {
+	d := r.d
+	c := worker.DefaultConfig()
+	c.TopicPrefix = WorkerTopicPrefix
+	c.AMQP.URLs = []string{"amqp://myt-worker@rabbitmq:5672/myt"}
+	c.AMQP.PasswordFile = "/run/secrets/rabbitmq_worker_password"
+	declare := false
+	c.AMQP.Declare = &declare
+	c.Database.Kind = d.Spec.Database.Kind
+	c.Database.DSNFile = "/run/secrets/db_dsn"
+	if len(d.Spec.Database.Fields) > 0 {
+		c.Database.Fields = d.Spec.Database.Fields
+	}
+	if d.Spec.Processing.Handler != "" {
+		c.Handler.Path = "/etc/myt/handler.py"
+	}
+	c.Handler.Timeout = worker.Dur(secondsDur(d.Spec.Processing.TimeoutSeconds))
+	c.HTTP.Listen = fmt.Sprintf(":%d", WorkerAPIPort)
+	c.HTTP.TokenFile = "/run/secrets/worker_api_token"
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	// Through JSON so that empty optional keys are left out (the JSON tags
+	// carry omitempty), keeping the worker's key order.
+	js, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	body, err := yaml.JSONToYAML(js)
+	if err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	// Prove the file reads back exactly: the worker's own parser decides.
+	back, err := worker.ParseConfig(body)
+	if err != nil {
+		return nil, fmt.Errorf("worker config does not parse back: %w", err)
+	}
+	if back.Database.Kind != c.Database.Kind || back.DeclareTopology() {
+		return nil, fmt.Errorf("worker config does not round-trip")
+	}
+	head := "# Rendered by myt for platform " + d.Metadata.Name + "; keys are documented in docs/worker.md.\n"
+	return append([]byte(head), body...), nil
+}
+
+func execTemplate(name string, data any) ([]byte, error) {
+	t, err := template.New(strings.TrimPrefix(name, "platform/")).Option("missingkey=error").ParseFS(platformFS, name)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	return buf.Bytes(), nil
+}
