@@ -102,6 +102,14 @@ func (r *Runner) Path() string {
 	return r.opts.Path
 }
 
+// SetPath changes the file used for later restarts (after the running
+// code's file was renamed).
+func (r *Runner) SetPath(path string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.opts.Path = path
+}
+
 // Restarts returns how many times the process was restarted.
 func (r *Runner) Restarts() int {
 	r.mu.Lock()

@@ -366,5 +366,3 @@ func (s *Sink) Close() error {
 	}
 	return nil
 }
-
-

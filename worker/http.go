@@ -1,0 +1,376 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/myt-iot/myt/worker/record"
+	"github.com/myt-iot/myt/worker/sink"
+)
+
+// MaxImportLine bounds one NDJSON line of /v1/import.
+const MaxImportLine = 1 << 20
+
+// HTTPHandler serves /healthz, /readyz, /metrics and, behind the bearer
+// token, /v1/export, /v1/import and /v1/handler. An empty token disables
+// the /v1 endpoints (403).
+func (w *Worker) HTTPHandler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
+		if !w.running.Load() {
+			http.Error(rw, "not running", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := w.Ready(ctx); err != nil {
+			http.Error(rw, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.Metrics.Registry, promhttp.HandlerOpts{}))
+	auth := func(h http.HandlerFunc) http.HandlerFunc {
+		want := sha256.Sum256([]byte(token))
+		return func(rw http.ResponseWriter, r *http.Request) {
+			if token == "" {
+				http.Error(rw, "the worker API is disabled: no http.tokenFile configured", http.StatusForbidden)
+				return
+			}
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			g := sha256.Sum256([]byte(got))
+			if !ok || subtle.ConstantTimeCompare(g[:], want[:]) != 1 {
+				rw.Header().Set("WWW-Authenticate", `Bearer realm="myt-worker"`)
+				http.Error(rw, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			h(rw, r)
+		}
+	}
+	mux.HandleFunc("GET /v1/export", auth(w.serveExport))
+	mux.HandleFunc("POST /v1/import", auth(w.serveImport))
+	mux.HandleFunc("PUT /v1/handler", auth(w.serveHandler))
+	return mux
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return record.ParseTS(s)
+}
+
+func (w *Worker) serveExport(rw http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, err := parseTime(q.Get("from"))
+	if err != nil {
+		http.Error(rw, "from: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	to, err := parseTime(q.Get("to"))
+	if err != nil {
+		http.Error(rw, "to: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	format := q.Get("format")
+	if format == "" {
+		format = "ndjson"
+	}
+	if format != "csv" && format != "ndjson" {
+		http.Error(rw, "format: must be csv or ndjson", http.StatusBadRequest)
+		return
+	}
+	ex, ok := w.sink.(sink.Exporter)
+	if !ok {
+		http.Error(rw, "this database kind cannot export", http.StatusNotImplemented)
+		return
+	}
+	flusher, _ := rw.(http.Flusher)
+	bw := bufio.NewWriterSize(rw, 64<<10)
+	n := 0
+	flush := func() {
+		bw.Flush()
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	var emit func(record.Record) error
+	names := make([]string, 0, len(w.cfg.Database.Fields))
+	for k := range w.cfg.Database.Fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	if format == "csv" {
+		rw.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		cw := csv.NewWriter(bw)
+		cw.Write(append(append([]string{"id", "device", "topic", "ts"}, names...), "fields"))
+		row := make([]string, 0, len(names)+5)
+		emit = func(rec record.Record) error {
+			row = append(row[:0], rec.ID, rec.Device, rec.Topic, rec.TS.UTC().Format(time.RFC3339Nano))
+			rest := make(map[string]any, len(rec.Fields))
+			for k, v := range rec.Fields {
+				rest[k] = v
+			}
+			for _, k := range names {
+				row = append(row, csvValue(rest[k]))
+				delete(rest, k)
+			}
+			if len(rest) > 0 {
+				b, _ := json.Marshal(rest)
+				row = append(row, string(b))
+			} else {
+				row = append(row, "")
+			}
+			return cw.Write(row)
+		}
+		defer cw.Flush()
+	} else {
+		rw.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(bw)
+		emit = func(rec record.Record) error { return enc.Encode(rec) }
+	}
+	err = ex.Export(r.Context(), sink.Query{From: from, To: to, Device: q.Get("device")}, func(rec record.Record) error {
+		if err := emit(rec); err != nil {
+			return err
+		}
+		n++
+		if n%1000 == 0 {
+			flush()
+		}
+		return nil
+	})
+	if err != nil {
+		w.log.Warn("export failed", "err", err, "rows", n)
+		if n == 0 {
+			http.Error(rw, "export failed", http.StatusInternalServerError)
+			return
+		}
+	}
+	flush()
+}
+
+func csvValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case json.Number:
+		return string(x)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+type importResult struct {
+	Imported int           `json:"imported"`
+	Rejected []importError `json:"rejected"`
+}
+
+type importError struct {
+	Line  int    `json:"line"`
+	ID    string `json:"id,omitempty"`
+	Error string `json:"error"`
+}
+
+// serveImport writes NDJSON records ({id, device, topic, ts, fields}) in
+// batches; ids make it idempotent. A record without id gets the hash of
+// its line.
+func (w *Worker) serveImport(rw http.ResponseWriter, r *http.Request) {
+	sc := bufio.NewScanner(r.Body)
+	sc.Buffer(make([]byte, 64<<10), MaxImportLine)
+	res := importResult{Rejected: []importError{}}
+	var batch []record.Record
+	lines := map[string]int{}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		n, rejected, err := w.importBatch(r.Context(), batch)
+		if err != nil {
+			return err
+		}
+		res.Imported += n
+		for id, msg := range rejected {
+			res.Rejected = append(res.Rejected, importError{Line: lines[id], ID: id, Error: msg})
+		}
+		batch = batch[:0]
+		clear(lines)
+		return nil
+	}
+	line := 0
+	for sc.Scan() {
+		line++
+		b := sc.Bytes()
+		if len(strings.TrimSpace(string(b))) == 0 {
+			continue
+		}
+		var in struct {
+			ID     string         `json:"id"`
+			Device string         `json:"device"`
+			Topic  string         `json:"topic"`
+			TS     any            `json:"ts"`
+			Fields map[string]any `json:"fields"`
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.UseNumber()
+		if err := dec.Decode(&in); err != nil {
+			res.Rejected = append(res.Rejected, importError{Line: line, Error: "invalid JSON: " + err.Error()})
+			continue
+		}
+		ts, err := record.ParseTS(in.TS)
+		if err != nil || in.Device == "" {
+			msg := "ts: required, RFC 3339 or epoch"
+			if err == nil {
+				msg = "device: required"
+			}
+			res.Rejected = append(res.Rejected, importError{Line: line, ID: in.ID, Error: msg})
+			continue
+		}
+		if in.ID == "" {
+			s := sha256.Sum256(b)
+			in.ID = "imp:" + hex.EncodeToString(s[:16])
+		}
+		if in.Topic == "" {
+			in.Topic = w.cfg.TopicPrefix + "/" + in.Device
+		}
+		if in.Fields == nil {
+			in.Fields = map[string]any{}
+		}
+		if _, dup := lines[in.ID]; dup {
+			continue
+		}
+		lines[in.ID] = line
+		batch = append(batch, record.Record{ID: in.ID, Device: in.Device, Topic: in.Topic, TS: ts.UTC(), Fields: in.Fields, Redelivered: true})
+		if len(batch) >= w.cfg.Batch.Size {
+			if err := flush(); err != nil {
+				w.importFailed(rw, res, err)
+				return
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		res.Rejected = append(res.Rejected, importError{Line: line + 1, Error: "read: " + err.Error()})
+	}
+	if err := flush(); err != nil {
+		w.importFailed(rw, res, err)
+		return
+	}
+	w.Metrics.Imported.Add(float64(res.Imported))
+	rw.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(rw).Encode(res)
+}
+
+func (w *Worker) importFailed(rw http.ResponseWriter, res importResult, err error) {
+	w.log.Warn("import failed", "err", err, "imported", res.Imported)
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(http.StatusServiceUnavailable)
+	json.NewEncoder(rw).Encode(struct {
+		importResult
+		Error string `json:"error"`
+	}{res, "database write failed; the import can be repeated safely"})
+}
+
+// importBatch writes records, isolating rejected ones; a transient error
+// is returned (the client retries: imports are idempotent).
+func (w *Worker) importBatch(ctx context.Context, recs []record.Record) (int, map[string]string, error) {
+	rejected := map[string]string{}
+	var write func(recs []record.Record) (int, error)
+	write = func(recs []record.Record) (int, error) {
+		for len(recs) > 0 {
+			w.sinkMu.Lock()
+			err := w.sink.Write(ctx, recs)
+			w.sinkMu.Unlock()
+			var inv *record.InvalidError
+			switch {
+			case err == nil:
+				return len(recs), nil
+			case errors.As(err, &inv):
+				rejected[inv.ID] = inv.Err.Error()
+				out := recs[:0:0]
+				for _, r := range recs {
+					if r.ID != inv.ID {
+						out = append(out, r)
+					}
+				}
+				recs = out
+			case errors.Is(err, sink.ErrRejected):
+				if len(recs) == 1 {
+					rejected[recs[0].ID] = err.Error()
+					return 0, nil
+				}
+				h := len(recs) / 2
+				a, err := write(recs[:h:h])
+				if err != nil {
+					return 0, err
+				}
+				b, err := write(recs[h:])
+				return a + b, err
+			default:
+				return 0, err
+			}
+		}
+		return 0, nil
+	}
+	n, err := write(recs)
+	return n, rejected, err
+}
+
+// serveHandler replaces the handler code: the body is the new handler.py.
+// It is loaded beside the current file first; only when it imports cleanly
+// does it replace the file and the running handler.
+func (w *Worker) serveHandler(rw http.ResponseWriter, r *http.Request) {
+	if w.cfg.Handler.Path == "" || w.Handler() == nil {
+		http.Error(rw, "no handler configured (passthrough): set handler.path and restart", http.StatusConflict)
+		return
+	}
+	code, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	if err != nil {
+		http.Error(rw, "read body", http.StatusBadRequest)
+		return
+	}
+	path := w.cfg.Handler.Path
+	next := filepath.Join(filepath.Dir(path), ".handler-next.py")
+	if err := os.WriteFile(next, code, 0o644); err != nil {
+		http.Error(rw, "cannot write the handler file", http.StatusInternalServerError)
+		w.log.Error("write handler", "err", err)
+		return
+	}
+	if err := w.SwapHandler(r.Context(), next); err != nil {
+		os.Remove(next)
+		http.Error(rw, "handler rejected: "+err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	if err := os.Rename(next, path); err != nil {
+		w.log.Error("handler swapped but the file could not be renamed", "err", err)
+	} else {
+		w.Handler().SetPath(path)
+	}
+	fmt.Fprintln(rw, "handler swapped")
+}
