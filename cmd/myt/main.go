@@ -36,6 +36,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 	)
+	root.AddCommand(newWorkerCmd(), newCodeCmd())
 	return root
 }
 
