@@ -28,6 +28,10 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// ErrServerKeyMismatch is returned by Open when the server key is not the one
+// the database's secrets are sealed with.
+var ErrServerKeyMismatch = errors.New("wrong server key")
+
 // DBFile is the database's file name in the data dir.
 const DBFile = "myt.db"
 
@@ -155,7 +159,7 @@ func (db *DB) checkServerKey(ctx context.Context) error {
 		case err != nil:
 			return err
 		case have != fp:
-			return fmt.Errorf("the server key (fingerprint %s) is not the one this database was sealed with (%s): restore the right %s or %s", fp, have, vault.ServerKeyFile, vault.ServerKeyEnv)
+			return fmt.Errorf("%w: the server key (fingerprint %s) is not the one this database was sealed with (%s): restore the right %s or %s", ErrServerKeyMismatch, fp, have, vault.ServerKeyFile, vault.ServerKeyEnv)
 		}
 		return nil
 	})

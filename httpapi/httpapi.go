@@ -1,0 +1,330 @@
+// Package httpapi serves MyT's JSON API under /api/v1 and provides the Go
+// client that the CLI uses. Requests authenticate with a personal API token
+// ("Authorization: Bearer mytt_..."); errors are
+// {"error": {"code": ..., "message": ..., "fields": [...]}}.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/throttle"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 2 << 20
+
+// Config wires the API to its services.
+type Config struct {
+	Users       myt.UserService
+	Sessions    myt.SessionService
+	Credentials myt.CredentialService
+	Platforms   myt.PlatformService
+	Admin       myt.AdminService
+	Logger      *slog.Logger
+	// LoginLimiter limits login and setup attempts per client address and
+	// per user name.
+	LoginLimiter *throttle.Limiter
+	// Registerer receives the API's metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Server is the JSON API. It implements http.Handler.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	metrics *metrics
+}
+
+// route is one endpoint; the table drives the mux, the OpenAPI document's
+// test and the authorization test matrix.
+type route struct {
+	method, path string
+	// public routes need no token.
+	public bool
+	// admin routes are refused (403) to non-admins before the body is read.
+	admin   bool
+	handler func(s *Server, w http.ResponseWriter, r *http.Request) error
+}
+
+// Routes lists "METHOD /path" of every endpoint, for tests and docs.
+func Routes() []string {
+	routes := routeTable()
+	out := make([]string, len(routes))
+	for i, rt := range routes {
+		out[i] = rt.method + " " + rt.path
+	}
+	return out
+}
+
+// PublicRoutes lists the endpoints that need no token.
+func PublicRoutes() []string {
+	var out []string
+	for _, rt := range routeTable() {
+		if rt.public {
+			out = append(out, rt.method+" "+rt.path)
+		}
+	}
+	return out
+}
+
+// routeTable returns every endpoint (a function, not a variable, because the
+// OpenAPI handler reads the table too).
+func routeTable() []route {
+	return []route{
+		{"GET", "/api/v1/openapi.json", true, false, (*Server).openAPI},
+		{"GET", "/api/v1/status", true, false, (*Server).status},
+		{"POST", "/api/v1/setup", true, false, (*Server).setup},
+		{"POST", "/api/v1/login", true, false, (*Server).login},
+		{"POST", "/api/v1/logout", false, false, (*Server).logout},
+		{"GET", "/api/v1/me", false, false, (*Server).me},
+		{"POST", "/api/v1/me/password", false, false, (*Server).changePassword},
+		{"POST", "/api/v1/me/lost-credentials", false, false, (*Server).acknowledgeLost},
+		{"GET", "/api/v1/tokens", false, false, (*Server).listTokens},
+		{"POST", "/api/v1/tokens", false, false, (*Server).createToken},
+		{"DELETE", "/api/v1/tokens/{id}", false, false, (*Server).deleteToken},
+		{"GET", "/api/v1/credential-kinds", false, false, (*Server).credentialKinds},
+		{"GET", "/api/v1/credentials", false, false, (*Server).listCredentials},
+		{"POST", "/api/v1/credentials", false, false, (*Server).createCredential},
+		{"GET", "/api/v1/credentials/{id}", false, false, (*Server).getCredential},
+		{"DELETE", "/api/v1/credentials/{id}", false, false, (*Server).deleteCredential},
+		{"POST", "/api/v1/designs/validate", false, false, (*Server).validateDesign},
+		{"GET", "/api/v1/platforms", false, false, (*Server).listPlatforms},
+		{"POST", "/api/v1/platforms", false, false, (*Server).createPlatform},
+		{"GET", "/api/v1/platforms/{id}", false, false, (*Server).getPlatform},
+		{"PUT", "/api/v1/platforms/{id}", false, false, (*Server).updatePlatform},
+		{"DELETE", "/api/v1/platforms/{id}", false, false, (*Server).deletePlatform},
+		{"GET", "/api/v1/users", false, true, (*Server).listUsers},
+		{"POST", "/api/v1/users", false, true, (*Server).createUser},
+		{"GET", "/api/v1/users/{id}", false, false, (*Server).getUser},
+		{"PATCH", "/api/v1/users/{id}", false, true, (*Server).updateUser},
+		{"POST", "/api/v1/users/{id}/password", false, true, (*Server).resetPassword},
+		{"GET", "/api/v1/settings", false, false, (*Server).getSettings},
+		{"PUT", "/api/v1/settings", false, true, (*Server).putSettings},
+		{"GET", "/api/v1/invites", false, true, (*Server).listInvites},
+		{"POST", "/api/v1/invites", false, true, (*Server).createInvite},
+		{"DELETE", "/api/v1/invites/{id}", false, true, (*Server).deleteInvite},
+	}
+}
+
+// New returns the API server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LoginLimiter == nil {
+		cfg.LoginLimiter = throttle.New(10, 5)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registerer)}
+	for _, rt := range routeTable() {
+		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+	}
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, myt.Errorf(myt.ENOTFOUND, "No such API endpoint: %s %s.", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) wrap(rt route) http.Handler {
+	pattern := rt.method + " " + rt.path
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		w = sw
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		var err error
+		if !rt.public {
+			var ctx context.Context
+			ctx, err = s.authenticate(r)
+			if err == nil {
+				r = r.WithContext(ctx)
+			}
+		}
+		if err == nil && rt.admin && !myt.UserFromContext(r.Context()).Admin {
+			err = myt.Errorf(myt.EFORBIDDEN, "Only administrators can do this.")
+		}
+		if err == nil {
+			err = rt.handler(s, w, r)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+		}
+		s.metrics.observe(pattern, sw.status, time.Since(start))
+	})
+}
+
+func (s *Server) authenticate(r *http.Request) (context.Context, error) {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || token == "" {
+		return nil, myt.Errorf(myt.EUNAUTHORIZED, "This endpoint needs an API token: send \"Authorization: Bearer <token>\" (create one with `myt login` or on the API tokens page).")
+	}
+	a, _, err := s.cfg.Sessions.Authenticate(r.Context(), strings.TrimSpace(token))
+	if err != nil {
+		return nil, err
+	}
+	return myt.NewContextWithAuth(r.Context(), a), nil
+}
+
+// Status codes per error code: the one place they are mapped.
+var statusOf = map[string]int{
+	myt.EINVALID:      http.StatusBadRequest,
+	myt.ENOTFOUND:     http.StatusNotFound,
+	myt.ECONFLICT:     http.StatusConflict,
+	myt.EUNAUTHORIZED: http.StatusUnauthorized,
+	myt.EFORBIDDEN:    http.StatusForbidden,
+	myt.ETOOMANY:      http.StatusTooManyRequests,
+	myt.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// StatusOf returns the HTTP status for an error code.
+func StatusOf(code string) int {
+	if st, ok := statusOf[code]; ok {
+		return st
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the JSON shape of every error.
+type errorBody struct {
+	Error struct {
+		Code    string           `json:"code"`
+		Message string           `json:"message"`
+		Fields  []myt.FieldError `json:"fields,omitempty"`
+	} `json:"error"`
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = myt.Errorf(myt.EINVALID, "The request body is larger than %d bytes.", mbe.Limit)
+	}
+	code := myt.ErrorCode(err)
+	if code == myt.EINTERNAL {
+		s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	var body errorBody
+	body.Error.Code = code
+	body.Error.Message = myt.ErrorMessage(err)
+	body.Error.Fields = myt.ErrorFields(err)
+	if code == myt.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="myt"`)
+	}
+	writeJSON(w, StatusOf(code), body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// decode reads a JSON body strictly into v: unknown fields and wrong types
+// are EINVALID errors naming the field.
+func decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, _ := mime.ParseMediaType(ct)
+		if mt != "application/json" {
+			return myt.Errorf(myt.EINVALID, "Send the request body as application/json (got %s).", mt)
+		}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var ute *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &mbe):
+			return err
+		case errors.Is(err, io.EOF):
+			return myt.Errorf(myt.EINVALID, "The request body is empty; send a JSON object.")
+		case errors.As(err, &ute):
+			return &myt.Error{Code: myt.EINVALID, Message: "The request body has a value of the wrong type.", Fields: []myt.FieldError{{Field: ute.Field, Message: fmt.Sprintf("%s given; must be %s", ute.Value, ute.Type)}}}
+		case errors.As(err, &se):
+			return myt.Errorf(myt.EINVALID, "The request body is not valid JSON (at byte %d).", se.Offset)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return &myt.Error{Code: myt.EINVALID, Message: "The request body has an unknown field.", Fields: []myt.FieldError{{Field: name, Message: "unknown field"}}}
+		default:
+			return myt.Errorf(myt.EINVALID, "The request body could not be read as JSON.")
+		}
+	}
+	return nil
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, myt.Errorf(myt.ENOTFOUND, "Not found.")
+	}
+	return id, nil
+}
+
+// clientIP is the address used for rate limiting. MyT does not trust
+// X-Forwarded-For: behind a proxy, every client shares the proxy's bucket,
+// which fails safe.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "myt_api_requests_total", Help: "API requests by route and status."}, []string{"route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "myt_api_request_duration_seconds", Help: "API request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration)
+	}
+	return m
+}
+
+func (m *metrics) observe(route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func strconvFormat(n int64) string { return strconv.FormatInt(n, 10) }

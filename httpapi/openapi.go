@@ -1,0 +1,181 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/myt-iot/myt"
+)
+
+// doc describes one route in the OpenAPI document.
+type doc struct {
+	summary  string
+	request  string // schema name of the JSON body, "" for none
+	response string // schema name of the success body, "" for 204
+	status   string
+	list     bool // the response is an array of response
+}
+
+var docs = map[string]doc{
+	"GET /api/v1/openapi.json":         {summary: "This OpenAPI document", response: "Object", status: "200"},
+	"GET /api/v1/status":               {summary: "Version and whether first-run setup is pending", response: "Status", status: "200"},
+	"POST /api/v1/setup":               {summary: "Create the first (admin) account and return an API token; only before any account exists", request: "Login", response: "Token", status: "201"},
+	"POST /api/v1/login":               {summary: "Exchange a username and password for a new API token (rate-limited)", request: "Login", response: "Token", status: "201"},
+	"POST /api/v1/logout":              {summary: "Revoke the token this request is made with", status: "204"},
+	"GET /api/v1/me":                   {summary: "The signed-in user", response: "User", status: "200"},
+	"POST /api/v1/me/password":         {summary: "Change your password (your credentials stay readable)", request: "Password", status: "204"},
+	"POST /api/v1/me/lost-credentials": {summary: "Delete credentials made unreadable by an admin password reset", status: "204"},
+	"GET /api/v1/tokens":               {summary: "List your API tokens", response: "Session", list: true, status: "200"},
+	"POST /api/v1/tokens":              {summary: "Create an API token; the token is returned once", request: "TokenRequest", response: "Token", status: "201"},
+	"DELETE /api/v1/tokens/{id}":       {summary: "Revoke an API token", status: "204"},
+	"GET /api/v1/credential-kinds":     {summary: "Credential kinds and their fields", response: "Object", list: true, status: "200"},
+	"GET /api/v1/credentials":          {summary: "List your credentials (secrets masked); ?kind= filters", response: "Credential", list: true, status: "200"},
+	"POST /api/v1/credentials":         {summary: "Save a credential; secret fields are sealed and never returned", request: "CredentialRequest", response: "Credential", status: "201"},
+	"GET /api/v1/credentials/{id}":     {summary: "One of your credentials (secrets masked)", response: "Credential", status: "200"},
+	"DELETE /api/v1/credentials/{id}":  {summary: "Delete a credential no platform uses", status: "204"},
+	"POST /api/v1/designs/validate":    {summary: "Validate a design document (JSON or YAML) and return it with defaults", request: "Design", response: "Validated", status: "200"},
+	"GET /api/v1/platforms":            {summary: "List your platforms; ?name= filters", response: "Platform", list: true, status: "200"},
+	"POST /api/v1/platforms":           {summary: "Create a platform from a design document (JSON or YAML); status starts as designed", request: "Design", response: "Platform", status: "201"},
+	"GET /api/v1/platforms/{id}":       {summary: "One of your platforms", response: "Platform", status: "200"},
+	"PUT /api/v1/platforms/{id}":       {summary: "Replace a platform's design (the name cannot change)", request: "Design", response: "Platform", status: "200"},
+	"DELETE /api/v1/platforms/{id}":    {summary: "Delete a platform that is not deployed", status: "204"},
+	"GET /api/v1/users":                {summary: "List users (admins)", response: "User", list: true, status: "200"},
+	"POST /api/v1/users":               {summary: "Create a user (admins)", request: "UserRequest", response: "User", status: "201"},
+	"GET /api/v1/users/{id}":           {summary: "A user (admins, or yourself)", response: "User", status: "200"},
+	"PATCH /api/v1/users/{id}":         {summary: "Make admin or disable a user (admins)", request: "UserPatch", response: "User", status: "200"},
+	"POST /api/v1/users/{id}/password": {summary: "Reset a user's password (admins); their saved credentials become unreadable", request: "ResetRequest", status: "204"},
+	"GET /api/v1/settings":             {summary: "Instance settings", response: "Settings", status: "200"},
+	"PUT /api/v1/settings":             {summary: "Change instance settings (admins)", request: "Settings", response: "Settings", status: "200"},
+	"GET /api/v1/invites":              {summary: "List invitations (admins)", response: "Invite", list: true, status: "200"},
+	"POST /api/v1/invites":             {summary: "Create a one-time sign-up invitation; the code is returned once (admins)", request: "InviteRequest", response: "Invite", status: "201"},
+	"DELETE /api/v1/invites/{id}":      {summary: "Delete an invitation (admins)", status: "204"},
+}
+
+type obj = map[string]any
+
+func str() obj               { return obj{"type": "string"} }
+func boolean() obj           { return obj{"type": "boolean"} }
+func integer() obj           { return obj{"type": "integer", "format": "int64"} }
+func ref(name string) obj    { return obj{"$ref": "#/components/schemas/" + name} }
+func arr(items obj) obj      { return obj{"type": "array", "items": items} }
+func strMap() obj            { return obj{"type": "object", "additionalProperties": str()} }
+func dateTime() obj          { return obj{"type": "string", "format": "date-time"} }
+func enum(vals []string) obj { return obj{"type": "string", "enum": vals} }
+func object(props obj, required ...string) obj {
+	o := obj{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		o["required"] = required
+	}
+	return o
+}
+
+func schemas() obj {
+	return obj{
+		"Object": obj{"type": "object"},
+		"Error": object(obj{"error": object(obj{
+			"code":    enum([]string{myt.EINVALID, myt.ENOTFOUND, myt.ECONFLICT, myt.EUNAUTHORIZED, myt.EFORBIDDEN, myt.ETOOMANY, myt.EINTERNAL}),
+			"message": str(),
+			"fields":  arr(object(obj{"field": str(), "message": str()})),
+		}, "code", "message")}, "error"),
+		"Status":        object(obj{"version": str(), "needsSetup": boolean()}),
+		"Login":         object(obj{"username": str(), "password": obj{"type": "string", "format": "password"}, "tokenName": str()}, "username", "password"),
+		"Token":         object(obj{"token": str(), "session": ref("Session"), "user": ref("User")}),
+		"TokenRequest":  object(obj{"name": str()}, "name"),
+		"Password":      object(obj{"old": str(), "new": str()}, "old", "new"),
+		"Session":       object(obj{"id": integer(), "kind": enum([]string{myt.SessionWeb, myt.SessionAPI}), "name": str(), "created": dateTime(), "expires": dateTime(), "lastUsed": dateTime()}),
+		"User":          object(obj{"id": integer(), "username": str(), "admin": boolean(), "disabled": boolean(), "created": dateTime(), "credentialsLost": boolean()}),
+		"UserRequest":   object(obj{"username": str(), "password": str(), "admin": boolean(), "invite": str()}, "username", "password"),
+		"UserPatch":     object(obj{"admin": boolean(), "disabled": boolean()}),
+		"ResetRequest":  object(obj{"password": str()}, "password"),
+		"Settings":      object(obj{"openSignup": boolean()}),
+		"Invite":        object(obj{"id": integer(), "code": str(), "created": dateTime(), "expires": dateTime(), "used": boolean()}),
+		"InviteRequest": object(obj{"ttl": obj{"type": "string", "example": "72h"}}),
+		"Credential": object(obj{"id": integer(), "name": str(), "kind": enum([]string{"aws", "openstack", "azure", "gcp", "ssh"}),
+			"public": strMap(), "masked": strMap(), "created": dateTime(), "locked": boolean()}),
+		"CredentialRequest": object(obj{"name": str(), "kind": str(), "public": strMap(), "secret": strMap()}, "name", "kind"),
+		"Platform": object(obj{"id": integer(), "name": str(), "status": enum([]string{myt.StatusDesigned, myt.StatusDeploying, myt.StatusRunning, myt.StatusFailed, myt.StatusDestroying, myt.StatusDestroyed}),
+			"design": ref("Design"), "created": dateTime(), "updated": dateTime(), "revision": integer()}),
+		"Validated": object(obj{"design": ref("Design")}),
+		"Design": object(obj{
+			"apiVersion": enum([]string{myt.DesignAPIVersion}),
+			"kind":       enum([]string{myt.DesignKind}),
+			"metadata":   object(obj{"name": obj{"type": "string", "pattern": "^[a-z][a-z0-9-]{0,38}[a-z0-9]$"}, "description": str()}, "name"),
+			"spec": object(obj{
+				"target": object(obj{"provider": enum(myt.Providers), "credentials": str(), "region": str(), "zone": str(), "size": enum(myt.Sizes),
+					"instanceType": str(), "image": str(), "externalNetwork": str(), "adminCIDRs": arr(str()), "deviceCIDRs": arr(str()), "dataVolumeGB": integer()}, "provider"),
+				"database":   object(obj{"kind": enum(myt.DatabaseKinds), "fields": obj{"type": "object", "additionalProperties": enum(myt.FieldTypes)}, "retentionDays": integer()}, "kind"),
+				"broker":     object(obj{"mqtt": boolean(), "amqp": boolean(), "tls": boolean(), "plaintext": boolean()}),
+				"processing": object(obj{"handler": str(), "timeoutSeconds": integer(), "workers": integer()}),
+			}, "target", "database"),
+		}, "apiVersion", "kind", "metadata", "spec"),
+	}
+}
+
+// OpenAPI returns the OpenAPI 3.1 document of the API, built from the route
+// table so that it cannot drift from what is served.
+func OpenAPI() map[string]any {
+	paths := obj{}
+	for _, rt := range routeTable() {
+		key := rt.method + " " + rt.path
+		d := docs[key]
+		op := obj{"summary": d.summary, "operationId": operationID(rt.method, rt.path)}
+		if !rt.public {
+			op["security"] = []obj{{"bearer": []string{}}}
+		}
+		if strings.Contains(rt.path, "{id}") {
+			op["parameters"] = []obj{{"name": "id", "in": "path", "required": true, "schema": integer()}}
+		}
+		if d.request != "" {
+			content := obj{"application/json": obj{"schema": ref(d.request)}}
+			if d.request == "Design" {
+				content["application/yaml"] = obj{"schema": ref(d.request)}
+			}
+			op["requestBody"] = obj{"required": true, "content": content}
+		}
+		responses := obj{}
+		if d.response == "" {
+			responses[d.status] = obj{"description": "Done"}
+		} else {
+			schema := ref(d.response)
+			if d.list {
+				schema = arr(schema)
+			}
+			responses[d.status] = obj{"description": "OK", "content": obj{"application/json": obj{"schema": schema}}}
+		}
+		responses["default"] = obj{"description": "Error", "content": obj{"application/json": obj{"schema": ref("Error")}}}
+		op["responses"] = responses
+		item, _ := paths[rt.path].(obj)
+		if item == nil {
+			item = obj{}
+			paths[rt.path] = item
+		}
+		item[strings.ToLower(rt.method)] = op
+	}
+	return obj{
+		"openapi": "3.1.0",
+		"info": obj{"title": "MyT API", "version": myt.Version,
+			"description": "Design, deploy and operate your own IoT platform. Authenticate with a personal API token: Authorization: Bearer <token>."},
+		"paths": paths,
+		"components": obj{
+			"schemas":         schemas(),
+			"securitySchemes": obj{"bearer": obj{"type": "http", "scheme": "bearer"}},
+		},
+	}
+}
+
+func operationID(method, path string) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(method))
+	for _, part := range strings.Split(strings.TrimPrefix(path, "/api/v1/"), "/") {
+		part = strings.Trim(part, "{}")
+		part = strings.NewReplacer(".", "", "-", "").Replace(part)
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, OpenAPI())
+}
