@@ -1,0 +1,375 @@
+package render_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/render"
+)
+
+// OpenStack provider version built from the Go module proxy for plan tests.
+const openstackProviderVersion = "3.4.0"
+
+// tfBinary returns tofu or terraform.
+func tfBinary(t *testing.T) string {
+	return needTool(t, "the rendered modules are checked by a real OpenTofu/Terraform", "tofu", "terraform")
+}
+
+// tfMirror makes a filesystem mirror holding the AWS provider installed
+// under /opt/tf-plugins (or $MYT_TF_PLUGINS) and the OpenStack provider
+// built from the Go module proxy (cached), under both registry host names
+// so that tofu and terraform resolve them, and returns a CLI config file
+// that installs providers from it only.
+func tfMirror(t *testing.T, provider string) (cliConfig string) {
+	t.Helper()
+	root := t.TempDir()
+	mirror := filepath.Join(root, "mirror")
+	// The mirror is scanned without following directory symlinks, so
+	// directories are made and only files are linked.
+	link := func(ns, typ, src string) {
+		for _, host := range []string{"registry.terraform.io", "registry.opentofu.org"} {
+			dst := filepath.Join(mirror, host, ns, typ)
+			err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				rel, _ := filepath.Rel(src, p)
+				if e.IsDir() {
+					return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+				}
+				return os.Symlink(p, filepath.Join(dst, rel))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	switch provider {
+	case myt.ProviderAWS:
+		plugins := os.Getenv("MYT_TF_PLUGINS")
+		if plugins == "" {
+			plugins = "/opt/tf-plugins"
+		}
+		src := filepath.Join(plugins, "registry.terraform.io", "hashicorp", "aws")
+		_, err := os.Stat(src)
+		need(t, "the AWS provider in "+plugins, err == nil, "plan needs hashicorp/aws from a local filesystem mirror")
+		link("hashicorp", "aws", src)
+	case myt.ProviderOpenStack:
+		link("terraform-provider-openstack", "openstack", openstackProvider(t))
+	}
+	cli := filepath.Join(root, "tf.rc")
+	body := fmt.Sprintf("provider_installation {\n  filesystem_mirror {\n    path = %q\n  }\n}\n", mirror)
+	if err := os.WriteFile(cli, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+// openstackProvider returns a directory laid out as
+// <version>/<os>_<arch>/terraform-provider-openstack_v<version>, building
+// the provider with `go install` into a cache the first time.
+func openstackProvider(t *testing.T) string {
+	t.Helper()
+	cache := os.Getenv("MYT_TF_CACHE")
+	if cache == "" {
+		uc, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache = filepath.Join(uc, "myt", "tf-providers")
+	}
+	dir := filepath.Join(cache, "openstack")
+	plat := runtime.GOOS + "_" + runtime.GOARCH
+	bin := filepath.Join(dir, openstackProviderVersion, plat, "terraform-provider-openstack_v"+openstackProviderVersion)
+	if _, err := os.Stat(bin); err == nil {
+		return dir
+	}
+	gobin := t.TempDir()
+	t.Logf("building terraform-provider-openstack v%s from the Go module proxy into %s (once)", openstackProviderVersion, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "install", "github.com/terraform-provider-openstack/terraform-provider-openstack/v3@v"+openstackProviderVersion)
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	cmd.Dir = gobin
+	out, err := cmd.CombinedOutput()
+	need(t, "terraform-provider-openstack", err == nil, fmt.Sprintf("go install failed (is the Go module proxy reachable?): %v\n%s", err, out))
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(gobin, "terraform-provider-openstack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin+".tmp", b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".tmp", bin); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// tfRun runs the tool in dir with a clean, offline environment.
+func tfRun(t *testing.T, bin, cli, dir string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(),
+		"TF_CLI_CONFIG_FILE=" + cli,
+		"TF_IN_AUTOMATION=1",
+		"CHECKPOINT_DISABLE=1",
+		"TF_DATA_DIR=" + filepath.Join(dir, ".terraform"),
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s\n%s", filepath.Base(bin), strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+// testOverride is written next to the module only in tests: fake
+// credentials, skip the provider's start-up API calls, and point every
+// endpoint at a closed loopback port so nothing can leave the machine.
+var testOverride = map[string]string{
+	myt.ProviderAWS: `provider "aws" {
+  access_key                  = "AKIAIOSFODNN7EXAMPLE"
+  secret_key                  = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  endpoints {
+    ec2 = "http://127.0.0.1:1"
+    sts = "http://127.0.0.1:1"
+    iam = "http://127.0.0.1:1"
+  }
+}
+`,
+	myt.ProviderOpenStack: `provider "openstack" {
+  auth_url     = "http://127.0.0.1:1/v3"
+  user_name    = "myt-test"
+  password     = "not-a-secret"
+  tenant_name  = "myt-test"
+  domain_name  = "Default"
+  delayed_auth = true
+}
+`,
+}
+
+type planJSON struct {
+	ResourceChanges []struct {
+		Address string `json:"address"`
+		Type    string `json:"type"`
+		Change  struct {
+			Actions []string       `json:"actions"`
+			After   map[string]any `json:"after"`
+		} `json:"change"`
+	} `json:"resource_changes"`
+}
+
+// planBundle renders d, runs init, validate and plan on infra/ and
+// returns the plan as JSON.
+func planBundle(t *testing.T, d *myt.Design) planJSON {
+	t.Helper()
+	bin := tfBinary(t)
+	cli := tfMirror(t, d.Spec.Target.Provider)
+	dir := filepath.Join(writeBundle(t, mustRender(t, d)), "infra")
+	if err := os.WriteFile(filepath.Join(dir, "myt_test_override.tf"), []byte(testOverride[d.Spec.Target.Provider]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tfRun(t, bin, cli, dir, "init", "-input=false", "-backend=false", "-no-color")
+	tfRun(t, bin, cli, dir, "validate", "-no-color")
+	tfRun(t, bin, cli, dir, "plan", "-input=false", "-lock=false", "-refresh=false", "-no-color", "-out=plan.bin")
+	out := tfRun(t, bin, cli, dir, "show", "-json", "plan.bin")
+	var p planJSON
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("plan json: %v", err)
+	}
+	for _, rc := range p.ResourceChanges {
+		if !slices.Equal(rc.Change.Actions, []string{"create"}) && !slices.Equal(rc.Change.Actions, []string{"read"}) {
+			t.Errorf("%s: actions %v, want create", rc.Address, rc.Change.Actions)
+		}
+	}
+	return p
+}
+
+func designNamed(t *testing.T, name string) *myt.Design {
+	t.Helper()
+	for _, c := range designs(t) {
+		if c.name == name {
+			return c.d
+		}
+	}
+	t.Fatalf("no design %s", name)
+	return nil
+}
+
+func addresses(p planJSON) []string {
+	var a []string
+	for _, rc := range p.ResourceChanges {
+		a = append(a, rc.Address)
+	}
+	sort.Strings(a)
+	return a
+}
+
+// ingressCIDRs maps each planned ingress port to the networks it opens to.
+func ingressCIDRs(t *testing.T, p planJSON, typ string, cidrKeys []string, portKey string) map[int][]string {
+	t.Helper()
+	out := map[int][]string{}
+	for _, rc := range p.ResourceChanges {
+		if rc.Type != typ {
+			continue
+		}
+		port := int(rc.Change.After[portKey].(float64))
+		for _, k := range cidrKeys {
+			if s, ok := rc.Change.After[k].(string); ok && s != "" {
+				out[port] = append(out[port], s)
+			}
+		}
+	}
+	for k := range out {
+		sort.Strings(out[k])
+	}
+	return out
+}
+
+func TestTofuPlanAWS(t *testing.T) {
+	d := designNamed(t, "aws-timescaledb")
+	p := planBundle(t, d)
+	want := []string{
+		"aws_ebs_volume.data",
+		"aws_eip.this",
+		"aws_instance.this",
+		"aws_internet_gateway.this",
+		"aws_key_pair.this",
+		"aws_route_table.this",
+		"aws_route_table_association.this",
+		"aws_security_group.this",
+		"aws_subnet.this",
+		"aws_volume_attachment.data",
+		"aws_vpc.this",
+		"aws_vpc_security_group_egress_rule.all",
+		`aws_vpc_security_group_ingress_rule.this["admin-22-2001:db8:7::/48"]`,
+		`aws_vpc_security_group_ingress_rule.this["admin-22-203.0.113.7/32"]`,
+		`aws_vpc_security_group_ingress_rule.this["admin-3000-2001:db8:7::/48"]`,
+		`aws_vpc_security_group_ingress_rule.this["admin-3000-203.0.113.7/32"]`,
+		`aws_vpc_security_group_ingress_rule.this["device-5671-0.0.0.0/0"]`,
+		`aws_vpc_security_group_ingress_rule.this["device-8883-0.0.0.0/0"]`,
+	}
+	if diff := cmp.Diff(want, addresses(p)); diff != "" {
+		t.Errorf("planned resources (-want +got):\n%s", diff)
+	}
+	// What the security group will really open, as planned by the provider.
+	got := ingressCIDRs(t, p, "aws_vpc_security_group_ingress_rule", []string{"cidr_ipv4", "cidr_ipv6"}, "from_port")
+	wantPorts := map[int][]string{
+		22:   {"2001:db8:7::/48", "203.0.113.7/32"},
+		3000: {"2001:db8:7::/48", "203.0.113.7/32"},
+		5671: {"0.0.0.0/0"},
+		8883: {"0.0.0.0/0"},
+	}
+	if diff := cmp.Diff(wantPorts, got); diff != "" {
+		t.Errorf("planned ingress (-want +got):\n%s", diff)
+	}
+	for _, rc := range p.ResourceChanges {
+		switch rc.Address {
+		case "aws_ebs_volume.data":
+			if rc.Change.After["size"].(float64) != 20 || rc.Change.After["encrypted"] != true {
+				t.Errorf("data volume: %v", rc.Change.After)
+			}
+		case "aws_instance.this":
+			if rc.Change.After["instance_type"] != "t3.small" || rc.Change.After["ami"] != "ami-0123456789abcdef0" {
+				t.Errorf("instance: type %v ami %v", rc.Change.After["instance_type"], rc.Change.After["ami"])
+			}
+		case "aws_key_pair.this":
+			want := strings.TrimSpace(string(mustRender(t, d).File("ssh/id_ed25519.pub").Data))
+			if rc.Change.After["public_key"] != want {
+				t.Errorf("key pair public key %v, want %s", rc.Change.After["public_key"], want)
+			}
+		}
+	}
+}
+
+func TestTofuPlanOpenStack(t *testing.T) {
+	d := designNamed(t, "openstack-mysql")
+	p := planBundle(t, d)
+	want := []string{
+		"openstack_blockstorage_volume_v3.data",
+		"openstack_compute_instance_v2.this",
+		"openstack_compute_keypair_v2.this",
+		"openstack_compute_volume_attach_v2.data",
+		"openstack_networking_floatingip_associate_v2.this",
+		"openstack_networking_floatingip_v2.this",
+		`openstack_networking_secgroup_rule_v2.ingress["admin-22-198.51.100.0/24"]`,
+		`openstack_networking_secgroup_rule_v2.ingress["admin-3000-198.51.100.0/24"]`,
+		`openstack_networking_secgroup_rule_v2.ingress["device-8883-192.0.2.0/24"]`,
+		`openstack_networking_secgroup_rule_v2.ingress["device-8883-198.51.100.0/24"]`,
+		"openstack_networking_secgroup_v2.this",
+	}
+	if diff := cmp.Diff(want, addresses(p)); diff != "" {
+		t.Errorf("planned resources (-want +got):\n%s", diff)
+	}
+	got := ingressCIDRs(t, p, "openstack_networking_secgroup_rule_v2", []string{"remote_ip_prefix"}, "port_range_min")
+	wantPorts := map[int][]string{22: {"198.51.100.0/24"}, 3000: {"198.51.100.0/24"}, 8883: {"192.0.2.0/24", "198.51.100.0/24"}}
+	if diff := cmp.Diff(wantPorts, got); diff != "" {
+		t.Errorf("planned ingress (-want +got):\n%s", diff)
+	}
+	for _, rc := range p.ResourceChanges {
+		switch rc.Address {
+		case "openstack_compute_instance_v2.this":
+			if rc.Change.After["flavor_name"] != "m1.medium" {
+				t.Errorf("flavor %v, want m1.medium (size medium)", rc.Change.After["flavor_name"])
+			}
+		case "openstack_blockstorage_volume_v3.data":
+			if rc.Change.After["size"].(float64) != 50 {
+				t.Errorf("volume size %v", rc.Change.After["size"])
+			}
+		case "openstack_networking_floatingip_v2.this":
+			if rc.Change.After["pool"] != "ext-net" {
+				t.Errorf("floating IP pool %v, want ext-net", rc.Change.After["pool"])
+			}
+		}
+	}
+}
+
+// TestTofuFmtAndValidateAll runs `fmt -check` on every provider's module
+// (azure and gcp: their providers cannot be obtained here, so this and the
+// HCL parse test are what checks them).
+func TestTofuFmtAll(t *testing.T) {
+	bin := tfBinary(t)
+	for _, p := range []string{"aws", "openstack", "azure", "gcp"} {
+		t.Run(p, func(t *testing.T) {
+			mod, err := render.InfraModule(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			for name, b := range mod {
+				if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tfRun(t, bin, filepath.Join(dir, "none.rc"), dir, "fmt", "-check", "-diff", "-no-color")
+		})
+	}
+}
