@@ -1,0 +1,293 @@
+// Package web is MyT's browser interface: server-rendered pages (html/template)
+// and static assets, all embedded in the binary, so `go build` is the whole
+// build. It consumes the domain services (myt.UserService and friends) and
+// never touches storage or the vault directly: every request resolves its
+// session cookie to a principal, puts it in the context with
+// myt.NewContextWithAuth, and lets the services enforce isolation and admin
+// rights.
+//
+// Security: session cookie HttpOnly, SameSite=Lax, Secure behind TLS; every
+// state-changing form carries an anti-forgery token (bound to the session, or
+// a double-submit cookie for the anonymous login, setup and sign-up forms)
+// and the whole handler sits behind net/http's CrossOriginProtection; login
+// attempts are rate-limited per client address and per username; a strict
+// Content-Security-Policy allows only the embedded script and stylesheet.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/myt-iot/myt"
+)
+
+// Limiter rate-limits an action per key. *throttle.Limiter satisfies it.
+type Limiter interface {
+	Allow(key string) bool
+}
+
+// Config is what New needs. Every service is required.
+type Config struct {
+	Users       myt.UserService
+	Sessions    myt.SessionService
+	Credentials myt.CredentialService
+	Platforms   myt.PlatformService
+	Admin       myt.AdminService
+	Logger      *slog.Logger
+	// SecureCookies marks cookies Secure; set it when MyT is served over
+	// TLS (directly or behind a proxy that terminates it).
+	SecureCookies bool
+	// LoginLimiter bounds login, setup and sign-up attempts, keyed by
+	// "ip:ADDR" and by "user:NAME". Nil means no limit (tests only).
+	LoginLimiter Limiter
+}
+
+// Cookie names.
+const (
+	sessionCookie = "myt_session"
+	csrfCookie    = "myt_csrf" // double-submit token for anonymous forms
+)
+
+// maxFormBytes bounds a submitted form (a design document is at most 1 MiB).
+const maxFormBytes = 2 << 20
+
+// sessionTTL is how long a browser login lasts.
+const sessionTTL = 12 * time.Hour
+
+type server struct {
+	cfg       Config
+	log       *slog.Logger
+	tmpl      *templates
+	csrfKey   []byte      // per-process key for session-bound tokens
+	setupDone atomic.Bool // true once a user exists: no more CountUsers
+}
+
+// New returns the web UI handler, to be mounted at "/".
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Users == nil || cfg.Sessions == nil || cfg.Credentials == nil || cfg.Platforms == nil || cfg.Admin == nil {
+		return nil, errors.New("web: every service in Config is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	t, err := parseTemplates()
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	s := &server{cfg: cfg, log: cfg.Logger, tmpl: t, csrfKey: make([]byte, 32)}
+	rand.Read(s.csrfKey)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /static/", staticHandler())
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, staticURL("favicon.svg"), http.StatusMovedPermanently)
+	})
+
+	// Anonymous pages.
+	s.route(mux, "GET /setup", anon, s.setupPage)
+	s.route(mux, "POST /setup", anon, s.setupSubmit)
+	s.route(mux, "GET /login", anon, s.loginPage)
+	s.route(mux, "POST /login", anon, s.loginSubmit)
+	s.route(mux, "GET /signup", anon, s.signupPage)
+	s.route(mux, "POST /signup", anon, s.signupSubmit)
+	s.route(mux, "POST /logout", user, s.logout)
+
+	// Platforms.
+	s.route(mux, "GET /{$}", user, s.dashboard)
+	s.route(mux, "GET /platforms", user, func(w http.ResponseWriter, r *http.Request) error {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return nil
+	})
+	s.route(mux, "GET /platforms/new", user, s.wizardPage)
+	s.route(mux, "POST /platforms/new", user, s.wizardSubmit)
+	s.route(mux, "GET /platforms/import", user, s.importPage)
+	s.route(mux, "POST /platforms/import", user, s.importSubmit)
+	s.route(mux, "GET /platforms/{id}", user, s.platformPage)
+	s.route(mux, "GET /platforms/{id}/design.yaml", user, s.platformDesignDownload)
+	s.route(mux, "GET /platforms/{id}/delete", user, s.platformDeletePage)
+	s.route(mux, "POST /platforms/{id}/delete", user, s.platformDeleteSubmit)
+
+	// Credentials.
+	s.route(mux, "GET /credentials", user, s.credentialsPage)
+	s.route(mux, "GET /credentials/new", user, s.credentialNewPage)
+	s.route(mux, "POST /credentials/new", user, s.credentialNewSubmit)
+	s.route(mux, "GET /credentials/{id}", user, s.credentialPage)
+	s.route(mux, "POST /credentials/{id}/delete", user, s.credentialDelete)
+
+	// API tokens.
+	s.route(mux, "GET /tokens", user, s.tokensPage)
+	s.route(mux, "POST /tokens", user, s.tokenCreate)
+	s.route(mux, "POST /tokens/{id}/revoke", user, s.tokenRevoke)
+
+	// Own account.
+	s.route(mux, "GET /account", user, s.accountPage)
+	s.route(mux, "POST /account/password", user, s.accountPassword)
+	s.route(mux, "POST /account/lost-credentials", user, s.acknowledgeLost)
+
+	// Administration.
+	s.route(mux, "GET /admin/users", admin, s.usersPage)
+	s.route(mux, "POST /admin/users", admin, s.userCreate)
+	s.route(mux, "POST /admin/users/{id}/disable", admin, s.userSetDisabled(true))
+	s.route(mux, "POST /admin/users/{id}/enable", admin, s.userSetDisabled(false))
+	s.route(mux, "GET /admin/users/{id}/reset", admin, s.userResetPage)
+	s.route(mux, "POST /admin/users/{id}/reset", admin, s.userResetSubmit)
+	s.route(mux, "POST /admin/invites", admin, s.inviteCreate)
+	s.route(mux, "POST /admin/invites/{id}/delete", admin, s.inviteDelete)
+	s.route(mux, "POST /admin/settings", admin, s.settingsUpdate)
+
+	// Everything else is a 404 page (for signed-in users) or the login.
+	s.route(mux, "/", user, func(w http.ResponseWriter, r *http.Request) error {
+		return myt.Errorf(myt.ENOTFOUND, "There is no page at this address.")
+	})
+
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		s.renderError(w, r, myt.Errorf(myt.EFORBIDDEN, "This form was sent from another site, so it was refused."))
+	}))
+	return securityHeaders(cop.Handler(mux)), nil
+}
+
+// access is who may use a route.
+type access int
+
+const (
+	anon  access = iota // anyone (the page decides what to do with a signed-in user)
+	user                // a signed-in user; others are sent to /login
+	admin               // a signed-in admin; others get 403
+)
+
+// handlerFunc is an http handler that may fail; route renders its error.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// reqState is what the middleware learned about a request.
+type reqState struct {
+	auth    *myt.Auth
+	session *myt.Session
+	token   string // the session secret from the cookie
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	if st == nil {
+		return &reqState{}
+	}
+	return st
+}
+
+func (s *server) route(mux *http.ServeMux, pattern string, who access, h handlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("panic in web handler", "path", r.URL.Path, "panic", v)
+				s.renderError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		if err := s.serve(w, r, pattern, who, h); err != nil {
+			s.renderError(w, r, err)
+		}
+	})
+}
+
+func (s *server) serve(w http.ResponseWriter, r *http.Request, pattern string, who access, h handlerFunc) error {
+	ctx := r.Context()
+	// First run: nothing but the setup page until an admin exists.
+	if !s.setupDone.Load() {
+		n, err := s.cfg.Users.CountUsers(ctx)
+		if err != nil {
+			return fmt.Errorf("count users: %w", err)
+		}
+		if n > 0 {
+			s.setupDone.Store(true)
+		} else if !strings.HasSuffix(pattern, " /setup") {
+			http.Redirect(w, r, "/setup", http.StatusSeeOther)
+			return nil
+		}
+	}
+
+	st := &reqState{}
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		a, sess, err := s.cfg.Sessions.Authenticate(ctx, c.Value)
+		switch {
+		case err == nil:
+			st.auth, st.session, st.token = a, sess, c.Value
+		case myt.ErrorCode(err) == myt.EUNAUTHORIZED:
+			s.clearCookie(w, sessionCookie)
+		default:
+			return fmt.Errorf("authenticate session: %w", err)
+		}
+	}
+	if st.auth != nil {
+		ctx = myt.NewContextWithAuth(ctx, st.auth)
+	}
+	ctx = context.WithValue(ctx, stateKey{}, st)
+	r = r.WithContext(ctx)
+
+	if who >= user && st.auth == nil {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(safeNext(r.URL.RequestURI())), http.StatusSeeOther)
+			return nil
+		}
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil
+	}
+	if who == admin && !st.auth.User.Admin {
+		return myt.Errorf(myt.EFORBIDDEN, "Only administrators can manage users.")
+	}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		var err error
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+			err = r.ParseMultipartForm(maxFormBytes)
+		} else {
+			err = r.ParseForm()
+		}
+		if err != nil {
+			return myt.Errorf(myt.EINVALID, "The form could not be read (is it larger than 2 MB?).")
+		}
+		if err := s.checkCSRF(r, st, who); err != nil {
+			return err
+		}
+	}
+	return h(w, r)
+}
+
+// securityHeaders sets the headers every page carries.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("X-Frame-Options", "DENY")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// clientIP is the address the request came from. Forwarding headers are
+// not trusted: a proxy in front should be the only client anyway.
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}
+
+// safeNext returns p if it is a local path, else "/".
+func safeNext(p string) string {
+	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
+		return "/"
+	}
+	return p
+}

@@ -1,0 +1,536 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/design"
+	"github.com/myt-iot/myt/worker/handler"
+)
+
+// The new-platform wizard is a sequence of server-rendered steps. The state
+// of the steps not on screen travels in hidden inputs, so it works without
+// JavaScript (the small script only makes the database recommendation and
+// the provider-dependent inputs react at once).
+const (
+	stepTarget = iota + 1
+	stepData
+	stepBroker
+	stepProcessing
+	stepReview
+)
+
+var stepTitles = []string{"", "Target", "Data", "Broker", "Processing", "Review"}
+
+// stepInputs lists the inputs each step shows; the others are carried.
+var stepInputs = [][]string{
+	stepTarget:     {"name", "description", "provider", "credentials", "region", "zone", "size", "admin_cidrs", "device_cidrs", "data_volume_gb"},
+	stepData:       {"structured", "time_series", "db_kind", "field_name", "field_type", "retention_days"},
+	stepBroker:     {"mqtt", "amqp", "tls", "plaintext"},
+	stepProcessing: {"handler", "timeout_seconds", "workers"},
+	stepReview:     {},
+}
+
+// wizard is the state of the new-platform wizard.
+type wizard struct {
+	Step int
+	url.Values
+	// Built from the values.
+	Design *myt.Design
+	YAML   string
+	// For the page.
+	Credentials  []*myt.Credential
+	RecKind      string
+	RecWhy       string
+	Recs         []recommendation
+	FieldRows    [][2]string
+	ParseErrors  []myt.FieldError
+	StepsWithErr map[int]bool
+}
+
+type recommendation struct {
+	Structured, TimeSeries bool
+	Kind, Name, Why        string
+}
+
+// Steps returns the step numbers and titles for the progress bar.
+func (wz *wizard) Steps() []struct {
+	N     int
+	Title string
+} {
+	var out []struct {
+		N     int
+		Title string
+	}
+	for i := stepTarget; i <= stepReview; i++ {
+		out = append(out, struct {
+			N     int
+			Title string
+		}{i, stepTitles[i]})
+	}
+	return out
+}
+
+// Hidden returns the values to carry as hidden inputs on the current step.
+func (wz *wizard) Hidden() [][2]string {
+	var out [][2]string
+	show := stepInputs[wz.Step]
+	for _, step := range stepInputs {
+		for _, name := range step {
+			if slices.Contains(show, name) {
+				continue
+			}
+			for _, v := range wz.Values[name] {
+				out = append(out, [2]string{name, v})
+			}
+		}
+	}
+	return out
+}
+
+// Is reports whether a boolean value is set.
+func (wz *wizard) Is(name string) bool { return wz.Get(name) == "true" || wz.Get(name) == "yes" }
+
+// Cloud reports whether the chosen provider creates a machine.
+func (wz *wizard) Cloud() bool {
+	p := wz.Get("provider")
+	return p != myt.ProviderSSH && p != myt.ProviderLocal
+}
+
+// Providers lists the providers with their names for the picker.
+func (wz *wizard) Providers() []Option {
+	var out []Option
+	for _, p := range myt.Providers {
+		out = append(out, Option{Value: p, Label: providerName(p)})
+	}
+	return out
+}
+
+// CredentialOptions lists the principal's credentials as options, tagged
+// with their kind so the script can filter them by provider.
+func (wz *wizard) CredentialOptions() []Option {
+	out := []Option{{Value: "", Label: "Choose a credential…"}}
+	for _, c := range wz.Credentials {
+		label := c.Name + " (" + providerName(c.Kind) + ")"
+		if c.Locked {
+			label += " — locked, enter it again"
+		}
+		out = append(out, Option{Value: c.Name, Label: label, Attrs: template.HTMLAttr(`data-kind="` + attrSafe(c.Kind) + `"`)})
+	}
+	return out
+}
+
+// HasCredentialFor reports whether a credential of the chosen provider exists.
+func (wz *wizard) HasCredentialFor() bool {
+	for _, c := range wz.Credentials {
+		if c.Kind == wz.Get("provider") {
+			return true
+		}
+	}
+	return false
+}
+
+// SizeOptions are the instance sizes.
+func (wz *wizard) SizeOptions() []Option {
+	labels := map[string]string{"small": "Small — 2 vCPU, 4 GB (a few hundred devices)", "medium": "Medium — 4 vCPU, 8 GB", "large": "Large — 8 vCPU, 16 GB"}
+	var out []Option
+	for _, sz := range myt.Sizes {
+		out = append(out, Option{Value: sz, Label: labels[sz]})
+	}
+	return out
+}
+
+// DatabaseOptions offer the recommendation first, then every kind.
+func (wz *wizard) DatabaseOptions() []Option {
+	out := []Option{{Value: "", Label: "Use the recommendation (" + databaseName(wz.RecKind) + ")"}}
+	desc := map[string]string{
+		myt.DatabaseMySQL:       "MySQL — relational",
+		myt.DatabaseMongoDB:     "MongoDB — documents",
+		myt.DatabaseTimescaleDB: "TimescaleDB — relational time series",
+		myt.DatabaseInfluxDB:    "InfluxDB — time series",
+	}
+	for _, k := range myt.DatabaseKinds {
+		out = append(out, Option{Value: k, Label: desc[k]})
+	}
+	return out
+}
+
+// FieldTypeOptions are the types a declared field may have.
+func (wz *wizard) FieldTypeOptions() []Option {
+	var out []Option
+	for _, t := range myt.FieldTypes {
+		out = append(out, Option{Value: t, Label: t})
+	}
+	return out
+}
+
+// HandlerIsTemplate reports whether the handler is still the template.
+func (wz *wizard) HandlerIsTemplate() bool {
+	return strings.TrimSpace(wz.Get("handler")) == strings.TrimSpace(string(handler.Template()))
+}
+
+func attrSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// newWizard returns the wizard with every default filled in.
+func newWizard() *wizard {
+	d := myt.NewDesign()
+	v := url.Values{}
+	v.Set("provider", myt.ProviderAWS)
+	v.Set("size", d.Spec.Target.Size)
+	v.Set("device_cidrs", strings.Join(d.Spec.Target.DeviceCIDRs, "\n"))
+	v.Set("data_volume_gb", strconv.Itoa(d.Spec.Target.DataVolumeGB))
+	v.Set("structured", "yes")
+	v.Set("time_series", "yes")
+	v.Set("mqtt", fmt.Sprint(d.Spec.Broker.MQTT))
+	v.Set("amqp", fmt.Sprint(d.Spec.Broker.AMQP))
+	v.Set("tls", fmt.Sprint(d.Spec.Broker.TLS))
+	v.Set("plaintext", fmt.Sprint(d.Spec.Broker.Plaintext))
+	v.Set("handler", string(handler.Template()))
+	v.Set("timeout_seconds", strconv.Itoa(d.Spec.Processing.TimeoutSeconds))
+	v.Set("workers", strconv.Itoa(d.Spec.Processing.Workers))
+	v.Set("retention_days", "0")
+	return &wizard{Step: stepTarget, Values: v}
+}
+
+// wizardFromForm reads the wizard state from a submitted form.
+func wizardFromForm(form url.Values) *wizard {
+	v := url.Values{}
+	for _, step := range stepInputs {
+		for _, name := range step {
+			if vals, ok := form[name]; ok {
+				v[name] = vals
+			}
+		}
+	}
+	// Unchecked boxes send nothing: on the broker step that means false.
+	step, _ := strconv.Atoi(form.Get("step"))
+	if step == stepBroker {
+		for _, name := range stepInputs[stepBroker] {
+			if v.Get(name) != "true" {
+				v.Set(name, "false")
+			}
+		}
+	}
+	if step < stepTarget || step > stepReview {
+		step = stepTarget
+	}
+	return &wizard{Step: step, Values: v}
+}
+
+var listSplit = regexp.MustCompile(`[\s,]+`)
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range listSplit.Split(strings.TrimSpace(s), -1) {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// build turns the values into a design (unvalidated) and computes the
+// recommendation and field rows for the page.
+func (wz *wizard) build() {
+	d := myt.NewDesign()
+	wz.ParseErrors = nil
+	num := func(name, path string, dst *int) {
+		s := strings.TrimSpace(wz.Get(name))
+		if s == "" {
+			return
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			wz.ParseErrors = append(wz.ParseErrors, myt.FieldError{Field: path, Message: fmt.Sprintf("%q given; must be a whole number", s)})
+			return
+		}
+		*dst = n
+	}
+	d.Metadata.Name = strings.TrimSpace(wz.Get("name"))
+	d.Metadata.Description = strings.TrimSpace(wz.Get("description"))
+	t := &d.Spec.Target
+	t.Provider = wz.Get("provider")
+	t.Credentials = wz.Get("credentials")
+	t.AdminCIDRs = splitList(wz.Get("admin_cidrs"))
+	t.DeviceCIDRs = splitList(wz.Get("device_cidrs"))
+	if wz.Cloud() {
+		t.Region = strings.TrimSpace(wz.Get("region"))
+		t.Zone = strings.TrimSpace(wz.Get("zone"))
+		if sz := wz.Get("size"); sz != "" {
+			t.Size = sz
+		}
+		num("data_volume_gb", "spec.target.dataVolumeGB", &t.DataVolumeGB)
+	}
+	if t.Provider == myt.ProviderLocal {
+		t.Credentials = ""
+		t.AdminCIDRs = nil
+	}
+
+	wz.RecKind, wz.RecWhy = myt.RecommendDatabase(wz.Is("structured"), wz.Is("time_series"))
+	wz.Recs = nil
+	for _, st := range []bool{true, false} {
+		for _, ts := range []bool{true, false} {
+			k, why := myt.RecommendDatabase(st, ts)
+			wz.Recs = append(wz.Recs, recommendation{st, ts, k, databaseName(k), why})
+		}
+	}
+	d.Spec.Database.Kind = wz.RecKind
+	if k := wz.Get("db_kind"); k != "" {
+		d.Spec.Database.Kind = k
+	}
+	names, types := wz.Values["field_name"], wz.Values["field_type"]
+	wz.FieldRows = nil
+	for i, n := range names {
+		n = strings.TrimSpace(n)
+		typ := "float"
+		if i < len(types) {
+			typ = types[i]
+		}
+		if n == "" {
+			continue
+		}
+		wz.FieldRows = append(wz.FieldRows, [2]string{n, typ})
+		if d.Spec.Database.Fields == nil {
+			d.Spec.Database.Fields = map[string]string{}
+		}
+		if _, dup := d.Spec.Database.Fields[n]; dup {
+			wz.ParseErrors = append(wz.ParseErrors, myt.FieldError{Field: "spec.database.fields." + n, Message: fmt.Sprintf("%q is declared twice", n)})
+		}
+		d.Spec.Database.Fields[n] = typ
+	}
+	num("retention_days", "spec.database.retentionDays", &d.Spec.Database.RetentionDays)
+
+	d.Spec.Broker = myt.Broker{MQTT: wz.Is("mqtt"), AMQP: wz.Is("amqp"), TLS: wz.Is("tls"), Plaintext: wz.Is("plaintext")}
+	d.Spec.Processing.Handler = strings.ReplaceAll(wz.Get("handler"), "\r\n", "\n")
+	num("timeout_seconds", "spec.processing.timeoutSeconds", &d.Spec.Processing.TimeoutSeconds)
+	num("workers", "spec.processing.workers", &d.Spec.Processing.Workers)
+	wz.Design = d
+	if y, err := design.MarshalYAML(d); err == nil {
+		wz.YAML = string(y)
+	}
+}
+
+// Rows returns the field rows plus blank ones to fill in.
+func (wz *wizard) Rows() [][2]string {
+	rows := slices.Clone(wz.FieldRows)
+	blank := 2
+	if wz.Get("more_fields") != "" {
+		blank, _ = strconv.Atoi(wz.Get("more_fields"))
+	}
+	for range blank {
+		rows = append(rows, [2]string{"", "float"})
+	}
+	return rows
+}
+
+// wizardInput maps a design path to the wizard's input, its label and step.
+func wizardInput(path string) (name, label string, step int) {
+	base := path
+	if i := strings.IndexByte(base, '['); i >= 0 {
+		base = base[:i]
+	}
+	switch {
+	case base == "metadata.name":
+		return "name", "Name", stepTarget
+	case base == "metadata.description":
+		return "description", "Description", stepTarget
+	case base == "spec.target.provider":
+		return "provider", "Where it runs", stepTarget
+	case base == "spec.target.credentials":
+		return "credentials", "Credential", stepTarget
+	case base == "spec.target.region":
+		return "region", "Region", stepTarget
+	case base == "spec.target.zone":
+		return "zone", "Zone", stepTarget
+	case base == "spec.target.size":
+		return "size", "Size", stepTarget
+	case base == "spec.target.adminCIDRs":
+		return "admin_cidrs", "Admin networks", stepTarget
+	case base == "spec.target.deviceCIDRs":
+		return "device_cidrs", "Device networks", stepTarget
+	case base == "spec.target.dataVolumeGB":
+		return "data_volume_gb", "Data volume", stepTarget
+	case strings.HasPrefix(base, "spec.target."):
+		return "", "", stepTarget
+	case base == "spec.database.kind":
+		return "db_kind", "Database", stepData
+	case strings.HasPrefix(base, "spec.database.fields"):
+		return "field_name", "Fields", stepData
+	case base == "spec.database.retentionDays":
+		return "retention_days", "Retention", stepData
+	case strings.HasPrefix(base, "spec.broker"):
+		return "broker", "Broker", stepBroker
+	case base == "spec.processing.handler":
+		return "handler", "Handler", stepProcessing
+	case base == "spec.processing.timeoutSeconds":
+		return "timeout_seconds", "Timeout", stepProcessing
+	case base == "spec.processing.workers":
+		return "workers", "Workers", stepProcessing
+	}
+	return "", "", stepReview
+}
+
+// errorsFor turns err (validation or service) into form errors for the
+// inputs of one step; it records which steps have errors.
+func (s *server) wizardErrors(r *http.Request, wz *wizard, err error, only int) *formErrors {
+	wz.StepsWithErr = map[int]bool{}
+	for _, f := range myt.ErrorFields(err) {
+		_, _, st := wizardInput(f.Field)
+		wz.StepsWithErr[st] = true
+	}
+	return s.errorsFrom(r, err, func(path string) (string, string, bool) {
+		name, label, st := wizardInput(path)
+		if only != 0 && st != only {
+			return "", "", false
+		}
+		if name == "" {
+			return "", "", false
+		}
+		return name, label, true
+	})
+}
+
+// validate returns the problems of the design, parse errors first.
+func (wz *wizard) validate() error {
+	var fields []myt.FieldError
+	fields = append(fields, wz.ParseErrors...)
+	if err := wz.Design.Validate(); err != nil {
+		fields = append(fields, myt.ErrorFields(err)...)
+	}
+	return myt.Invalid("Some answers need another look.", fields)
+}
+
+// errorsOfStep keeps only the field errors that belong to step.
+func errorsOfStep(err error, step int) error {
+	var keep []myt.FieldError
+	for _, f := range myt.ErrorFields(err) {
+		if _, _, st := wizardInput(f.Field); st == step {
+			keep = append(keep, f)
+		}
+	}
+	return myt.Invalid(myt.ErrorMessage(err), keep)
+}
+
+func (s *server) loadWizardCredentials(r *http.Request, wz *wizard) error {
+	cs, err := s.cfg.Credentials.FindCredentials(r.Context(), myt.CredentialFilter{})
+	if err != nil {
+		return err
+	}
+	wz.Credentials = cs
+	return nil
+}
+
+func (s *server) renderWizard(w http.ResponseWriter, r *http.Request, wz *wizard, status int, fe *formErrors) error {
+	if err := s.loadWizardCredentials(r, wz); err != nil {
+		return err
+	}
+	if wz.Design == nil {
+		wz.build()
+	}
+	title := "New platform — " + stepTitles[wz.Step]
+	s.render(w, r, status, "wizard", &page{Title: title, Section: "platforms", Data: wz, Errs: fe})
+	return nil
+}
+
+func (s *server) wizardPage(w http.ResponseWriter, r *http.Request) error {
+	wz := newWizard()
+	if p := r.URL.Query().Get("provider"); slices.Contains(myt.Providers, p) {
+		wz.Set("provider", p)
+	}
+	if c := r.URL.Query().Get("credentials"); c != "" {
+		wz.Set("credentials", c)
+	}
+	// Suggest the first credential of the provider, so the common case is
+	// one click less.
+	if err := s.loadWizardCredentials(r, wz); err != nil {
+		return err
+	}
+	if wz.Get("credentials") == "" {
+		for _, c := range wz.Credentials {
+			if c.Kind == wz.Get("provider") && !c.Locked {
+				wz.Set("credentials", c.Name)
+				if reg := c.Public["region"]; reg != "" {
+					wz.Set("region", reg)
+				}
+				break
+			}
+		}
+	}
+	return s.renderWizard(w, r, wz, http.StatusOK, nil)
+}
+
+func (s *server) wizardSubmit(w http.ResponseWriter, r *http.Request) error {
+	wz := wizardFromForm(r.PostForm)
+	wz.build()
+	action := r.PostForm.Get("action")
+	switch {
+	case action == "back":
+		if wz.Step > stepTarget {
+			wz.Step--
+		}
+		return s.renderWizard(w, r, wz, http.StatusOK, nil)
+	case action == "more_fields":
+		n, _ := strconv.Atoi(wz.Get("more_fields"))
+		wz.Set("more_fields", strconv.Itoa(max(n, 2)+3))
+		return s.renderWizard(w, r, wz, http.StatusOK, nil)
+	case strings.HasPrefix(action, "goto:"):
+		to, _ := strconv.Atoi(strings.TrimPrefix(action, "goto:"))
+		if to < wz.Step && to >= stepTarget {
+			wz.Step = to
+			return s.renderWizard(w, r, wz, http.StatusOK, nil)
+		}
+		// Going forward validates like "next".
+		fallthrough
+	case action == "next":
+		if err := errorsOfStep(wz.validate(), wz.Step); err != nil {
+			return s.renderWizard(w, r, wz, http.StatusUnprocessableEntity, s.wizardErrors(r, wz, err, wz.Step))
+		}
+		if wz.Step < stepReview {
+			wz.Step++
+		}
+		return s.renderWizard(w, r, wz, http.StatusOK, nil)
+	case action == "create":
+		err := wz.validate()
+		var p *myt.Platform
+		if err == nil {
+			p, err = s.cfg.Platforms.CreatePlatform(r.Context(), wz.Design)
+		}
+		if err != nil {
+			fe := s.wizardErrors(r, wz, err, 0)
+			if myt.ErrorCode(err) == myt.ECONFLICT {
+				fe = &formErrors{Message: "The form has a problem."}
+				fe.add("name", "Name", "You already have a platform with this name.")
+				wz.StepsWithErr = map[int]bool{stepTarget: true}
+			}
+			// Go to the first step that needs attention.
+			for st := stepTarget; st <= stepReview; st++ {
+				if wz.StepsWithErr[st] {
+					wz.Step = st
+					break
+				}
+			}
+			if myt.ErrorCode(err) == myt.EINTERNAL {
+				wz.Step = stepReview
+			}
+			return s.renderWizard(w, r, wz, http.StatusUnprocessableEntity, fe)
+		}
+		s.log.Info("platform designed", "user", myt.UserFromContext(r.Context()).Username, "platform", p.Name)
+		http.Redirect(w, r, "/platforms/"+strconv.FormatInt(p.ID, 10)+"?created=1", http.StatusSeeOther)
+		return nil
+	}
+	return s.renderWizard(w, r, wz, http.StatusOK, nil)
+}
