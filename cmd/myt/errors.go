@@ -1,21 +1,10 @@
 package main
 
-import (
-	"strings"
+import "strings"
 
-	"github.com/myt-iot/myt"
-)
-
-// oneLine renders err as a single line: a user-facing message, with field
-// errors joined by "; ".
+// oneLine renders err as a single line: field errors (one per line in
+// myt.Error) are joined by "; ".
 func oneLine(err error) string {
-	msg := err.Error()
-	if fields := myt.ErrorFields(err); len(fields) > 0 {
-		parts := make([]string, len(fields))
-		for i, f := range fields {
-			parts[i] = f.String()
-		}
-		msg = myt.ErrorMessage(err) + " " + strings.Join(parts, "; ")
-	}
+	msg := strings.ReplaceAll(err.Error(), "\n  ", "; ")
 	return strings.Join(strings.Fields(msg), " ")
 }

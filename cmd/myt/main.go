@@ -35,6 +35,13 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newServeCmd(),
+		newLoginCmd(),
+		newLogoutCmd(),
+		newCredsCmd(),
+		newPlatformCmd(),
+		newUserCmd(),
+		newVaultCmd(),
 	)
 	root.AddCommand(newWorkerCmd(), newCodeCmd())
 	return root

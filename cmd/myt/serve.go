@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/httpapi"
+	"github.com/myt-iot/myt/sqlite"
+	"github.com/myt-iot/myt/throttle"
+	"github.com/myt-iot/myt/vault"
+	"github.com/myt-iot/myt/web"
+)
+
+// serveConfig is the configuration of `myt serve`: defaults, then MYT_*
+// environment, then flags; validated once in run.
+type serveConfig struct {
+	Addr          string
+	Data          string
+	TLSCert       string
+	TLSKey        string
+	SecureCookies bool
+	LogFormat     string
+	LogLevel      string
+}
+
+func newServeCmd() *cobra.Command {
+	cfg := serveConfig{
+		Addr:      envOr("MYT_ADDR", "127.0.0.1:8080"),
+		Data:      defaultDataDir(),
+		LogFormat: envOr("MYT_LOG_FORMAT", "text"),
+		LogLevel:  envOr("MYT_LOG_LEVEL", "info"),
+	}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the MyT server: web UI, JSON API, /healthz and /metrics",
+		Long: `Run the MyT control plane. Data (the SQLite database and the server key)
+lives in --data: $MYT_DATA, else $XDG_DATA_HOME/myt, else ~/.local/share/myt.
+On first start, open the web UI to create the administrator account.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), cfg, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env MYT_ADDR)")
+	f.StringVar(&cfg.Data, "data", cfg.Data, "data directory (env MYT_DATA)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", os.Getenv("MYT_TLS_CERT"), "serve HTTPS with this certificate (PEM)")
+	f.StringVar(&cfg.TLSKey, "tls-key", os.Getenv("MYT_TLS_KEY"), "private key of --tls-cert (PEM)")
+	f.BoolVar(&cfg.SecureCookies, "secure-cookies", os.Getenv("MYT_SECURE_COOKIES") == "true", "mark cookies Secure (set when a proxy terminates TLS; implied by --tls-cert)")
+	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env MYT_LOG_FORMAT)")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env MYT_LOG_LEVEL)")
+	return cmd
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// defaultDataDir follows the XDG base directory spec.
+func defaultDataDir() string {
+	if v := os.Getenv("MYT_DATA"); v != "" {
+		return v
+	}
+	if v := os.Getenv("XDG_DATA_HOME"); v != "" {
+		return filepath.Join(v, "myt")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "myt")
+	}
+	return "myt-data"
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// openStore opens the data dir: the server key and the database.
+func openStore(ctx context.Context, dataDir string, log *slog.Logger) (*sqlite.DB, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	key, fromEnv, err := vault.LoadServerKey(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if fromEnv {
+		log.Info("server key from environment", "env", vault.ServerKeyEnv)
+	}
+	dbPath := filepath.Join(dataDir, sqlite.DBFile)
+	db, err := sqlite.Open(ctx, dbPath, sqlite.Options{ServerKey: key, Logger: log})
+	if errors.Is(err, sqlite.ErrServerKeyMismatch) && !fromEnv {
+		// A rotation that committed but crashed before replacing the key
+		// file leaves the new key beside it: finish the rotation.
+		pending := filepath.Join(dataDir, vault.ServerKeyFile+".new")
+		if newKey, rerr := vault.ReadKeyFile(pending); rerr == nil {
+			if db, err = sqlite.Open(ctx, dbPath, sqlite.Options{ServerKey: newKey, Logger: log}); err == nil {
+				log.Warn("finishing an interrupted server key rotation", "file", pending)
+				if err := os.Rename(pending, filepath.Join(dataDir, vault.ServerKeyFile)); err != nil {
+					db.Close()
+					return nil, err
+				}
+			}
+		}
+	}
+	return db, err
+}
+
+func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte) (int, error) }) error {
+	log, err := newLogger(logOut, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	release, err := lockDataDir(cfg.Data, false)
+	if err != nil {
+		return err
+	}
+	defer release()
+	db, err := openStore(ctx, cfg.Data, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	svc := sqlite.NewServices(db)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	limiter := throttle.New(10, 5) // shared by the UI and the API
+	api := httpapi.New(httpapi.Config{
+		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
+		Logger: log.With("component", "api"), LoginLimiter: limiter, Registerer: reg,
+	})
+	ui, err := web.New(web.Config{
+		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
+		Logger: log.With("component", "web"), SecureCookies: cfg.SecureCookies || cfg.TLSCert != "", LoginLimiter: limiter,
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", api)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := db.Ping(ctx); err != nil {
+			log.Error("health check failed", "err", err)
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("/", ui)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	n, err := svc.Users.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("myt serving", "version", myt.Version, "url", scheme+"://"+ln.Addr().String(), "data", cfg.Data, "setup_pending", n == 0)
+
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,167 @@
+// Package e2e tests MyT from the outside: the real `myt` binary serving on
+// loopback, driven by the CLI and by a headless browser.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// mytBinary builds ./cmd/myt once per test run.
+func mytBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "myt-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "myt")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/myt-iot/myt/cmd/myt")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// server is a running `myt serve`.
+type server struct {
+	URL  string
+	Data string
+	Bin  string
+	cmd  *exec.Cmd
+	log  *syncBuffer
+}
+
+// Log returns what the server logged so far.
+func (s *server) Log() string { return s.log.String() }
+
+// startServer starts `myt serve` on a free loopback port with a fresh data
+// dir and stops it (SIGTERM, expecting a clean exit) when the test ends.
+func startServer(t *testing.T) *server {
+	t.Helper()
+	bin := mytBinary(t)
+	data := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &server{URL: "http://" + addr, Data: data, Bin: bin, log: &syncBuffer{}}
+	s.cmd = exec.Command(bin, "serve", "--addr", addr, "--data", data)
+	s.cmd.Env = append(cleanEnv(), "HOME="+data)
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("myt serve did not exit cleanly on SIGTERM: %v\n%s", err, s.Log())
+			}
+		case <-time.After(20 * time.Second):
+			s.cmd.Process.Kill()
+			t.Errorf("myt serve did not stop within 20 s of SIGTERM\n%s", s.Log())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(s.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("myt serve exited: %v\n%s", err, s.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("myt serve not healthy after 20 s\n%s", s.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cleanEnv is the environment without MYT_* variables, so a developer's
+// own settings do not leak into tests.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MYT_") && !strings.HasPrefix(kv, "XDG_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// cli runs the myt binary with args, stdin and extra environment.
+type cliResult struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+func runCLI(t *testing.T, env []string, stdin string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mytBinary(t), args...)
+	cmd.Env = append(cleanEnv(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	res := cliResult{Stdout: out.String(), Stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		res.Code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run myt %v: %v", args, err)
+	}
+	return res
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
