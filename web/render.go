@@ -227,7 +227,9 @@ func (e *formErrors) For(name string) string {
 }
 
 // Any reports whether there is anything to show.
-func (e *formErrors) Any() bool { return e != nil && (e.Message != "" || len(e.Fields) > 0 || len(e.Other) > 0) }
+func (e *formErrors) Any() bool {
+	return e != nil && (e.Message != "" || len(e.Fields) > 0 || len(e.Other) > 0)
+}
 
 // add records a problem with input name.
 func (e *formErrors) add(name, label, msg string) {

@@ -149,8 +149,7 @@ func (s *server) inviteCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v.InviteLink = baseURL(r) + "/signup?invite=" + url.QueryEscape(inv.Code)
-	s.render(w, r, http.StatusOK, "users", &page{Title: "Users", Section: "users", Data: v,
-		Notice: "Invitation created. Copy the link now: it is shown only once and works for 7 days."})
+	s.render(w, r, http.StatusOK, "users", &page{Title: "Users", Section: "users", Data: v})
 	return nil
 }
 

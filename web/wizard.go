@@ -388,6 +388,15 @@ func wizardInput(path string) (name, label string, step int) {
 // inputs of one step; it records which steps have errors.
 func (s *server) wizardErrors(r *http.Request, wz *wizard, err error, only int) *formErrors {
 	wz.StepsWithErr = map[int]bool{}
+	if fields := myt.ErrorFields(err); len(fields) > 0 {
+		// The input is on screen next to the message: "(empty) given" adds
+		// nothing there.
+		nf := make([]myt.FieldError, len(fields))
+		for i, f := range fields {
+			nf[i] = myt.FieldError{Field: f.Field, Message: inlineMessage(f.Message)}
+		}
+		err = &myt.Error{Code: myt.ErrorCode(err), Message: myt.ErrorMessage(err), Fields: nf}
+	}
 	for _, f := range myt.ErrorFields(err) {
 		_, _, st := wizardInput(f.Field)
 		wz.StepsWithErr[st] = true
@@ -533,4 +542,15 @@ func (s *server) wizardSubmit(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	return s.renderWizard(w, r, wz, http.StatusOK, nil)
+}
+
+// inlineMessage drops the "what was given" prefix of a validation message
+// when it says nothing (an empty value or list) and capitalises the rest.
+func inlineMessage(msg string) string {
+	for _, p := range []string{"(empty) given; ", `"[]" given; `, "[] given; "} {
+		if rest, ok := strings.CutPrefix(msg, p); ok && rest != "" {
+			return strings.ToUpper(rest[:1]) + rest[1:] + "."
+		}
+	}
+	return msg
 }

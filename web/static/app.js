@@ -65,7 +65,8 @@
       var link = document.querySelector("[data-cred-link]");
       if (link) {
         link.href = "/credentials/new?kind=" + encodeURIComponent(p) + "&next=" + encodeURIComponent("/platforms/new?provider=" + p);
-        link.parentNode.firstChild.textContent = any ? "" : "No credential for this provider yet. ";
+        var none = document.querySelector("[data-cred-none]");
+        if (none) none.textContent = any ? "" : "No credential for this provider yet. ";
       }
     }
   }
