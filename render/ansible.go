@@ -73,7 +73,7 @@ func (r *renderer) inventory() ([]byte, error) {
 		"children": map[string]any{"platform": map[string]any{"hosts": map[string]any{r.d.Metadata.Name: host}}},
 		"vars":     vars,
 	}}
-	b, err := yaml.Marshal(inv)
+	b, err := yaml.MarshalWithOptions(inv, yaml.IndentSequence(true))
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
@@ -121,7 +121,7 @@ func (r *renderer) groupVars() ([]byte, error) {
 	if cloud(t.Provider) {
 		v["myt_ssh_port"] = 22
 	}
-	b, err := yaml.Marshal(v)
+	b, err := yaml.MarshalWithOptions(v, yaml.IndentSequence(true))
 	if err != nil {
 		return nil, fmt.Errorf("group vars: %w", err)
 	}

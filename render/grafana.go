@@ -62,7 +62,7 @@ func (r *renderer) grafana() error {
 	ds := grafanaDatasource(kind)
 	ds.UID, ds.Access, ds.IsDefault, ds.Editable = DatasourceUID, "proxy", true, false
 	dsDoc := map[string]any{"apiVersion": 1, "datasources": []gfDatasource{ds}}
-	b, err := yaml.Marshal(dsDoc)
+	b, err := yaml.MarshalWithOptions(dsDoc, yaml.IndentSequence(true))
 	if err != nil {
 		return fmt.Errorf("grafana datasource: %w", err)
 	}
@@ -72,7 +72,7 @@ func (r *renderer) grafana() error {
 		"name": "myt", "orgId": 1, "folder": "MyT", "type": "file", "disableDeletion": true,
 		"allowUiUpdates": false, "options": map[string]any{"path": "/var/lib/grafana-dashboards"},
 	}}}
-	if b, err = yaml.Marshal(prov); err != nil {
+	if b, err = yaml.MarshalWithOptions(prov, yaml.IndentSequence(true)); err != nil {
 		return fmt.Errorf("grafana dashboards provider: %w", err)
 	}
 	r.b.add("platform/grafana/provisioning/dashboards/myt.yaml", b, 0o644)
