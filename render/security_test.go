@@ -1,0 +1,298 @@
+package render_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/render"
+	"github.com/myt-iot/myt/worker"
+)
+
+// isSecretPath says where secrets may live in a bundle.
+func isSecretPath(p string) bool {
+	return strings.HasPrefix(p, "platform/secrets/") || strings.HasPrefix(p, "secrets.d/") ||
+		p == "pki/ca.key" || p == "ssh/id_ed25519"
+}
+
+// TestSecretsStayInSecretFiles: every secret file is marked secret and
+// written 0600 in a 0700 directory; no secret value (passwords, tokens,
+// private keys, the DSN) appears in any other file.
+func TestSecretsStayInSecretFiles(t *testing.T) {
+	for _, c := range designs(t) {
+		t.Run(c.name, func(t *testing.T) {
+			b := mustRender(t, c.d)
+			dir := writeBundle(t, b)
+			var values [][]byte
+			for _, f := range b.Files {
+				if f.Secret != isSecretPath(f.Path) {
+					t.Errorf("%s: Secret=%v", f.Path, f.Secret)
+				}
+				if !f.Secret {
+					continue
+				}
+				if strings.HasPrefix(f.Path, "secrets.d/") {
+					values = append(values, bytes.TrimSpace(f.Data))
+				}
+				if bytes.Contains(f.Data, []byte("PRIVATE KEY")) {
+					// The base64 body of the key, line by line.
+					for _, line := range bytes.Split(f.Data, []byte("\n")) {
+						if len(line) > 20 && !bytes.HasPrefix(line, []byte("-----")) {
+							values = append(values, line)
+						}
+					}
+				}
+			}
+			if len(values) < 5 {
+				t.Fatalf("only %d secret values found", len(values))
+			}
+			err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				rel, _ := filepath.Rel(dir, p)
+				rel = filepath.ToSlash(rel)
+				info, err := e.Info()
+				if err != nil {
+					return err
+				}
+				if e.IsDir() {
+					if (rel == "platform/secrets" || rel == "secrets.d" || rel == "ssh" || rel == "pki") && info.Mode().Perm() != 0o700 {
+						t.Errorf("directory %s has mode %o, want 0700", rel, info.Mode().Perm())
+					}
+					return nil
+				}
+				if isSecretPath(rel) {
+					if info.Mode().Perm() != 0o600 {
+						t.Errorf("secret %s has mode %o, want 0600", rel, info.Mode().Perm())
+					}
+					return nil
+				}
+				if info.Mode().Perm() != 0o644 {
+					t.Errorf("%s has mode %o", rel, info.Mode().Perm())
+				}
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				for _, v := range values {
+					if bytes.Contains(data, v) {
+						t.Errorf("%s contains a secret value", rel)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+type composeFile struct {
+	Services map[string]struct {
+		Image       string            `yaml:"image"`
+		User        string            `yaml:"user"`
+		Ports       []string          `yaml:"ports"`
+		Environment map[string]string `yaml:"environment"`
+		Secrets     []string          `yaml:"secrets"`
+		Healthcheck *struct {
+			Test []string `yaml:"test"`
+		} `yaml:"healthcheck"`
+		Restart string `yaml:"restart"`
+	} `yaml:"services"`
+	Volumes map[string]struct {
+		DriverOpts map[string]string `yaml:"driver_opts"`
+	} `yaml:"volumes"`
+	Secrets map[string]struct {
+		File string `yaml:"file"`
+	} `yaml:"secrets"`
+}
+
+func loadCompose(t *testing.T, b *render.Bundle) composeFile {
+	t.Helper()
+	var c composeFile
+	if err := yaml.Unmarshal(b.File("platform/compose.yaml").Data, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestPlatformSecureByDefault checks the platform the way an auditor
+// would: published ports, listeners, users, TLS, healthchecks, images.
+func TestPlatformSecureByDefault(t *testing.T) {
+	for _, c := range designs(t) {
+		t.Run(c.name, func(t *testing.T) {
+			d := c.d
+			b := mustRender(t, d)
+			cf := loadCompose(t, b)
+			wantServices := []string{"grafana", "rabbitmq", "worker", d.Spec.Database.Kind}
+			var got []string
+			for name := range cf.Services {
+				got = append(got, name)
+			}
+			slices.Sort(got)
+			slices.Sort(wantServices)
+			if !slices.Equal(got, wantServices) {
+				t.Errorf("services %v, want %v", got, wantServices)
+			}
+			public := map[int]bool{}
+			for name, s := range cf.Services {
+				if s.Healthcheck == nil || len(s.Healthcheck.Test) == 0 {
+					t.Errorf("%s has no healthcheck", name)
+				}
+				if s.Restart != "unless-stopped" {
+					t.Errorf("%s restart %q", name, s.Restart)
+				}
+				env := render.ImageEnv[name]
+				if !strings.HasPrefix(s.Image, "${"+env+":-") {
+					t.Errorf("%s image %q is not overridable by %s", name, s.Image, env)
+				}
+				for _, p := range s.Ports {
+					parts := strings.Split(p, ":")
+					if len(parts) == 3 {
+						if parts[0] != "127.0.0.1" {
+							t.Errorf("%s publishes %s on %s", name, p, parts[0])
+						}
+						continue
+					}
+					host, err := strconv.Atoi(parts[0])
+					if err != nil {
+						t.Fatalf("%s port %q", name, p)
+					}
+					public[host] = true
+				}
+			}
+			want := map[int]bool{render.GrafanaPort: true}
+			for _, p := range d.Spec.Broker.Ports() {
+				want[p] = true
+			}
+			for p := range public {
+				if !want[p] {
+					t.Errorf("port %d is published to the network", p)
+				}
+			}
+			for p := range want {
+				if !public[p] {
+					t.Errorf("port %d is not published", p)
+				}
+			}
+			if public[render.ManagementPort] || public[render.WorkerAPIPort] {
+				t.Error("management or worker API published to the network")
+			}
+			if !slices.Contains(cf.Services["rabbitmq"].Ports, "127.0.0.1:15672:15672") {
+				t.Errorf("management port not on loopback: %v", cf.Services["rabbitmq"].Ports)
+			}
+			if (public[1883] || public[5672]) && !d.Spec.Broker.Plaintext {
+				t.Error("plaintext port published without plaintext: true")
+			}
+			for name, v := range cf.Volumes {
+				if dev := v.DriverOpts["device"]; dev != "${MYT_DATA_DIR:-/srv/myt/data}/"+name {
+					t.Errorf("volume %s is at %q, not under the data directory", name, dev)
+				}
+			}
+			for name, s := range cf.Secrets {
+				if s.File != "./secrets/"+name || b.File("platform/secrets/"+name) == nil {
+					t.Errorf("compose secret %s -> %s has no file in the bundle", name, s.File)
+				}
+			}
+			g := cf.Services["grafana"].Environment
+			if g["GF_SERVER_PROTOCOL"] != "https" || g["GF_AUTH_ANONYMOUS_ENABLED"] != "false" || g["GF_USERS_ALLOW_SIGN_UP"] != "false" || g["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "" {
+				t.Errorf("grafana environment: %v", g)
+			}
+
+			conf := string(b.File("platform/rabbitmq/rabbitmq.conf").Data)
+			for _, line := range []string{"mqtt.allow_anonymous = false", "loopback_users.guest = true", "ssl_options.keyfile = /run/secrets/rabbitmq_tls_key"} {
+				if !strings.Contains(conf, line+"\n") {
+					t.Errorf("rabbitmq.conf lacks %q", line)
+				}
+			}
+			if d.Spec.Broker.MQTT && !d.Spec.Broker.Plaintext && !strings.Contains(conf, "mqtt.listeners.tcp = none\n") {
+				t.Error("MQTT plaintext listener not disabled")
+			}
+			if d.Spec.Broker.MQTT && d.Spec.Broker.TLS != strings.Contains(conf, "mqtt.listeners.ssl.default = 8883") {
+				t.Error("MQTTS listener does not follow broker.tls")
+			}
+
+			var defs struct {
+				Users []map[string]any `json:"users"`
+				Queues []struct {
+					Name      string         `json:"name"`
+					Durable   bool           `json:"durable"`
+					Arguments map[string]any `json:"arguments"`
+				} `json:"queues"`
+			}
+			if err := json.Unmarshal(b.File("platform/secrets/rabbitmq_definitions.json").Data, &defs); err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range defs.Users {
+				if u["name"] == "guest" || u["password"] != nil || u["password_hash"] == nil {
+					t.Errorf("user %v", u)
+				}
+			}
+			if len(defs.Queues) != 2 || defs.Queues[0].Name != "myt.ingest" || !defs.Queues[0].Durable ||
+				defs.Queues[0].Arguments["x-queue-type"] != "quorum" || defs.Queues[0].Arguments["x-dead-letter-routing-key"] != "myt.dead" {
+				t.Errorf("queues %+v", defs.Queues)
+			}
+		})
+	}
+}
+
+// TestWorkerConfig reads the rendered worker.yaml with the worker's own
+// loader, as `myt worker --config` will.
+func TestWorkerConfig(t *testing.T) {
+	for _, c := range designs(t) {
+		t.Run(c.name, func(t *testing.T) {
+			b := mustRender(t, c.d)
+			cfg, err := worker.ParseConfig(b.File("platform/worker/worker.yaml").Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Database.Kind != c.d.Spec.Database.Kind || cfg.DeclareTopology() || cfg.HTTP.TokenFile == "" {
+				t.Errorf("config %+v", cfg)
+			}
+			if len(c.d.Spec.Database.Fields) != len(cfg.Database.Fields) {
+				t.Errorf("fields %v, want %v", cfg.Database.Fields, c.d.Spec.Database.Fields)
+			}
+			hasHandler := b.File("platform/worker/handler.py") != nil
+			if hasHandler != (c.d.Spec.Processing.Handler != "") || hasHandler != (cfg.Handler.Path != "") {
+				t.Errorf("handler file %v, path %q", hasHandler, cfg.Handler.Path)
+			}
+			if cfg.Handler.Timeout.D().Seconds() != float64(c.d.Spec.Processing.TimeoutSeconds) {
+				t.Errorf("timeout %v", cfg.Handler.Timeout.D())
+			}
+			// Every secret file the worker reads is mounted into it.
+			cf := loadCompose(t, b)
+			for _, path := range []string{cfg.AMQP.PasswordFile, cfg.Database.DSNFile, cfg.HTTP.TokenFile} {
+				name := strings.TrimPrefix(path, "/run/secrets/")
+				if !slices.Contains(cf.Services["worker"].Secrets, name) {
+					t.Errorf("worker reads %s but compose does not give it", path)
+				}
+			}
+		})
+	}
+}
+
+// TestProviderParts: clouds get infra/ and ansible/, ssh only ansible/,
+// local neither.
+func TestProviderParts(t *testing.T) {
+	for _, c := range designs(t) {
+		b := mustRender(t, c.d)
+		p := c.d.Spec.Target.Provider
+		hasInfra := b.File("infra/main.tf") != nil
+		hasAnsible := b.File("ansible/site.yml") != nil
+		cloud := p != myt.ProviderSSH && p != myt.ProviderLocal
+		if hasInfra != cloud || hasAnsible != (p != myt.ProviderLocal) {
+			t.Errorf("%s: infra %v ansible %v", c.name, hasInfra, hasAnsible)
+		}
+	}
+}
