@@ -1,0 +1,689 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/sqlite"
+	"github.com/myt-iot/myt/vault"
+	"github.com/myt-iot/myt/web"
+)
+
+// env is a real MyT web UI on the real SQLite services, over HTTP.
+type env struct {
+	t   *testing.T
+	srv *httptest.Server
+	svc *sqlite.Services
+	log *bytes.Buffer
+	lim *countingLimiter
+}
+
+// countingLimiter allows max attempts per key.
+type countingLimiter struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]int
+}
+
+func (l *countingLimiter) Allow(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen[key]++
+	return l.max == 0 || l.seen[key] <= l.max
+}
+
+func newEnv(t *testing.T, secure bool) *env {
+	t.Helper()
+	ctx := context.Background()
+	logBuf := &bytes.Buffer{}
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logBuf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "myt.db"), sqlite.Options{
+		ServerKey: vault.NewKey(), Logger: logger, Params: vault.Params{Time: 1, Memory: 1024, Threads: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := sqlite.NewServices(db)
+	lim := &countingLimiter{seen: map[string]int{}}
+	h, err := web.New(web.Config{
+		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
+		Logger: logger, SecureCookies: secure, LoginLimiter: lim,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv, svc: svc, log: logBuf, lim: lim}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// client is one browser: a cookie jar and the last page's CSRF token.
+type client struct {
+	e    *env
+	hc   *http.Client
+	csrf string
+}
+
+func (e *env) client() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{e: e, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+type resp struct {
+	status   int
+	body     string
+	location string
+	header   http.Header
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (c *client) do(req *http.Request) resp {
+	c.e.t.Helper()
+	r, err := c.hc.Do(req)
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	if m := csrfRE.FindSubmatch(b); m != nil {
+		c.csrf = html.UnescapeString(string(m[1]))
+	}
+	return resp{status: r.StatusCode, body: string(b), location: r.Header.Get("Location"), header: r.Header}
+}
+
+func (c *client) get(path string) resp {
+	c.e.t.Helper()
+	req, _ := http.NewRequest("GET", c.e.srv.URL+path, nil)
+	return c.do(req)
+}
+
+// post sends a form with the last page's CSRF token (unless form sets one).
+func (c *client) post(path string, form url.Values) resp {
+	c.e.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, ok := form["csrf"]; !ok {
+		form.Set("csrf", c.csrf)
+	}
+	req, _ := http.NewRequest("POST", c.e.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.do(req)
+}
+
+const adminPW = "admin password 1"
+
+// setup runs first-run setup and returns the signed-in admin's client.
+func (e *env) setup() *client {
+	e.t.Helper()
+	c := e.client()
+	c.get("/setup")
+	r := c.post("/setup", url.Values{"username": {"ada"}, "password": {adminPW}, "password2": {adminPW}})
+	if r.status != http.StatusSeeOther || r.location != "/?welcome=1" {
+		e.t.Fatalf("setup: %d %s\n%s", r.status, r.location, r.body)
+	}
+	return c
+}
+
+// member creates a non-admin user through the admin page and signs them in.
+func (e *env) member(admin *client, name, pw string) *client {
+	e.t.Helper()
+	admin.get("/admin/users")
+	if r := admin.post("/admin/users", url.Values{"username": {name}, "password": {pw}}); r.status != http.StatusSeeOther {
+		e.t.Fatalf("create user %s: %d\n%s", name, r.status, r.body)
+	}
+	return e.login(name, pw)
+}
+
+func (e *env) login(name, pw string) *client {
+	e.t.Helper()
+	c := e.client()
+	c.get("/login")
+	r := c.post("/login", url.Values{"username": {name}, "password": {pw}})
+	if r.status != http.StatusSeeOther {
+		e.t.Fatalf("login %s: %d\n%s", name, r.status, r.body)
+	}
+	c.get("/")
+	return c
+}
+
+func TestFirstRunLeadsToSetupAndOnlyOnce(t *testing.T) {
+	e := newEnv(t, true)
+	c := e.client()
+	for _, p := range []string{"/", "/login", "/credentials", "/admin/users", "/platforms/1"} {
+		if r := c.get(p); r.status != http.StatusSeeOther || r.location != "/setup" {
+			t.Errorf("GET %s before setup: %d → %q, want 303 → /setup", p, r.status, r.location)
+		}
+	}
+	r := c.get("/setup")
+	if r.status != 200 || !strings.Contains(r.body, "Create administrator account") {
+		t.Fatalf("setup page: %d", r.status)
+	}
+	// The anonymous form's token is a double-submit cookie: Secure here.
+	if sc := r.header.Get("Set-Cookie"); !strings.Contains(sc, "myt_csrf=") || !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "Secure") {
+		t.Errorf("csrf cookie: %q", sc)
+	}
+	r = c.post("/setup", url.Values{"username": {"ada"}, "password": {adminPW}, "password2": {adminPW}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("setup: %d\n%s", r.status, r.body)
+	}
+	sc := r.header.Get("Set-Cookie")
+	for _, want := range []string{"myt_session=", "HttpOnly", "SameSite=Lax", "Secure", "Path=/"} {
+		if !strings.Contains(sc, want) {
+			t.Errorf("session cookie %q lacks %s", sc, want)
+		}
+	}
+	u, err := e.svc.Users.CountUsers(context.Background())
+	if err != nil || u != 1 {
+		t.Fatalf("users after setup: %d, %v", u, err)
+	}
+	if r := c.get("/"); r.status != 200 || !strings.Contains(r.body, "Design your first platform") {
+		t.Fatalf("dashboard after setup: %d", r.status)
+	}
+	// A second setup is refused, from a fresh browser too.
+	other := e.client()
+	if r := other.get("/setup"); r.status != http.StatusSeeOther || r.location != "/login" {
+		t.Errorf("GET /setup after setup: %d → %s", r.status, r.location)
+	}
+	other.get("/login")
+	if r := other.post("/setup", url.Values{"username": {"mallory"}, "password": {adminPW}, "password2": {adminPW}}); r.status != http.StatusForbidden {
+		t.Errorf("second setup: %d, want 403", r.status)
+	}
+	if n, _ := e.svc.Users.CountUsers(context.Background()); n != 1 {
+		t.Errorf("users after a second setup: %d", n)
+	}
+}
+
+func TestSetupShowsFieldErrorsInline(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.client()
+	c.get("/setup")
+	r := c.post("/setup", url.Values{"username": {"ada"}, "password": {"short"}, "password2": {"short"}})
+	if r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("short password: %d", r.status)
+	}
+	if !strings.Contains(r.body, `id="f-password-err"`) || !strings.Contains(r.body, `aria-invalid="true"`) {
+		t.Errorf("no inline error next to the password:\n%s", r.body)
+	}
+	if strings.Contains(r.body, `value="short"`) {
+		t.Error("the password was echoed back into the form")
+	}
+}
+
+func TestCSRF(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.get("/tokens")
+	good := c.csrf
+	for name, form := range map[string]url.Values{
+		"missing": {"name": {"x"}, "ttl": {"30d"}, "csrf": {""}},
+		"wrong":   {"name": {"x"}, "ttl": {"30d"}, "csrf": {"AAAA" + good[4:]}},
+	} {
+		if r := c.post("/tokens", form); r.status != http.StatusForbidden {
+			t.Errorf("%s token: %d, want 403", name, r.status)
+		}
+	}
+	// A cross-site browser POST is refused even with the right token.
+	form := url.Values{"name": {"x"}, "ttl": {"30d"}, "csrf": {good}}
+	req, _ := http.NewRequest("POST", e.srv.URL+"/tokens", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if r := c.do(req); r.status != http.StatusForbidden {
+		t.Errorf("cross-site POST: %d, want 403", r.status)
+	}
+	if ts, _ := e.svc.Sessions.FindSessions(e.ctxOf(t, "ada", adminPW), myt.SessionAPI); len(ts) != 0 {
+		t.Errorf("%d tokens were created by refused requests", len(ts))
+	}
+	// The anonymous login form needs its cookie token too.
+	anon := e.client()
+	anon.get("/login")
+	if r := anon.post("/login", url.Values{"username": {"ada"}, "password": {adminPW}, "csrf": {"forged"}}); r.status != http.StatusForbidden {
+		t.Errorf("login with a forged token: %d", r.status)
+	}
+	// With the right token it works.
+	if r := c.post("/tokens", form); r.status != 200 || !strings.Contains(r.body, `data-testid="new-token"`) {
+		t.Errorf("token with the right csrf: %d", r.status)
+	}
+}
+
+func (e *env) ctxOf(t *testing.T, name, pw string) context.Context {
+	t.Helper()
+	a, err := e.svc.Users.Authenticate(context.Background(), name, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return myt.NewContextWithAuth(context.Background(), a)
+}
+
+func TestLoginIsRateLimited(t *testing.T) {
+	e := newEnv(t, false)
+	e.setup()
+	e.lim.max = 3
+	c := e.client()
+	c.get("/login")
+	var last resp
+	for range 4 {
+		last = c.post("/login", url.Values{"username": {"ada"}, "password": {"wrong password"}})
+	}
+	if last.status != http.StatusTooManyRequests || !strings.Contains(last.body, "Too many attempts") {
+		t.Fatalf("4th attempt: %d", last.status)
+	}
+	// Even the right password is refused while throttled.
+	if r := c.post("/login", url.Values{"username": {"ada"}, "password": {adminPW}}); r.status != http.StatusTooManyRequests {
+		t.Errorf("right password while throttled: %d", r.status)
+	}
+	if e.lim.seen["user:ada"] < 4 || e.lim.seen["ip:127.0.0.1"] < 4 {
+		t.Errorf("limiter keys seen: %v", e.lim.seen)
+	}
+}
+
+func TestLogoutEndsTheSession(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.get("/")
+	if r := c.post("/logout", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("logout: %d", r.status)
+	}
+	if ss, _ := e.svc.Sessions.FindSessions(e.ctxOf(t, "ada", adminPW), myt.SessionWeb); len(ss) != 0 {
+		t.Errorf("%d web sessions left after logout", len(ss))
+	}
+	if r := c.get("/credentials"); r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, "/login") {
+		t.Errorf("after logout: %d → %s", r.status, r.location)
+	}
+}
+
+const (
+	awsKey    = "AKIAIOSFODNN7EXAMPLE"
+	awsSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+)
+
+func TestCredentialSecretsAreNeverEchoed(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.get("/credentials/new?kind=aws")
+	// Invalid: the form comes back with the error next to the input, and
+	// without the secret.
+	r := c.post("/credentials/new", url.Values{"kind": {"aws"}, "name": {"my-aws"}, "access_key_id": {"nope"}, "secret_access_key": {awsSecret}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="f-access_key_id-err"`) {
+		t.Fatalf("invalid credential: %d\n%s", r.status, r.body)
+	}
+	if strings.Contains(r.body, awsSecret) {
+		t.Fatal("the secret was echoed into the form")
+	}
+	r = c.post("/credentials/new", url.Values{"kind": {"aws"}, "name": {"my-aws"}, "access_key_id": {awsKey}, "secret_access_key": {awsSecret}, "region": {"eu-west-1"}})
+	if r.status != http.StatusSeeOther || strings.Contains(r.location, "EXAMPLEKEY") {
+		t.Fatalf("create credential: %d → %s", r.status, r.location)
+	}
+	for _, p := range []string{r.location, "/credentials"} {
+		page := c.get(p)
+		if page.status != 200 || strings.Contains(page.body, awsSecret) || !strings.Contains(page.body, awsKey) {
+			t.Errorf("%s: status %d, secret shown %v", p, page.status, strings.Contains(page.body, awsSecret))
+		}
+	}
+	if strings.Contains(e.log.String(), awsSecret) {
+		t.Error("the secret is in the log")
+	}
+	// Duplicate names are reported on the name input.
+	c.get("/credentials/new?kind=aws")
+	r = c.post("/credentials/new", url.Values{"kind": {"aws"}, "name": {"my-aws"}, "access_key_id": {awsKey}, "secret_access_key": {awsSecret}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "already have a credential with this name") {
+		t.Errorf("duplicate credential: %d", r.status)
+	}
+}
+
+func TestSSHCredentialGeneratesAKeyPair(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.get("/credentials/new?kind=ssh")
+	r := c.post("/credentials/new", url.Values{"kind": {"ssh"}, "name": {"pi"}, "host": {"192.0.2.10"}, "user": {"root"}, "generate": {"1"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create ssh credential: %d\n%s", r.status, r.body)
+	}
+	page := c.get(r.location)
+	if !strings.Contains(page.body, "ssh-ed25519 ") || !strings.Contains(page.body, "authorized_keys") {
+		t.Fatalf("the public key to install is not shown:\n%s", page.body)
+	}
+	if strings.Contains(page.body, "PRIVATE KEY") {
+		t.Fatal("the private key is shown")
+	}
+}
+
+// wizardForm is a complete wizard submission for the review step.
+func wizardForm(name string) url.Values {
+	return url.Values{
+		"step": {"5"}, "action": {"create"},
+		"name": {name}, "provider": {"aws"}, "credentials": {"my-aws"}, "region": {"eu-west-1"}, "size": {"small"},
+		"admin_cidrs": {"203.0.113.7/32"}, "device_cidrs": {"0.0.0.0/0"}, "data_volume_gb": {"20"},
+		"structured": {"yes"}, "time_series": {"yes"}, "db_kind": {""}, "retention_days": {"0"},
+		"field_name": {"temperature", "humidity", ""}, "field_type": {"float", "float", "float"},
+		"mqtt": {"true"}, "amqp": {"true"}, "tls": {"true"}, "plaintext": {"false"},
+		"handler": {"def process(msg):\n    return msg[\"payload\"]\n"}, "timeout_seconds": {"10"}, "workers": {"1"},
+	}
+}
+
+func (c *client) addAWS(name string) {
+	c.e.t.Helper()
+	c.get("/credentials/new?kind=aws")
+	r := c.post("/credentials/new", url.Values{"kind": {"aws"}, "name": {name}, "access_key_id": {awsKey}, "secret_access_key": {awsSecret}})
+	if r.status != http.StatusSeeOther {
+		c.e.t.Fatalf("add credential: %d\n%s", r.status, r.body)
+	}
+}
+
+func TestWizardCreatesTheDesign(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.addAWS("my-aws")
+	page := c.get("/platforms/new")
+	if !strings.Contains(page.body, `value="my-aws"  selected`) && !strings.Contains(page.body, `value="my-aws" selected`) {
+		t.Errorf("the wizard does not suggest the saved credential")
+	}
+	// Step 1 without admin networks stays on step 1 with the error inline.
+	f := wizardForm("greenhouse")
+	f.Set("step", "1")
+	f.Set("action", "next")
+	f.Del("admin_cidrs")
+	r := c.post("/platforms/new", f)
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="f-admin_cidrs-err"`) || !strings.Contains(r.body, "Name and target") {
+		t.Fatalf("step 1 without admin networks: %d", r.status)
+	}
+	// Step 2 shows the recommendation with its reason.
+	f.Set("admin_cidrs", "203.0.113.7/32")
+	r = c.post("/platforms/new", f)
+	if r.status != 200 || !strings.Contains(r.body, "Recommended database") || !strings.Contains(r.body, "Structured time series: TimescaleDB") {
+		t.Fatalf("step 2: %d", r.status)
+	}
+	// Create.
+	r = c.post("/platforms/new", wizardForm("greenhouse"))
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, "/platforms/") {
+		t.Fatalf("create: %d\n%s", r.status, r.body)
+	}
+	ps, err := e.svc.Platforms.FindPlatforms(e.ctxOf(t, "ada", adminPW), myt.PlatformFilter{})
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("platforms: %v, %v", ps, err)
+	}
+	d := ps[0].Design
+	if ps[0].Status != myt.StatusDesigned || d.Spec.Database.Kind != myt.DatabaseTimescaleDB || d.Spec.Database.Fields["humidity"] != "float" ||
+		d.Spec.Target.AdminCIDRs[0] != "203.0.113.7/32" || d.Spec.Broker.Plaintext || !d.Spec.Broker.TLS {
+		t.Errorf("stored design: %+v", d)
+	}
+	loc, _, _ := strings.Cut(r.location, "?")
+	detail := c.get(r.location)
+	if !strings.Contains(detail.body, "Not deployed yet") || !strings.Contains(detail.body, "kind: timescaledb") {
+		t.Errorf("detail page lacks the design or the empty panels")
+	}
+	dl := c.get(loc + "/design.yaml")
+	if dl.status != 200 || !strings.Contains(dl.header.Get("Content-Disposition"), "greenhouse.yaml") || !strings.HasPrefix(dl.body, "apiVersion: myt/v1") {
+		t.Errorf("download: %d %q", dl.status, dl.header.Get("Content-Disposition"))
+	}
+	// The same name again is reported on the name input of step 1.
+	r = c.post("/platforms/new", wizardForm("greenhouse"))
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "already have a platform with this name") || !strings.Contains(r.body, "Name and target") {
+		t.Errorf("duplicate name: %d", r.status)
+	}
+	// A credential of another user, or none, is reported too.
+	f = wizardForm("orchard")
+	f.Set("credentials", "nobody-has-this")
+	r = c.post("/platforms/new", f)
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="f-credentials-err"`) {
+		t.Errorf("unknown credential: %d", r.status)
+	}
+}
+
+func TestImportYAML(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.get("/platforms/import")
+	r := c.post("/platforms/import", url.Values{"document": {"apiVersion: myt/v1\nkind: Platform\nmetadata: {name: x}\nspec: {target: {provider: moon}, database: {kind: mysql}, bogus: 1}\n"}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "spec.bogus") {
+		t.Fatalf("invalid design: %d\n%s", r.status, r.body)
+	}
+	doc := "apiVersion: myt/v1\nkind: Platform\nmetadata: {name: shed}\nspec: {target: {provider: local}, database: {kind: influxdb}}\n"
+	r = c.post("/platforms/import", url.Values{"document": {doc}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("valid design: %d\n%s", r.status, r.body)
+	}
+	if page := c.get("/"); !strings.Contains(page.body, "shed") || !strings.Contains(page.body, "badge-designed") {
+		t.Error("the dashboard does not list the imported platform")
+	}
+}
+
+func TestUsersCannotSeeEachOthersThings(t *testing.T) {
+	e := newEnv(t, false)
+	ada := e.setup()
+	ada.addAWS("my-aws")
+	r := ada.post("/platforms/new", wizardForm("greenhouse"))
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d", r.status)
+	}
+	platform, _, _ := strings.Cut(r.location, "?")
+	creds, _ := e.svc.Credentials.FindCredentials(e.ctxOf(t, "ada", adminPW), myt.CredentialFilter{})
+	credPage := "/credentials/" + itoa(creds[0].ID)
+
+	bob := e.member(ada, "bob", "bob password 1")
+	for _, p := range []string{platform, platform + "/design.yaml", platform + "/delete", credPage, "/platforms/999999", "/no/such/page"} {
+		if r := bob.get(p); r.status != http.StatusNotFound || strings.Contains(r.body, "greenhouse") || strings.Contains(r.body, awsKey) {
+			t.Errorf("bob GET %s: %d, want 404 without ada's data", p, r.status)
+		}
+	}
+	bob.get("/")
+	if r := bob.post(platform+"/delete", url.Values{"confirm": {"greenhouse"}}); r.status != http.StatusNotFound {
+		t.Errorf("bob deleting ada's platform: %d", r.status)
+	}
+	if r := bob.post(credPage+"/delete", nil); r.status != http.StatusNotFound {
+		t.Errorf("bob deleting ada's credential: %d", r.status)
+	}
+	if page := bob.get("/"); strings.Contains(page.body, "greenhouse") {
+		t.Error("bob's dashboard lists ada's platform")
+	}
+	if page := bob.get("/credentials"); strings.Contains(page.body, "my-aws") {
+		t.Error("bob's credentials list ada's")
+	}
+	// Not an admin: no users page, no user actions.
+	for _, p := range []string{"/admin/users", "/admin/users/1/reset"} {
+		if r := bob.get(p); r.status != http.StatusForbidden {
+			t.Errorf("bob GET %s: %d, want 403", p, r.status)
+		}
+	}
+	bob.get("/")
+	if r := bob.post("/admin/users", url.Values{"username": {"eve"}, "password": {"eve password 1"}, "admin": {"1"}}); r.status != http.StatusForbidden {
+		t.Errorf("bob creating a user: %d", r.status)
+	}
+	// Ada's things are still there.
+	if r := ada.get(platform); r.status != 200 {
+		t.Errorf("ada's platform after bob's attempts: %d", r.status)
+	}
+	if r := ada.get(platform + "/delete"); r.status != 200 {
+		t.Fatal(r.status)
+	}
+	if r := ada.post(platform+"/delete", url.Values{"confirm": {"wrong"}}); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("delete with the wrong name: %d", r.status)
+	}
+	if r := ada.post(platform+"/delete", url.Values{"confirm": {"greenhouse"}}); r.status != http.StatusSeeOther {
+		t.Errorf("delete: %d", r.status)
+	}
+	if r := ada.get(platform); r.status != http.StatusNotFound {
+		t.Errorf("deleted platform: %d", r.status)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestInvitationSignup(t *testing.T) {
+	e := newEnv(t, false)
+	ada := e.setup()
+	ada.get("/admin/users")
+	r := ada.post("/admin/invites", nil)
+	m := regexp.MustCompile(`/signup\?invite=([^<"\s]+)`).FindStringSubmatch(r.body)
+	if r.status != 200 || m == nil {
+		t.Fatalf("invite: %d", r.status)
+	}
+	code, _ := url.QueryUnescape(html.UnescapeString(m[1]))
+	// Without an invitation, sign-up is closed.
+	anon := e.client()
+	if r := anon.get("/signup"); r.status != http.StatusForbidden {
+		t.Errorf("closed sign-up: %d", r.status)
+	}
+	if r := anon.get("/signup?invite=" + url.QueryEscape(code)); r.status != 200 {
+		t.Fatalf("sign-up page: %d", r.status)
+	}
+	r = anon.post("/signup", url.Values{"invite": {code}, "username": {"carol"}, "password": {"carol password"}, "password2": {"carol password"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("sign-up: %d\n%s", r.status, r.body)
+	}
+	if page := anon.get("/"); page.status != 200 || !strings.Contains(page.body, "carol") {
+		t.Errorf("after sign-up: %d", page.status)
+	}
+	// The code works once.
+	again := e.client()
+	again.get("/signup?invite=" + url.QueryEscape(code))
+	if r := again.post("/signup", url.Values{"invite": {code}, "username": {"dave"}, "password": {"dave password"}, "password2": {"dave password"}}); r.status == http.StatusSeeOther {
+		t.Error("an invitation worked twice")
+	}
+	// Open sign-up, set by the admin.
+	ada.get("/admin/users")
+	ada.post("/admin/settings", url.Values{"open_signup": {"1"}})
+	open := e.client()
+	if r := open.get("/login"); !strings.Contains(r.body, `href="/signup"`) {
+		t.Error("the login page does not offer sign-up when it is open")
+	}
+	if r := open.get("/signup"); r.status != 200 {
+		t.Errorf("open sign-up: %d", r.status)
+	}
+}
+
+func TestPasswordResetAsksToReenterCredentials(t *testing.T) {
+	e := newEnv(t, false)
+	ada := e.setup()
+	bob := e.member(ada, "bob", "bob password 1")
+	bob.addAWS("bobs-aws")
+	users, _ := e.svc.Users.FindUsers(e.ctxOf(t, "ada", adminPW))
+	var bobID int64
+	for _, u := range users {
+		if u.Username == "bob" {
+			bobID = u.ID
+		}
+	}
+	page := ada.get("/admin/users/" + itoa(bobID) + "/reset")
+	if !strings.Contains(page.body, "saved cloud credentials will become unreadable") {
+		t.Error("the reset page does not explain the consequence")
+	}
+	if r := ada.post("/admin/users/"+itoa(bobID)+"/reset", url.Values{"password": {"new bob password"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("reset: %d\n%s", r.status, r.body)
+	}
+	// Bob's old session ended.
+	if r := bob.get("/"); r.status != http.StatusSeeOther {
+		t.Errorf("bob's old session after the reset: %d", r.status)
+	}
+	bob = e.login("bob", "new bob password")
+	page = bob.get("/credentials")
+	if !strings.Contains(page.body, "need to be entered again") || !strings.Contains(page.body, "locked") {
+		t.Fatalf("no banner or locked badge after the reset")
+	}
+	if r := bob.post("/account/lost-credentials", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("acknowledge: %d", r.status)
+	}
+	page = bob.get("/credentials")
+	if strings.Contains(page.body, "need to be entered again") || strings.Contains(page.body, "bobs-aws") {
+		t.Error("the banner or the lost credential is still there")
+	}
+}
+
+func TestChangePassword(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.addAWS("my-aws")
+	c.get("/account")
+	if r := c.post("/account/password", url.Values{"old_password": {"nope nope nope"}, "password": {"another password"}, "password2": {"another password"}}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="f-old_password-err"`) {
+		t.Errorf("wrong old password: %d", r.status)
+	}
+	if r := c.post("/account/password", url.Values{"old_password": {adminPW}, "password": {"another password"}, "password2": {"another password"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("change: %d\n%s", r.status, r.body)
+	}
+	ctx := e.ctxOf(t, "ada", "another password")
+	cs, _ := e.svc.Credentials.FindCredentials(ctx, myt.CredentialFilter{})
+	if len(cs) != 1 {
+		t.Fatal("credential gone")
+	}
+	if sec, err := e.svc.Credentials.OpenCredential(ctx, cs[0].ID); err != nil || sec["secret_access_key"] != awsSecret {
+		t.Errorf("credential after a password change: %v", err)
+	}
+}
+
+func TestTokensAreShownOnce(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.get("/tokens")
+	r := c.post("/tokens", url.Values{"name": {"laptop"}, "ttl": {"30d"}})
+	m := regexp.MustCompile(`data-testid="new-token">([^<]+)<`).FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("no token shown: %d", r.status)
+	}
+	token := html.UnescapeString(m[1])
+	if _, _, err := e.svc.Sessions.Authenticate(context.Background(), token); err != nil {
+		t.Fatalf("the token shown does not work: %v", err)
+	}
+	page := c.get("/tokens")
+	if strings.Contains(page.body, token) || !strings.Contains(page.body, "laptop") {
+		t.Error("the token list shows the secret, or not the token")
+	}
+	ts, _ := e.svc.Sessions.FindSessions(e.ctxOf(t, "ada", adminPW), myt.SessionAPI)
+	if r := c.post("/tokens/"+itoa(ts[0].ID)+"/revoke", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", r.status)
+	}
+	if _, _, err := e.svc.Sessions.Authenticate(context.Background(), token); err == nil {
+		t.Error("a revoked token still works")
+	}
+	if r := c.post("/tokens", url.Values{"name": {""}, "ttl": {"30d"}}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="f-name-err"`) {
+		t.Errorf("token without a name: %d", r.status)
+	}
+}
+
+func TestSecurityHeadersAndAssets(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.client()
+	r := c.get("/setup")
+	csp := r.header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || r.header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("headers: %v", r.header)
+	}
+	m := regexp.MustCompile(`href="(/static/style\.css\?v=[0-9a-f]+)"`).FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatal("no stylesheet link")
+	}
+	css := c.get(m[1])
+	if css.status != 200 || !strings.Contains(css.header.Get("Cache-Control"), "immutable") || !strings.Contains(css.body, "prefers-color-scheme") {
+		t.Errorf("stylesheet: %d %q", css.status, css.header.Get("Cache-Control"))
+	}
+	// No inline script or style attribute anywhere: the CSP would block them.
+	if strings.Contains(r.body, "<script>") || strings.Contains(r.body, " style=") || strings.Contains(r.body, " onclick=") {
+		t.Error("the page has inline script or style")
+	}
+}
