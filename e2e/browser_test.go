@@ -1,0 +1,447 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+)
+
+// The browser test drives the real `myt serve` with Debian's headless
+// Chromium through the whole first-day story: first-run setup, sign in, save
+// an AWS credential, design a platform with the wizard, see it on the
+// dashboard; then a second user, created by the admin, cannot see it and
+// gets 404 on its address. It saves screenshots of every main page under
+// test-artifacts/screenshots/ at the repository root.
+
+const (
+	adminName = "ada"
+	adminPass = "correct horse battery"
+	bobName   = "bob"
+	bobPass   = "bob's own passphrase"
+	awsKeyID  = "AKIAIOSFODNN7EXAMPLE"
+	awsSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+)
+
+// chromiumPath finds Chromium; outside CI a missing browser skips the test
+// loudly, under CI=true it fails it.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{os.Getenv("MYT_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	const msg = "headless Chromium not found: install it with `apt-get install -y chromium` (or set MYT_CHROMIUM)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip("SKIPPING browser test: " + msg)
+	return ""
+}
+
+// screenshotDir is test-artifacts/screenshots at the repository root.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "test-artifacts", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// browser is one headless Chromium tab with helpers that fail the test.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	dir  string
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	path := chromiumPath(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelC(); cancelA() })
+	b := &browser{t: t, ctx: ctx, base: strings.TrimRight(base, "/"), dir: screenshotDir(t)}
+	// Start the browser without a deadline (a timeout here would stop it).
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v (page %s)", what, err, b.location())
+	}
+}
+
+func (b *browser) location() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	return loc
+}
+
+// eval evaluates a JavaScript expression in the page (DevTools evaluation
+// is not subject to the page's Content-Security-Policy).
+func eval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript condition until it is true.
+func (b *browser) waitFor(what, cond string) {
+	b.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!(function(){try{return "+cond+"}catch(e){return false}})()"))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("waiting for %s (%s): timed out on %s; page says: %.600s", what, cond, b.location(), b.text("main"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitPath waits until the page's path (and query) starts with p.
+func (b *browser) waitPath(p string) {
+	b.t.Helper()
+	b.waitFor("page "+p, fmt.Sprintf("document.readyState==='complete' && (location.pathname+location.search).startsWith(%q)", p))
+}
+
+func (b *browser) text(sel string) string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf("(document.querySelector(%q)||{}).innerText||''", sel)))
+	return s
+}
+
+func (b *browser) html() string {
+	return eval[string](b, "document.documentElement.outerHTML")
+}
+
+func (b *browser) open(path string) {
+	b.t.Helper()
+	b.do("open "+path, chromedp.Navigate(b.base+path))
+}
+
+// fill sets an input's value as typing would.
+func (b *browser) fill(sel, value string) {
+	b.t.Helper()
+	b.do("fill "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SetValue(chromedp.CSS(sel), value))
+}
+
+func (b *browser) click(sel string) {
+	b.t.Helper()
+	b.do("click "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+}
+
+// submit clicks a button and waits for the next page to load.
+func (b *browser) submit(sel string) {
+	b.t.Helper()
+	eval[bool](b, "window.__mytOld = true")
+	b.click(sel)
+	b.waitFor("the next page after "+sel, "window.__mytOld === undefined && document.readyState === 'complete'")
+}
+
+func (b *browser) see(what string) {
+	b.t.Helper()
+	b.waitFor(fmt.Sprintf("text %q", what), fmt.Sprintf("document.body.innerText.includes(%q)", what))
+}
+
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// colorScheme switches prefers-color-scheme ("" resets it).
+func (b *browser) colorScheme(v string) {
+	b.t.Helper()
+	f := []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: v}}
+	b.do("color scheme", func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: f})
+		return chromedp.Void{}, err
+	})
+}
+
+func (b *browser) signOut() {
+	b.t.Helper()
+	b.submit(`form[action="/logout"] button`)
+	b.waitPath("/login")
+}
+
+func (b *browser) signIn(user, pass string) {
+	b.t.Helper()
+	b.open("/login")
+	b.fill("#f-username", user)
+	b.fill("#f-password", pass)
+	b.submit(`main button[type=submit]`)
+}
+
+func TestBrowserFirstDay(t *testing.T) {
+	chromiumPath(t) // skip or fail before building anything
+	srv := startServer(t)
+	b := newBrowser(t, srv.URL)
+
+	// First run: every page leads to the setup of the first admin.
+	b.open("/credentials")
+	b.waitPath("/setup")
+	b.see("Create the first account")
+	b.screenshot("01-setup")
+	// A mismatched repeat is caught inline, next to its input.
+	b.fill("#f-username", adminName)
+	b.fill("#f-password", adminPass)
+	b.fill("#f-password2", adminPass+"x")
+	b.submit(`main button[type=submit]`)
+	b.waitFor("inline error on the repeated password", `document.querySelector('#f-password2').getAttribute('aria-invalid') === 'true' && document.querySelector('#f-password2-err') !== null`)
+	b.screenshot("01b-setup-error")
+	b.fill("#f-password", adminPass)
+	b.fill("#f-password2", adminPass)
+	b.submit(`main button[type=submit]`)
+	b.waitPath("/")
+	b.see("Design your first platform")
+	b.screenshot("02-dashboard-empty")
+
+	// Sign out, fail once, sign in.
+	b.signOut()
+	b.see("You are signed out")
+	b.signIn(adminName, "not the password")
+	b.see("The username or password is not right")
+	b.screenshot("03-login-error")
+	b.signIn(adminName, adminPass)
+	b.waitPath("/")
+	b.see("Design your first platform")
+
+	// Credentials: empty state, then an AWS credential with a bad key first.
+	b.open("/credentials")
+	b.see("No credentials yet")
+	b.screenshot("04-credentials-empty")
+	b.click(`a.kind-tile[href="/credentials/new?kind=aws"]`)
+	b.waitPath("/credentials/new?kind=aws")
+	b.fill("#f-name", "my-aws")
+	b.fill("#f-access_key_id", "not-a-key")
+	b.fill("#f-secret_access_key", awsSecret)
+	b.submit(`main button[type=submit]`)
+	b.waitFor("inline error on the access key", `document.querySelector('#f-access_key_id').getAttribute('aria-invalid') === 'true'`)
+	if strings.Contains(b.html(), awsSecret) {
+		t.Fatal("the form re-rendered with the secret access key in the page")
+	}
+	b.screenshot("05-credential-form-error")
+	b.fill("#f-access_key_id", awsKeyID)
+	b.fill("#f-secret_access_key", awsSecret)
+	b.fill("#f-region", "eu-west-1")
+	b.submit(`main button[type=submit]`)
+	b.waitPath("/credentials/")
+	b.see("The credential was saved")
+	if h := b.html(); strings.Contains(h, awsSecret) || !strings.Contains(h, awsKeyID) {
+		t.Fatalf("credential page: secret shown=%v, key id shown=%v", strings.Contains(h, awsSecret), strings.Contains(h, awsKeyID))
+	}
+	b.screenshot("06-credential")
+	b.open("/credentials")
+	b.see("my-aws")
+	b.screenshot("07-credentials")
+
+	// The wizard. Step 1: the AWS credential and its region are suggested.
+	b.open("/platforms/new")
+	b.see("Name and target")
+	if got := eval[string](b, `document.querySelector('#f-credentials').value`); got != "my-aws" {
+		t.Fatalf("wizard suggested credential %q, want my-aws", got)
+	}
+	b.fill("#f-name", "greenhouse")
+	b.fill("#f-description", "Sensors in the north greenhouse")
+	b.submit(`button[value=next]:not(.default-submit)`)
+	// No admin networks: the step says so next to the input.
+	b.waitFor("inline error on admin networks", `document.querySelector('#f-admin_cidrs').getAttribute('aria-invalid') === 'true'`)
+	b.screenshot("08-wizard-1-target-error")
+	b.fill("#f-admin_cidrs", "203.0.113.7/32")
+	b.screenshot("08b-wizard-1-target")
+	b.submit(`button[value=next]:not(.default-submit)`)
+	b.see("Is your data structured?")
+	// Step 2: structured time series → TimescaleDB, with its reason; the
+	// recommendation follows the answers at once.
+	b.see("TimescaleDB")
+	b.click(`input[name=time_series][value=no]`)
+	b.waitFor("recommendation MySQL", `document.querySelector('[data-rec-kind]').textContent === 'MySQL'`)
+	b.click(`input[name=time_series][value=yes]`)
+	b.waitFor("recommendation TimescaleDB", `document.querySelector('[data-rec-kind]').textContent === 'TimescaleDB'`)
+	b.fill("#fn-0", "temperature")
+	b.fill("#fn-1", "humidity")
+	b.screenshot("09-wizard-2-data")
+	b.submit(`button[value=next]:not(.default-submit)`)
+	b.see("RabbitMQ receives your devices")
+	b.screenshot("10-wizard-3-broker")
+	b.submit(`button[value=next]:not(.default-submit)`)
+	b.waitFor("the handler template", `document.querySelector('#f-handler').value.includes('def process(msg)')`)
+	b.screenshot("11-wizard-4-processing")
+	b.submit(`button[value=next]:not(.default-submit)`)
+	b.see("This is the design MyT will save")
+	b.screenshot("12-wizard-5-review")
+	b.submit(`button[value=create]:not(.default-submit)`)
+	b.waitPath("/platforms/")
+	b.see("The platform design was saved")
+	b.see("Not deployed yet")
+	b.see("temperature")
+	b.see("TimescaleDB")
+	platformURL := b.location()
+	b.screenshot("13-platform")
+
+	// The dashboard lists it, with its status.
+	b.open("/")
+	b.see("greenhouse")
+	b.waitFor("a designed badge", `document.querySelector('.platform-card .badge-designed') !== null`)
+	b.screenshot("14-dashboard")
+	b.colorScheme("dark")
+	b.screenshot("14b-dashboard-dark")
+	b.colorScheme("")
+	b.do("narrow viewport", chromedp.EmulateViewport(390, 844))
+	b.open("/")
+	b.see("greenhouse")
+	b.screenshot("14c-dashboard-mobile")
+	b.do("wide viewport", chromedp.EmulateViewport(1280, 900))
+
+	// Import a design from YAML.
+	b.open("/platforms/import")
+	b.see("Import a design")
+	b.screenshot("15-import")
+
+	// API tokens: created and shown once.
+	b.open("/tokens")
+	b.see("No tokens yet")
+	b.fill("#f-name", "laptop CLI")
+	b.submit(`form[action="/tokens"] button[type=submit]`)
+	b.see(`Token “laptop CLI” created`)
+	token := strings.TrimSpace(b.text("#new-token"))
+	if len(token) < 20 {
+		t.Fatalf("token shown is %q", token)
+	}
+	b.screenshot("16-tokens")
+	b.open("/tokens")
+	if strings.Contains(b.html(), token) {
+		t.Fatal("the token is shown again after the page was reloaded")
+	}
+	// The token works on the JSON API.
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/platforms", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/platforms with the new token: %s", resp.Status)
+		}
+	}
+
+	// Users: the admin creates bob, and an invitation.
+	b.open("/admin/users")
+	b.fill("#f-username", bobName)
+	b.fill("#f-password", bobPass)
+	b.submit(`form[action="/admin/users"] button[type=submit]`)
+	b.see("The account was created")
+	b.submit(`form[action="/admin/invites"] button[type=submit]`)
+	b.see("Invitation link")
+	if link := b.text("#invite-link"); !strings.Contains(link, "/signup?invite=") {
+		t.Fatalf("invitation link %q", link)
+	}
+	b.screenshot("17-users")
+	b.open("/account")
+	b.screenshot("18-account")
+
+	// Bob signs in and sees none of ada's things.
+	b.signOut()
+	b.screenshot("03-login")
+	b.signIn(bobName, bobPass)
+	b.waitPath("/")
+	b.see("Design your first platform")
+	if strings.Contains(b.text("main"), "greenhouse") {
+		t.Fatal("bob's dashboard shows ada's platform")
+	}
+	if strings.Contains(b.html(), `href="/admin/users"`) {
+		t.Fatal("bob (not an admin) sees the Users page in the navigation")
+	}
+	resp, err := chromedp.RunResponse(b.ctx, chromedp.Navigate(platformURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != http.StatusNotFound {
+		t.Fatalf("bob opening ada's platform %s: status %d, want 404", platformURL, resp.Status)
+	}
+	b.see("Not found")
+	b.screenshot("19-not-found")
+	if strings.Contains(b.html(), "greenhouse") {
+		t.Fatal("the 404 page names ada's platform")
+	}
+	resp, err = chromedp.RunResponse(b.ctx, chromedp.Navigate(srv.URL+"/admin/users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != http.StatusForbidden {
+		t.Fatalf("bob opening /admin/users: status %d, want 403", resp.Status)
+	}
+	b.open("/credentials")
+	b.see("No credentials yet")
+
+	// A form posted without its anti-forgery token is refused.
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	code, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`fetch('/tokens', {method: 'POST', body: new URLSearchParams({name: 'x'})}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusForbidden {
+		t.Fatalf("POST without the anti-forgery token: status %v, want 403", code)
+	}
+	if errors.Is(context.Cause(b.ctx), context.Canceled) {
+		t.Fatal("browser context ended early")
+	}
+}
