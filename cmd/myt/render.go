@@ -1,0 +1,183 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/design"
+	"github.com/myt-iot/myt/pki"
+	"github.com/myt-iot/myt/render"
+)
+
+// newRenderCmd is `myt render DESIGN -o DIR [--check]`: the offline
+// renderer, the same one deploy jobs use.
+func newRenderCmd() *cobra.Command {
+	var (
+		out, sshHost, sshUser, pubKeyFile, output string
+		sshPort                                   int
+		serverNames                               []string
+		check                                     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "render DESIGN.yaml -o DIR",
+		Short: "Write the deployable bundle of a design (OpenTofu, Ansible, Compose)",
+		Long: `Render writes every file a deployment uses into DIR, readable and usable
+without MyT:
+
+  infra/     OpenTofu/Terraform module + terraform.tfvars.json (clouds)
+  ansible/   inventory, ansible.cfg, site.yml, roles (clouds and ssh)
+  platform/  compose.yaml, RabbitMQ, worker, Grafana, TLS, secrets/ (0600)
+  pki/       the platform CA (its key stays here, never on the host)
+  ssh/       a generated SSH key pair (clouds, unless --ssh-public-key)
+  secrets.d/ every generated secret by name (0600)
+
+Running it again over the same DIR keeps its secrets and CA, so a deployed
+platform keeps its passwords. --check then runs whichever of tofu/terraform,
+ansible-playbook --syntax-check, ansible-lint and docker compose config is
+installed, and reports each. See docs/bundle.md.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return myt.Errorf(myt.EINVALID, "Give the output directory with -o DIR.")
+			}
+			if err := checkOutput(output, "table", "json"); err != nil {
+				return err
+			}
+			raw, err := os.ReadFile(args[0])
+			if err != nil {
+				return fmt.Errorf("read design: %w", err)
+			}
+			d, err := design.Parse(raw)
+			if err != nil {
+				return err
+			}
+			opts := render.Options{
+				Secrets:     render.DirSecrets(out, render.NewRandomSecrets()),
+				SSH:         render.SSHTarget{Host: sshHost, Port: sshPort, User: sshUser},
+				ServerNames: serverNames,
+			}
+			if pubKeyFile != "" {
+				b, err := os.ReadFile(pubKeyFile)
+				if err != nil {
+					return fmt.Errorf("read --ssh-public-key: %w", err)
+				}
+				opts.SSHPublicKey = string(b)
+			}
+			if opts.CA, err = loadBundleCA(out); err != nil {
+				return err
+			}
+			b, err := render.Render(cmd.Context(), d, opts)
+			if err != nil {
+				return err
+			}
+			if err := b.WriteDir(out); err != nil {
+				return err
+			}
+			summary := renderSummary{Dir: out, Provider: d.Spec.Target.Provider, Files: len(b.Files)}
+			for _, part := range []string{"infra", "ansible", "platform", "pki", "ssh", "secrets.d"} {
+				for _, f := range b.Files {
+					if strings.HasPrefix(f.Path, part+"/") {
+						summary.Parts = append(summary.Parts, part)
+						break
+					}
+				}
+			}
+			if check {
+				res, err := render.Check(cmd.Context(), out, render.CheckOptions{})
+				if err != nil {
+					return err
+				}
+				summary.Checks = res
+			}
+			w := cmd.OutOrStdout()
+			if output == "json" {
+				if err := printJSON(w, summary); err != nil {
+					return err
+				}
+			} else if err := printRenderSummary(w, summary); err != nil {
+				return err
+			}
+			for _, r := range summary.Checks {
+				if r.Status == render.CheckFailed {
+					return fmt.Errorf("bundle written to %s, but %s failed", out, r.Tool)
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&out, "out", "o", "", "directory to write the bundle into (created; existing secrets and CA are kept)")
+	f.BoolVar(&check, "check", false, "run the installed tools (tofu/terraform, ansible-playbook, ansible-lint, docker compose) on the bundle")
+	f.StringVar(&sshHost, "ssh-host", "", "host Ansible connects to (required for the ssh provider)")
+	f.StringVar(&sshUser, "ssh-user", "", "SSH user (default: the image's user on clouds, your login user for ssh)")
+	f.IntVar(&sshPort, "ssh-port", 22, "SSH port")
+	f.StringVar(&pubKeyFile, "ssh-public-key", "", "OpenSSH public key file to authorize on cloud machines (default: generate a key pair into DIR/ssh)")
+	f.StringSliceVar(&serverNames, "server-name", nil, "extra DNS name or IP for the TLS certificate (repeatable), e.g. the platform's public address")
+	f.StringVar(&output, "output", "table", "output format: table or json")
+	return cmd
+}
+
+type renderSummary struct {
+	Dir      string               `json:"dir"`
+	Provider string               `json:"provider"`
+	Files    int                  `json:"files"`
+	Parts    []string             `json:"parts"`
+	Checks   []render.CheckResult `json:"checks,omitempty"`
+}
+
+func printRenderSummary(w io.Writer, s renderSummary) error {
+	fmt.Fprintf(w, "Wrote %d files for provider %s to %s: %s\n", s.Files, s.Provider, s.Dir, strings.Join(s.Parts, ", "))
+	fmt.Fprintf(w, "Secrets are in %s and %s (0600). Keep them out of git.\n",
+		filepath.Join(s.Dir, "secrets.d"), filepath.Join(s.Dir, "platform", "secrets"))
+	if len(s.Checks) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PART\tCHECK\tRESULT")
+	for _, r := range s.Checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Part, r.Tool, r.Status)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range s.Checks {
+		if r.Status != render.CheckOK && r.Detail != "" {
+			fmt.Fprintf(w, "\n%s (%s):\n%s", r.Tool, r.Status, indent(r.Detail))
+		}
+	}
+	return nil
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// loadBundleCA returns the CA of an earlier bundle in dir, or nil.
+func loadBundleCA(dir string) (*pki.CA, error) {
+	crt, err1 := os.ReadFile(filepath.Join(dir, "pki", "ca.crt"))
+	key, err2 := os.ReadFile(filepath.Join(dir, "pki", "ca.key"))
+	if errors.Is(err1, fs.ErrNotExist) && errors.Is(err2, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("read the earlier bundle's CA in %s: %w", dir, errors.Join(err1, err2))
+	}
+	ca, err := pki.LoadCA(crt, key)
+	if err != nil {
+		return nil, fmt.Errorf("earlier bundle's CA in %s: %w", dir, err)
+	}
+	return ca, nil
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runMyt(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+const sshDesign = `apiVersion: myt/v1
+kind: Platform
+metadata: {name: lab}
+spec:
+  target: {provider: ssh, credentials: lab, adminCIDRs: ["192.0.2.0/24"]}
+  database: {kind: mysql}
+`
+
+// TestRenderCommandKeepsSecrets renders twice into one directory: the
+// second run must keep every secret and the CA (a deployed database keeps
+// its password), and the bundle must have the parts of an ssh target.
+func TestRenderCommandKeepsSecrets(t *testing.T) {
+	dir := t.TempDir()
+	design := filepath.Join(dir, "design.yaml")
+	if err := os.WriteFile(design, []byte(sshDesign), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "bundle")
+	if _, err := runMyt(t, "render", design, "-o", out); err == nil || !strings.Contains(oneLine(err), "--ssh-host") {
+		t.Fatalf("ssh target without --ssh-host: %v", err)
+	}
+	res, err := runMyt(t, "render", design, "-o", out, "--ssh-host", "192.0.2.9", "--ssh-user", "ops", "--output", "json")
+	if err != nil {
+		t.Fatalf("render: %v\n%s", err, res)
+	}
+	var sum struct {
+		Parts []string `json:"parts"`
+	}
+	if err := json.Unmarshal([]byte(res), &sum); err != nil {
+		t.Fatalf("json output: %v\n%s", err, res)
+	}
+	if strings.Join(sum.Parts, ",") != "ansible,platform,pki,secrets.d" {
+		t.Errorf("parts %v", sum.Parts)
+	}
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join(out, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	before := map[string]string{}
+	for _, p := range []string{"secrets.d/db_password", "secrets.d/grafana_admin_password", "platform/secrets/db_dsn", "pki/ca.crt", "pki/ca.key"} {
+		before[p] = read(p)
+	}
+	inv := read("ansible/inventory.yml")
+	if !strings.Contains(inv, "ansible_host: 192.0.2.9") || !strings.Contains(inv, "ansible_user: ops") {
+		t.Errorf("inventory:\n%s", inv)
+	}
+	if _, err := runMyt(t, "render", design, "-o", out, "--ssh-host", "192.0.2.9"); err != nil {
+		t.Fatal(err)
+	}
+	for p, v := range before {
+		if read(p) != v {
+			t.Errorf("%s changed on re-render", p)
+		}
+	}
+	info, err := os.Stat(filepath.Join(out, "secrets.d", "db_password"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("secret mode %v %v", info.Mode(), err)
+	}
+}
