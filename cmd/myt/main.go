@@ -44,6 +44,7 @@ func newRootCmd() *cobra.Command {
 		newVaultCmd(),
 	)
 	root.AddCommand(newWorkerCmd(), newCodeCmd())
+	root.AddCommand(newRenderCmd())
 	return root
 }
 
