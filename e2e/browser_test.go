@@ -290,6 +290,26 @@ func TestBrowserFirstDay(t *testing.T) {
 	b.screenshot("06-credential")
 	b.open("/credentials")
 	b.see("my-aws")
+	// An SSH server credential with a key pair MyT generates: the public
+	// key to install is shown, the private key never.
+	b.open("/credentials/new?kind=ssh")
+	b.fill("#f-name", "pi")
+	b.fill("#f-host", "192.0.2.10")
+	b.fill("#f-user", "root")
+	b.waitFor("the private key input hidden while generating", `document.querySelector('#ssh-paste').offsetParent === null`)
+	b.click(`input[name=generate][value="0"]`)
+	b.waitFor("the private key input shown", `document.querySelector('#ssh-paste').offsetParent !== null`)
+	b.click(`input[name=generate][value="1"]`)
+	b.screenshot("07b-credential-ssh-form")
+	b.submit(`main button[type=submit]`)
+	b.see("Public key to install")
+	if h := b.html(); !strings.Contains(h, "ssh-ed25519 ") || strings.Contains(h, "PRIVATE KEY") {
+		t.Fatal("the SSH credential page does not show the public key, or shows the private key")
+	}
+	b.screenshot("07c-credential-ssh")
+	b.open("/credentials")
+	b.see("my-aws")
+	b.see("Existing server (SSH)")
 	b.screenshot("07-credentials")
 
 	// The wizard. Step 1: the AWS credential and its region are suggested.
@@ -333,8 +353,11 @@ func TestBrowserFirstDay(t *testing.T) {
 	b.see("Not deployed yet")
 	b.see("temperature")
 	b.see("TimescaleDB")
-	platformURL := b.location()
+	platformURL, _, _ := strings.Cut(b.location(), "?")
 	b.screenshot("13-platform")
+	b.open(strings.TrimPrefix(platformURL, srv.URL) + "/edit")
+	b.see("Edit greenhouse")
+	b.screenshot("13b-platform-edit")
 
 	// The dashboard lists it, with its status.
 	b.open("/")

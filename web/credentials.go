@@ -16,6 +16,21 @@ type credentialsView struct {
 	Lost        bool
 }
 
+// Details lists a credential's public and masked fields with their labels,
+// in the kind's order (the SSH public key is on the credential's own page).
+func (v *credentialsView) Details(c *myt.Credential) []kv {
+	k, _ := credential.Lookup(c.Kind)
+	var out []kv
+	for _, f := range k.Fields {
+		if val, ok := c.Public[f.Name]; ok && !f.Secret {
+			out = append(out, kv{f.Name, f.Label, val})
+		} else if m, ok := c.Masked[f.Name]; ok && f.Secret {
+			out = append(out, kv{f.Name, f.Label, m})
+		}
+	}
+	return out
+}
+
 func (s *server) credentialsPage(w http.ResponseWriter, r *http.Request) error {
 	cs, err := s.cfg.Credentials.FindCredentials(r.Context(), myt.CredentialFilter{})
 	if err != nil {
@@ -62,8 +77,9 @@ func (f *credentialForm) Fields(errs *formErrors) []*Field {
 			fl.Mono = true
 		}
 		if f.Kind.Name == "ssh" && kf.Name == "private_key" {
-			fl.Required = false
-			fl.Describe = "ssh-generate-note"
+			// The radio choice above replaces "leave empty to generate".
+			fl.Optional = false
+			fl.Help = "Paste an unencrypted private key (OpenSSH or PEM). It is sealed and never shown again."
 		}
 		out = append(out, fl)
 	}

@@ -86,8 +86,11 @@ func (s *server) platformPage(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	pg := &page{Title: p.Name, Section: "platforms", Data: v}
-	if r.URL.Query().Get("created") == "1" {
+	switch {
+	case r.URL.Query().Get("created") == "1":
 		pg.Notice = "The platform design was saved. Deploying it comes in a later release of MyT; for now you can review it and download its YAML."
+	case r.URL.Query().Get("updated") == "1":
+		pg.Notice = fmt.Sprintf("The design was updated to revision %d.", p.Revision)
 	}
 	s.render(w, r, http.StatusOK, "platform", pg)
 	return nil
@@ -142,6 +145,8 @@ func (s *server) platformDeleteSubmit(w http.ResponseWriter, r *http.Request) er
 
 type importView struct {
 	Document string
+	// Platform is set when editing an existing platform's design.
+	Platform *myt.Platform
 }
 
 func (s *server) importPage(w http.ResponseWriter, r *http.Request) error {
@@ -204,4 +209,37 @@ func sortedFieldNames(m map[string]string) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+func (s *server) platformEditPage(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.platformFor(r)
+	if err != nil {
+		return err
+	}
+	y, err := design.MarshalYAML(p.Design)
+	if err != nil {
+		return fmt.Errorf("marshal design of platform %d: %w", p.ID, err)
+	}
+	s.render(w, r, http.StatusOK, "import", &page{Title: "Edit " + p.Name, Section: "platforms", Data: &importView{Document: string(y), Platform: p}})
+	return nil
+}
+
+func (s *server) platformEditSubmit(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.platformFor(r)
+	if err != nil {
+		return err
+	}
+	doc := r.PostForm.Get("document")
+	d, err := design.Parse([]byte(doc))
+	if err == nil {
+		_, err = s.cfg.Platforms.UpdatePlatform(r.Context(), p.ID, d)
+	}
+	if err != nil {
+		fe := s.errorsFrom(r, err, nil)
+		s.render(w, r, http.StatusUnprocessableEntity, "import", &page{Title: "Edit " + p.Name, Section: "platforms", Data: &importView{Document: doc, Platform: p}, Errs: fe})
+		return nil
+	}
+	s.log.Info("platform design updated", "user", myt.UserFromContext(r.Context()).Username, "platform", p.Name)
+	http.Redirect(w, r, "/platforms/"+strconv.FormatInt(p.ID, 10)+"?updated=1", http.StatusSeeOther)
+	return nil
 }

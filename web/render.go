@@ -383,7 +383,7 @@ var providerNames = map[string]string{
 	myt.ProviderOpenStack: "OpenStack",
 	myt.ProviderAzure:     "Microsoft Azure",
 	myt.ProviderGCP:       "Google Cloud",
-	myt.ProviderSSH:       "Your own server (SSH)",
+	myt.ProviderSSH:       "Existing server (SSH)",
 	myt.ProviderLocal:     "This machine",
 }
 

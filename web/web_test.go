@@ -473,6 +473,21 @@ func TestImportYAML(t *testing.T) {
 	if page := c.get("/"); !strings.Contains(page.body, "shed") || !strings.Contains(page.body, "badge-designed") {
 		t.Error("the dashboard does not list the imported platform")
 	}
+	// Edit it: a bad document is refused with its path, a good one saved.
+	edit := strings.Replace(r.location, "?created=1", "", 1) + "/edit"
+	if page := c.get(edit); page.status != 200 || !strings.Contains(page.body, "kind: influxdb") {
+		t.Fatalf("edit page: %d", page.status)
+	}
+	if r := c.post(edit, url.Values{"document": {strings.Replace(doc, "influxdb", "oracle", 1)}}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "spec.database.kind") {
+		t.Errorf("bad edit: %d", r.status)
+	}
+	if r := c.post(edit, url.Values{"document": {strings.Replace(doc, "influxdb", "mongodb", 1)}}); r.status != http.StatusSeeOther {
+		t.Fatalf("edit: %d\n%s", r.status, r.body)
+	}
+	ps, _ := e.svc.Platforms.FindPlatforms(e.ctxOf(t, "ada", adminPW), myt.PlatformFilter{})
+	if len(ps) != 1 || ps[0].Design.Spec.Database.Kind != myt.DatabaseMongoDB || ps[0].Revision != 2 {
+		t.Errorf("after edit: %+v", ps[0])
+	}
 }
 
 func TestUsersCannotSeeEachOthersThings(t *testing.T) {
@@ -488,7 +503,7 @@ func TestUsersCannotSeeEachOthersThings(t *testing.T) {
 	credPage := "/credentials/" + itoa(creds[0].ID)
 
 	bob := e.member(ada, "bob", "bob password 1")
-	for _, p := range []string{platform, platform + "/design.yaml", platform + "/delete", credPage, "/platforms/999999", "/no/such/page"} {
+	for _, p := range []string{platform, platform + "/design.yaml", platform + "/delete", platform + "/edit", credPage, "/platforms/999999", "/no/such/page"} {
 		if r := bob.get(p); r.status != http.StatusNotFound || strings.Contains(r.body, "greenhouse") || strings.Contains(r.body, awsKey) {
 			t.Errorf("bob GET %s: %d, want 404 without ada's data", p, r.status)
 		}
@@ -496,6 +511,9 @@ func TestUsersCannotSeeEachOthersThings(t *testing.T) {
 	bob.get("/")
 	if r := bob.post(platform+"/delete", url.Values{"confirm": {"greenhouse"}}); r.status != http.StatusNotFound {
 		t.Errorf("bob deleting ada's platform: %d", r.status)
+	}
+	if r := bob.post(platform+"/edit", url.Values{"document": {"apiVersion: myt/v1\nkind: Platform\nmetadata: {name: greenhouse}\nspec: {target: {provider: local}, database: {kind: mysql}}\n"}}); r.status != http.StatusNotFound {
+		t.Errorf("bob editing ada's platform: %d", r.status)
 	}
 	if r := bob.post(credPage+"/delete", nil); r.status != http.StatusNotFound {
 		t.Errorf("bob deleting ada's credential: %d", r.status)
