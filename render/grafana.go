@@ -130,12 +130,20 @@ func (r *renderer) dashboard(dsType string) map[string]any {
 			"uql": "parse-csv\n| summarize \"messages\"=count() by \"device\""}
 		latest = map[string]any{"refId": "A", "datasource": ds, "type": "csv", "source": "url", "parser": "backend", "url": url}
 	}
+	legend := map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true, "calcs": []string{}}
+	tooltip := map[string]any{"mode": "multi", "sort": "desc"}
+	options := map[string]map[string]any{
+		"timeseries": {"legend": legend, "tooltip": tooltip},
+		"barchart": {"legend": legend, "tooltip": tooltip, "orientation": "horizontal", "xTickLabelRotation": 0, "xTickLabelMaxLength": 0,
+			"stacking": "none", "showValue": "auto", "barWidth": 0.8, "groupWidth": 0.7, "fullHighlight": false},
+		"table": {"frameIndex": 0, "showHeader": true, "cellHeight": "sm"},
+	}
 	panel := func(id int, typ, title string, y int, target map[string]any) map[string]any {
 		return map[string]any{
 			"id": id, "type": typ, "title": title, "datasource": ds,
 			"gridPos": map[string]any{"h": 10, "w": 24, "x": 0, "y": y},
 			"targets": []any{target},
-			"options": map[string]any{}, "fieldConfig": map[string]any{"defaults": map[string]any{}, "overrides": []any{}},
+			"options": options[typ], "fieldConfig": map[string]any{"defaults": map[string]any{}, "overrides": []any{}},
 		}
 	}
 	return map[string]any{
@@ -148,6 +156,8 @@ func (r *renderer) dashboard(dsType string) map[string]any {
 		"version":       1,
 		"refresh":       "30s",
 		"time":          map[string]any{"from": "now-6h", "to": "now"},
+		"templating":    map[string]any{"list": []any{}},
+		"annotations":   map[string]any{"list": []any{}},
 		"panels": []any{
 			panel(1, rateType, "Messages per device", 0, rate),
 			panel(2, "table", "Latest values per device", 10, latest),
