@@ -88,14 +88,7 @@ func (r *renderer) groupVars() ([]byte, error) {
 	}
 	volumes := map[string]int{}
 	for _, v := range r.volumes {
-		switch {
-		case strings.HasPrefix(v, "rabbitmq"):
-			volumes[v] = UIDs["rabbitmq"]
-		case strings.HasPrefix(v, "grafana"):
-			volumes[v] = UIDs["grafana"]
-		default:
-			volumes[v] = UIDs["db"]
-		}
+		volumes[v] = volumeOwner(v)
 	}
 	items := []string{"compose.yaml", "rabbitmq", "tls", "worker", "grafana"}
 	if r.d.Spec.Database.Kind == myt.DatabaseTimescaleDB {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"text/template"
@@ -18,7 +19,7 @@ import (
 	"github.com/myt-iot/myt/worker"
 )
 
-//go:embed platform/*.tmpl
+//go:embed platform/*.tmpl bundle/*.tmpl
 var platformFS embed.FS
 
 // Images are the upstream images a platform runs, pinned by version. Each
@@ -172,6 +173,7 @@ func (r *renderer) platform() error {
 		"GrafanaDBSecret": grafanaDBSecret,
 		"Volumes":         []string{"rabbitmq-data", db + "-data", "grafana-data"},
 		"SecretFiles":     secretNames,
+		"Local":           d.Spec.Target.Provider == myt.ProviderLocal,
 	}
 	compose, err := execTemplate("platform/compose.yaml.tmpl", data)
 	if err != nil {
@@ -179,6 +181,7 @@ func (r *renderer) platform() error {
 	}
 	r.b.add("platform/compose.yaml", compose, 0o644)
 	r.volumes = data["Volumes"].([]string)
+	r.b.add("platform/owners.txt", r.ownersFile(secretNames), 0o644)
 
 	// RabbitMQ
 	conf, err := execTemplate("platform/rabbitmq.conf.tmpl", map[string]any{"Broker": d.Spec.Broker})
@@ -194,7 +197,7 @@ func (r *renderer) platform() error {
 
 	// Database init
 	if db == myt.DatabaseTimescaleDB {
-		r.b.add("platform/db/init/001-timescaledb.sql", []byte("-- Rendered by myt: the worker creates its hypertable; this only makes sure\n-- the extension is there.\nCREATE EXTENSION IF NOT EXISTS timescaledb;\n"), 0o644)
+		r.b.add("platform/db/init/001-timescaledb.sql", []byte(timescaleInit), 0o644)
 	}
 
 	// Worker
@@ -340,7 +343,7 @@ func (r *renderer) workerConfig() ([]byte, error) {
 }
 
 func execTemplate(name string, data any) ([]byte, error) {
-	t, err := template.New(strings.TrimPrefix(name, "platform/")).Option("missingkey=error").ParseFS(platformFS, name)
+	t, err := template.New(path.Base(name)).Option("missingkey=error").ParseFS(platformFS, name)
 	if err != nil {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
@@ -349,4 +352,57 @@ func execTemplate(name string, data any) ([]byte, error) {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// timescaleInit runs once, when the database is created. The worker makes
+// its (hyper)table; this only enables the extension, and does nothing on a
+// plain PostgreSQL image (the test environment's).
+const timescaleInit = `-- Rendered by myt: enable TimescaleDB where the image has it.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+    CREATE EXTENSION IF NOT EXISTS timescaledb;
+  END IF;
+END
+$$;
+`
+
+// volumeOwner is the uid that owns a compose volume's directory.
+func volumeOwner(volume string) int {
+	switch {
+	case strings.HasPrefix(volume, "rabbitmq"):
+		return UIDs["rabbitmq"]
+	case strings.HasPrefix(volume, "grafana"):
+		return UIDs["grafana"]
+	}
+	return UIDs["db"] // database images chown their own directory
+}
+
+// ownersFile lists who must own each secret file and volume directory on
+// the host ("secret NAME UID" / "volume NAME UID"): the Ansible platform
+// role applies the same from group_vars, a local deploy from this file.
+func (r *renderer) ownersFile(secretNames []string) []byte {
+	var b strings.Builder
+	b.WriteString("# kind name uid: chown each platform/secrets/NAME and $MYT_DATA_DIR/NAME to uid:uid before `docker compose up`.\n")
+	for _, n := range secretNames {
+		fmt.Fprintf(&b, "secret %s %d\n", n, r.secretOwners[n])
+	}
+	for _, v := range r.volumes {
+		fmt.Fprintf(&b, "volume %s %d\n", v, volumeOwner(v))
+	}
+	return []byte(b.String())
+}
+
+func (r *renderer) readme() error {
+	t := r.d.Spec.Target
+	br := r.d.Spec.Broker
+	b, err := execTemplate("bundle/README.md.tmpl", map[string]any{
+		"Name": r.d.Metadata.Name, "Provider": t.Provider, "Cloud": cloud(t.Provider), "Ansible": t.Provider != myt.ProviderLocal,
+		"MQTTS": br.MQTT && br.TLS, "AMQPS": br.AMQP && br.TLS, "Plaintext": br.Plaintext,
+	})
+	if err != nil {
+		return err
+	}
+	r.b.add("README.md", b, 0o644)
+	return nil
 }

@@ -292,7 +292,7 @@ func Render(ctx context.Context, d *myt.Design, opts Options) (*Bundle, error) {
 	if t.Provider != myt.ProviderLocal {
 		steps = append(steps, r.ansible)
 	}
-	steps = append(steps, r.secretsDir)
+	steps = append(steps, r.readme, r.secretsDir)
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return nil, err

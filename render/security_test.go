@@ -172,7 +172,10 @@ func TestPlatformSecureByDefault(t *testing.T) {
 					public[host] = true
 				}
 			}
-			want := map[int]bool{render.GrafanaPort: true}
+			want := map[int]bool{}
+			if d.Spec.Target.Provider != myt.ProviderLocal {
+				want[render.GrafanaPort] = true // to admin CIDRs; local keeps it on loopback
+			}
 			for _, p := range d.Spec.Broker.Ports() {
 				want[p] = true
 			}
