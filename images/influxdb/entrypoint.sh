@@ -4,7 +4,6 @@
 # upstream influxdb:1.8 image does), with a temporary loopback-only server;
 # then run influxd in the foreground as the influxdb user.
 set -euo pipefail
-as_influx() { setpriv --reuid=influxdb --regid=influxdb --init-groups "$@"; }
 urlenc() {
 	local s=$1 out= c i
 	for ((i = 0; i < ${#s}; i++)); do
@@ -28,7 +27,8 @@ sq() { printf "'%s'" "${1//\'/\\\'}"; }
 marker=/var/lib/influxdb/.initialised
 if [ "${1:-}" = influxd ] && [ ! -e "$marker" ]; then
 	chown -R influxdb:influxdb /var/lib/influxdb
-	INFLUXDB_HTTP_AUTH_ENABLED=false INFLUXDB_HTTP_BIND_ADDRESS=127.0.0.1:8086 as_influx influxd >/dev/null 2>&1 &
+	INFLUXDB_HTTP_AUTH_ENABLED=false INFLUXDB_HTTP_BIND_ADDRESS=127.0.0.1:8086 \
+		setpriv --reuid=influxdb --regid=influxdb --init-groups influxd >/dev/null 2>&1 &
 	pid=$!
 	for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/8086) 2>/dev/null && break; sleep 0.2; done
 	if [ -n "${INFLUXDB_ADMIN_USER:-}" ]; then query "CREATE USER $(iq "$INFLUXDB_ADMIN_USER") WITH PASSWORD $(sq "${INFLUXDB_ADMIN_PASSWORD:-}") WITH ALL PRIVILEGES"; fi
