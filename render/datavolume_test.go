@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,5 +97,32 @@ func TestDataVolumeRoleNeverReformats(t *testing.T) {
 	tab, _ := os.ReadFile(fstab)
 	if strings.Count(string(tab), mnt) != 1 || !strings.HasPrefix(string(tab), "UUID=") {
 		t.Errorf("fstab:\n%s", tab)
+	}
+
+	// A disk with a partition table but no filesystem on the whole device
+	// is refused and left untouched.
+	pimg := filepath.Join(root, "parted.img")
+	mbr := make([]byte, 512)
+	copy(mbr[446:], []byte{0, 0, 0, 0, 0x83, 0, 0, 0, 0x00, 0x08, 0, 0, 0xa0, 0x86, 0x01, 0}) // Linux partition at LBA 2048
+	mbr[510], mbr[511] = 0x55, 0xaa
+	if err := os.WriteFile(pimg, mbr, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(pimg, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(losetup, "--find", "--show", pimg).CombinedOutput()
+	need(t, "a second loop device", err == nil, strings.TrimSpace(string(out)))
+	pdev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command(losetup, "-d", pdev).Run() })
+	pmnt := filepath.Join(root, "pdata")
+	res, err := runTool(t, root, env, playbook, "-i", "localhost,", play,
+		"-e", "myt_data_device="+pdev, "-e", "myt_data_dir="+pmnt, "-e", "data_volume_fstab="+fstab)
+	if err == nil || !strings.Contains(res, "partition table") {
+		t.Fatalf("partitioned disk: err %v\n%s", err, res)
+	}
+	after, err := os.ReadFile(pimg)
+	if err != nil || !bytes.Equal(after[:512], mbr) || bytes.Count(after[512:1<<20], []byte{0}) != (1<<20)-512 {
+		t.Fatal("the partitioned disk was written to")
 	}
 }
