@@ -464,6 +464,38 @@ func TestBrowserFirstDay(t *testing.T) {
 	if code != http.StatusForbidden {
 		t.Fatalf("POST without the anti-forgery token: status %v, want 403", code)
 	}
+
+	// Bob saves a credential; ada resets his password; bob is told clearly
+	// that his credentials must be entered again.
+	b.open("/credentials/new?kind=aws")
+	b.fill("#f-name", "bobs-aws")
+	b.fill("#f-access_key_id", awsKeyID)
+	b.fill("#f-secret_access_key", awsSecret)
+	b.submit(`main button[type=submit]`)
+	b.see("The credential was saved")
+	b.signOut()
+	b.signIn(adminName, adminPass)
+	b.waitPath("/")
+	b.open("/admin/users")
+	b.click(`a[href$="/reset"]`)
+	b.waitPath("/admin/users/")
+	b.see("credentials will become unreadable")
+	b.fill("#f-password", bobPass+" 2")
+	b.screenshot("20-reset-password")
+	b.submit(`main button[type=submit]`)
+	b.see("The password was reset")
+	b.signOut()
+	b.signIn(bobName, bobPass+" 2")
+	b.waitPath("/")
+	b.see("Your saved credentials need to be entered again")
+	b.open("/credentials")
+	b.waitFor("a locked badge", `document.querySelector('.badge-failed') !== null && document.body.innerText.toLowerCase().includes('locked')`)
+	b.screenshot("21-credentials-lost")
+	b.submit(`form[action="/account/lost-credentials"] button`)
+	b.waitPath("/credentials/new")
+	if strings.Contains(b.text("main"), "need to be entered again") {
+		t.Fatal("the lost-credentials banner is still shown after acknowledging")
+	}
 	if errors.Is(context.Cause(b.ctx), context.Canceled) {
 		t.Fatal("browser context ended early")
 	}

@@ -104,8 +104,12 @@ func (s *server) createAndSignIn(w http.ResponseWriter, r *http.Request, mode, i
 		s.render(w, r, http.StatusUnprocessableEntity, "auth", &page{Title: title, Bare: true, Data: f, Errs: fe})
 		return nil
 	}
-	if err := s.allow(r, ""); err != nil {
-		return err
+	// Invitation codes are secrets worth guessing; first-run setup has
+	// none, so it does not spend the login budget.
+	if mode == "signup" {
+		if err := s.allow(r, ""); err != nil {
+			return err
+		}
 	}
 	pw, pw2 := r.PostForm.Get("password"), r.PostForm.Get("password2")
 	if pw != pw2 {
