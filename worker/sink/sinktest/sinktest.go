@@ -87,18 +87,31 @@ func normalize(fields map[string]any, declared map[string]string, caps Caps) map
 			out[k] = c
 			continue
 		}
-		switch x := v.(type) {
-		case json.Number:
-			f, _ := x.Float64()
-			out[k] = f
-		case float64, int64:
-			f, _ := record.Coerce(x, "float")
-			out[k] = f
-		default:
-			out[k] = v
-		}
+		out[k] = numbers(v)
 	}
 	return out
+}
+
+// numbers turns every number, at any depth, into float64.
+func numbers(v any) any {
+	switch x := v.(type) {
+	case json.Number, float64, int64:
+		f, _ := record.Coerce(x, "float")
+		return f
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = numbers(e)
+		}
+		return m
+	case []any:
+		a := make([]any, len(x))
+		for i, e := range x {
+			a[i] = numbers(e)
+		}
+		return a
+	}
+	return v
 }
 
 func export(t *testing.T, s sink.Sink, q sink.Query) []record.Record {
