@@ -440,6 +440,7 @@ func TestBrowserFirstDay(t *testing.T) {
 		t.Fatalf("bob opening ada's platform %s: status %d, want 404", platformURL, resp.Status)
 	}
 	b.see("Not found")
+	b.see("Go to your platforms") // still signed in, in the app's layout
 	b.screenshot("19-not-found")
 	if strings.Contains(b.html(), "greenhouse") {
 		t.Fatal("the 404 page names ada's platform")

@@ -189,19 +189,22 @@ func stateFrom(ctx context.Context) *reqState {
 
 func (s *server) route(mux *http.ServeMux, pattern string, who access, h handlerFunc) {
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		// The state is filled in by serve; the error page reads it too.
+		st := &reqState{}
+		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		defer func() {
 			if v := recover(); v != nil {
 				s.log.Error("panic in web handler", "path", r.URL.Path, "panic", v)
 				s.renderError(w, r, fmt.Errorf("panic: %v", v))
 			}
 		}()
-		if err := s.serve(w, r, pattern, who, h); err != nil {
+		if err := s.serve(w, r, st, pattern, who, h); err != nil {
 			s.renderError(w, r, err)
 		}
 	})
 }
 
-func (s *server) serve(w http.ResponseWriter, r *http.Request, pattern string, who access, h handlerFunc) error {
+func (s *server) serve(w http.ResponseWriter, r *http.Request, st *reqState, pattern string, who access, h handlerFunc) error {
 	ctx := r.Context()
 	// First run: nothing but the setup page until an admin exists.
 	if !s.setupDone.Load() {
@@ -217,7 +220,6 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, pattern string, w
 		}
 	}
 
-	st := &reqState{}
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
 		a, sess, err := s.cfg.Sessions.Authenticate(ctx, c.Value)
 		switch {
@@ -230,10 +232,8 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, pattern string, w
 		}
 	}
 	if st.auth != nil {
-		ctx = myt.NewContextWithAuth(ctx, st.auth)
+		r = r.WithContext(myt.NewContextWithAuth(ctx, st.auth))
 	}
-	ctx = context.WithValue(ctx, stateKey{}, st)
-	r = r.WithContext(ctx)
 
 	if who >= user && st.auth == nil {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {

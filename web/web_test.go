@@ -504,7 +504,7 @@ func TestUsersCannotSeeEachOthersThings(t *testing.T) {
 
 	bob := e.member(ada, "bob", "bob password 1")
 	for _, p := range []string{platform, platform + "/design.yaml", platform + "/delete", platform + "/edit", credPage, "/platforms/999999", "/no/such/page"} {
-		if r := bob.get(p); r.status != http.StatusNotFound || strings.Contains(r.body, "greenhouse") || strings.Contains(r.body, awsKey) {
+		if r := bob.get(p); r.status != http.StatusNotFound || strings.Contains(r.body, "greenhouse") || strings.Contains(r.body, awsKey) || !strings.Contains(r.body, "Go to your platforms") {
 			t.Errorf("bob GET %s: %d, want 404 without ada's data", p, r.status)
 		}
 	}
