@@ -35,7 +35,7 @@ type Options struct {
 	Queue      string
 	Exchange   string // amq.topic
 	Binding    string // routing pattern, e.g. myt.#
-	DeadQueue  string // also the dead-letter exchange name
+	DeadQueue  string // reached through the default exchange
 	Prefetch   int
 	Declare    bool
 	BackoffMin time.Duration
@@ -77,7 +77,7 @@ type Session struct {
 	consume    *amqp.Channel
 	publish    *amqp.Channel
 	deliveries <-chan amqp.Delivery
-	closed     chan *amqp.Error
+	returns    chan amqp.Return
 	o          *Options
 	tag        string
 }
@@ -123,7 +123,9 @@ func (s *Session) DeadLetter(ctx context.Context, dead []Dead) error {
 		h[HeaderError] = detail
 		h[HeaderRoutingKey] = d.D.RoutingKey
 		h[HeaderDeadAt] = now
-		c, err := s.publish.PublishWithDeferredConfirmWithContext(ctx, s.o.DeadQueue, d.D.RoutingKey, false, false, amqp.Publishing{
+		// Through the default exchange straight to the dead queue: works
+		// with any topology that has the queue (no extra exchange).
+		c, err := s.publish.PublishWithDeferredConfirmWithContext(ctx, "", s.o.DeadQueue, true, false, amqp.Publishing{
 			Headers: h, ContentType: d.D.ContentType, ContentEncoding: d.D.ContentEncoding,
 			DeliveryMode: amqp.Persistent, MessageId: d.D.MessageId, Timestamp: d.D.Timestamp,
 			Type: d.D.Type, AppId: d.D.AppId, CorrelationId: d.D.CorrelationId, Body: d.D.Body,
@@ -141,6 +143,20 @@ func (s *Session) DeadLetter(ctx context.Context, dead []Dead) error {
 		if !ok {
 			return errors.New("dead-letter publish was nacked by the broker")
 		}
+	}
+	// A message the broker could not route is returned before its confirm.
+	returned := 0
+	for {
+		select {
+		case <-s.returns:
+			returned++
+			continue
+		default:
+		}
+		break
+	}
+	if returned > 0 {
+		return fmt.Errorf("dead-letter: %d message(s) unroutable: queue %s missing", returned, s.o.DeadQueue)
 	}
 	return nil
 }
@@ -239,6 +255,7 @@ func (s *Source) dial(attempt int) (*Session, error) {
 	if err := sess.publish.Confirm(false); err != nil {
 		return fail("confirm mode", err)
 	}
+	sess.returns = sess.publish.NotifyReturn(make(chan amqp.Return, 64))
 	if sess.deliveries, err = sess.consume.Consume(s.o.Queue, sess.tag, false, false, false, false, nil); err != nil {
 		return fail("consume "+s.o.Queue, err)
 	}
@@ -253,17 +270,19 @@ func (s *Source) declare(conn *amqp.Connection) error {
 		return err
 	}
 	defer ch.Close()
-	if err := ch.ExchangeDeclare(s.o.DeadQueue, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
-		return fmt.Errorf("exchange %s: %w", s.o.DeadQueue, err)
-	}
 	if _, err := ch.QueueDeclare(s.o.DeadQueue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
-		return s.declareMismatch(conn, s.o.DeadQueue, err)
+		if err := s.declareMismatch(conn, s.o.DeadQueue, err); err != nil {
+			return err
+		}
+		if ch, err = conn.Channel(); err != nil {
+			return err
+		}
+		defer ch.Close()
 	}
-	if err := ch.QueueBind(s.o.DeadQueue, "", s.o.DeadQueue, false, nil); err != nil {
-		return fmt.Errorf("bind %s: %w", s.o.DeadQueue, err)
-	}
+	// The broker's own dead-lettering (for example a quorum queue's
+	// delivery limit) goes to the same queue, via the default exchange.
 	_, err = ch.QueueDeclare(s.o.Queue, true, false, false, false, amqp.Table{
-		"x-queue-type": "quorum", "x-dead-letter-exchange": s.o.DeadQueue,
+		"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": s.o.DeadQueue,
 	})
 	if err != nil {
 		if err := s.declareMismatch(conn, s.o.Queue, err); err != nil {
