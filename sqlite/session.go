@@ -115,6 +115,7 @@ func (s *SessionService) Authenticate(ctx context.Context, token string) (*myt.A
 		return nil, nil, errBadToken
 	}
 	sess.UserID, sess.Created = u.ID, fromMS(created)
+	sess.CSRF = vault.CSRFToken(token)
 	sess.Expires, sess.LastUsed = fromNullMS(expires), fromNullMS(lastUsed)
 	// Record use at most once a minute: reads should not turn into writes.
 	if !lastUsed.Valid || now.UnixMilli()-lastUsed.Int64 > 60_000 {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,9 +159,12 @@ func TestSessionsCarryTheDataKeyAndExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _, err := f.svc.Sessions.Authenticate(context.Background(), token)
+	a, got, err := f.svc.Sessions.Authenticate(context.Background(), token)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(got.CSRF) < 32 || strings.Contains(token, got.CSRF) {
+		t.Errorf("session CSRF token %q: too short or part of the session token", got.CSRF)
 	}
 	sec, err := f.svc.Credentials.OpenCredential(myt.NewContextWithAuth(context.Background(), a), 1)
 	if err != nil || sec["secret_access_key"] != awsSecret {

@@ -123,6 +123,17 @@ func TokenKey(token string) []byte {
 	return k
 }
 
+// CSRFToken returns the anti-forgery token of a web session: derived from
+// the session's secret, so it survives restarts and needs no storage, and
+// reveals nothing about the secret.
+func CSRFToken(token string) string {
+	k, err := hkdf.Key(sha256.New, []byte(token), nil, "myt csrf v1", 24)
+	if err != nil {
+		panic("vault: hkdf: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(k)
+}
+
 // TokenHash returns the lookup hash of a session or API token.
 func TokenHash(token string) []byte {
 	h := sha256.Sum256([]byte("myt token v1\x00" + token))
