@@ -373,6 +373,21 @@ func TestBrowserFirstDay(t *testing.T) {
 	b.screenshot("14c-dashboard-mobile")
 	b.do("wide viewport", chromedp.EmulateViewport(1280, 900))
 
+	// The wizard adapts to the provider: this machine needs no credential,
+	// region or admin networks.
+	b.open("/platforms/new")
+	b.click(`label.tile:has(input[value=local])`)
+	b.waitFor("cloud inputs hidden for local", `document.querySelector('#f-region').offsetParent === null && document.querySelector('#f-credentials').offsetParent === null`)
+	b.screenshot("12b-wizard-local")
+	b.open("/credentials/new?kind=gcp")
+	b.see("Service account key (JSON)")
+	b.screenshot("07d-credential-gcp-form")
+	b.colorScheme("dark")
+	b.open("/platforms/new")
+	b.see("Name and target")
+	b.screenshot("08c-wizard-dark")
+	b.colorScheme("")
+
 	// Import a design from YAML.
 	b.open("/platforms/import")
 	b.see("Import a design")

@@ -45,7 +45,10 @@
     var cloud = p !== "ssh" && p !== "local";
     document.querySelectorAll("[data-show-when]").forEach(function (el) {
       var rule = el.getAttribute("data-show-when");
-      var show = rule === "provider=cloud" ? cloud : rule === "provider!=local" ? p !== "local" : true;
+      var show = true;
+      if (rule === "provider=cloud") show = cloud;
+      else if (rule.indexOf("provider!=") === 0) show = p !== rule.slice(10);
+      else if (rule.indexOf("provider=") === 0) show = p === rule.slice(9);
       el.hidden = !show;
     });
     var sel = document.getElementById("f-credentials");
