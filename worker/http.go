@@ -283,6 +283,7 @@ func (w *Worker) serveImport(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Metrics.Imported.Add(float64(res.Imported))
+	sort.Slice(res.Rejected, func(i, j int) bool { return res.Rejected[i].Line < res.Rejected[j].Line })
 	rw.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(rw).Encode(res)
 }
