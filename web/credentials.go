@@ -1,6 +1,8 @@
 package web
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,6 +77,7 @@ func (f *credentialForm) Fields(errs *formErrors) []*Field {
 			fl.Type = "textarea"
 			fl.Rows = 6
 			fl.Mono = true
+			fl.Upload = true
 		}
 		if f.Kind.Name == "ssh" && kf.Name == "private_key" {
 			// The radio choice above replaces "leave empty to generate".
@@ -112,6 +115,19 @@ func (s *server) credentialNewSubmit(w http.ResponseWriter, r *http.Request) err
 	secret := myt.Secret{}
 	for _, kf := range k.Fields {
 		v := r.PostForm.Get(kf.Name)
+		if kf.Multiline {
+			// Key files may be uploaded instead of pasted.
+			up, err := uploadedFile(r, kf.Name+"_file", 64<<10)
+			if err != nil {
+				return err
+			}
+			if up != "" {
+				v = up
+				if k.Name == "ssh" && kf.Name == "private_key" {
+					f.Generate = false
+				}
+			}
+		}
 		if kf.Secret {
 			if k.Name == "ssh" && kf.Name == "private_key" && f.Generate {
 				continue
@@ -229,4 +245,29 @@ func safeNextOrEmpty(p string) string {
 		return ""
 	}
 	return safeNext(p)
+}
+
+// uploadedFile returns the content of an uploaded file field, "" when none
+// was sent; EINVALID when it is larger than max bytes.
+func uploadedFile(r *http.Request, name string, max int64) (string, error) {
+	if r.MultipartForm == nil || len(r.MultipartForm.File[name]) == 0 {
+		return "", nil
+	}
+	fh := r.MultipartForm.File[name][0]
+	if fh.Size == 0 {
+		return "", nil
+	}
+	if fh.Size > max {
+		return "", myt.Errorf(myt.EINVALID, "The uploaded file is larger than %d KB.", max>>10)
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return "", fmt.Errorf("open upload %s: %w", name, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max))
+	if err != nil {
+		return "", fmt.Errorf("read upload %s: %w", name, err)
+	}
+	return string(b), nil
 }

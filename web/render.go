@@ -272,6 +272,7 @@ type Field struct {
 	ID, Name, Label, Type, Value, Help, Err string
 	Placeholder, Autocomplete, Pattern      string
 	Required, Optional, Autofocus, Mono     bool
+	Upload                                  bool // offer a file input named NAME_file
 	Rows                                    int
 	Min, Max                                string
 	Options                                 []Option

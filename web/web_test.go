@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/credential"
 	"github.com/myt-iot/myt/sqlite"
 	"github.com/myt-iot/myt/vault"
 	"github.com/myt-iot/myt/web"
@@ -334,7 +336,7 @@ func TestCredentialSecretsAreNeverEchoed(t *testing.T) {
 	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="f-access_key_id-err"`) {
 		t.Fatalf("invalid credential: %d\n%s", r.status, r.body)
 	}
-	if strings.Contains(r.body, awsSecret) {
+	if strings.Contains(html.UnescapeString(r.body), awsSecret) {
 		t.Fatal("the secret was echoed into the form")
 	}
 	r = c.post("/credentials/new", url.Values{"kind": {"aws"}, "name": {"my-aws"}, "access_key_id": {awsKey}, "secret_access_key": {awsSecret}, "region": {"eu-west-1"}})
@@ -343,7 +345,7 @@ func TestCredentialSecretsAreNeverEchoed(t *testing.T) {
 	}
 	for _, p := range []string{r.location, "/credentials"} {
 		page := c.get(p)
-		if page.status != 200 || strings.Contains(page.body, awsSecret) || !strings.Contains(page.body, awsKey) {
+		if page.status != 200 || strings.Contains(html.UnescapeString(page.body), awsSecret) || !strings.Contains(page.body, awsKey) {
 			t.Errorf("%s: status %d, secret shown %v", p, page.status, strings.Contains(page.body, awsSecret))
 		}
 	}
@@ -372,6 +374,35 @@ func TestSSHCredentialGeneratesAKeyPair(t *testing.T) {
 	}
 	if strings.Contains(page.body, "PRIVATE KEY") {
 		t.Fatal("the private key is shown")
+	}
+}
+
+func TestSSHPrivateKeyUpload(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.get("/credentials/new?kind=ssh")
+	priv, pub, err := credential.GenerateSSHKey("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, v := range map[string]string{"csrf": c.csrf, "kind": "ssh", "name": "nas", "host": "nas.example.org", "user": "admin", "generate": "1"} {
+		mw.WriteField(k, v)
+	}
+	fw, _ := mw.CreateFormFile("private_key_file", "id_ed25519")
+	fw.Write([]byte(priv))
+	mw.Close()
+	req, _ := http.NewRequest("POST", e.srv.URL+"/credentials/new", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	r := c.do(req)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("upload: %d\n%s", r.status, r.body)
+	}
+	// The uploaded key wins over "generate": its public half is shown.
+	page := c.get(r.location)
+	if !strings.Contains(html.UnescapeString(page.body), strings.Fields(pub)[1]) || strings.Contains(page.body, "PRIVATE KEY") {
+		t.Fatalf("the uploaded key's public half is not shown, or the private key is")
 	}
 }
 
