@@ -19,6 +19,8 @@ type usersView struct {
 	Admin    bool
 	// An invitation just created: its link, shown once.
 	InviteLink string
+	// ListError is a refused action on the accounts list.
+	ListError *formErrors
 }
 
 func (s *server) usersView(r *http.Request) (*usersView, error) {
@@ -89,7 +91,16 @@ func (s *server) userSetDisabled(disabled bool) handlerFunc {
 			return err
 		}
 		if _, err := s.cfg.Users.UpdateUser(r.Context(), id, myt.UserUpdate{Disabled: &disabled}); err != nil {
-			return err
+			if myt.ErrorCode(err) != myt.EINVALID {
+				return err
+			}
+			v, verr := s.usersView(r)
+			if verr != nil {
+				return verr
+			}
+			v.ListError = &formErrors{Message: myt.ErrorMessage(err)}
+			s.render(w, r, http.StatusBadRequest, "users", &page{Title: "Users", Section: "users", Data: v})
+			return nil
 		}
 		ok := "enabled"
 		if disabled {

@@ -736,3 +736,43 @@ func TestSecurityHeadersAndAssets(t *testing.T) {
 		t.Error("the page has inline script or style")
 	}
 }
+
+func TestDisableAndEnableUser(t *testing.T) {
+	e := newEnv(t, false)
+	ada := e.setup()
+	bob := e.member(ada, "bob", "bob password 1")
+	users, _ := e.svc.Users.FindUsers(e.ctxOf(t, "ada", adminPW))
+	var bobID, adaID int64
+	for _, u := range users {
+		switch u.Username {
+		case "bob":
+			bobID = u.ID
+		case "ada":
+			adaID = u.ID
+		}
+	}
+	ada.get("/admin/users")
+	if r := ada.post("/admin/users/"+itoa(bobID)+"/disable", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("disable: %d", r.status)
+	}
+	if r := bob.get("/"); r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, "/login") {
+		t.Errorf("disabled bob's session: %d → %s", r.status, r.location)
+	}
+	c := e.client()
+	c.get("/login")
+	if r := c.post("/login", url.Values{"username": {"bob"}, "password": {"bob password 1"}}); r.status != http.StatusUnauthorized {
+		t.Errorf("disabled bob signs in: %d", r.status)
+	}
+	if page := ada.get("/admin/users"); !strings.Contains(page.body, "disabled") {
+		t.Error("the users page does not show bob as disabled")
+	}
+	if r := ada.post("/admin/users/"+itoa(bobID)+"/enable", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("enable: %d", r.status)
+	}
+	e.login("bob", "bob password 1")
+	// An admin cannot disable themselves: the service refuses, the page says why.
+	ada.get("/admin/users")
+	if r := ada.post("/admin/users/"+itoa(adaID)+"/disable", nil); r.status != http.StatusBadRequest || !strings.Contains(r.body, "Create an account") || !strings.Contains(r.body, "error-summary") {
+		t.Errorf("self-disable: %d, want 400", r.status)
+	}
+}
