@@ -358,6 +358,15 @@ func TestBrowserFirstDay(t *testing.T) {
 	b.open(strings.TrimPrefix(platformURL, srv.URL) + "/edit")
 	b.see("Edit greenhouse")
 	b.screenshot("13b-platform-edit")
+	// Randy's story: fix the data on the platform, not on every device.
+	b.open(strings.TrimPrefix(platformURL, srv.URL))
+	b.click(`a[href$="/handler"]`)
+	b.waitPath("/platforms/")
+	b.see("Processing code")
+	b.fill("#f-handler", "def process(msg):\n    p = msg[\"payload\"]\n    return {\"temperature\": round(p[\"raw\"] / 10.0, 1)}\n")
+	b.screenshot("13c-platform-code")
+	b.submit(`main button[type=submit]`)
+	b.see("The design was updated to revision 2")
 
 	// The dashboard lists it, with its status.
 	b.open("/")

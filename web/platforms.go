@@ -11,6 +11,7 @@ import (
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/design"
+	"github.com/myt-iot/myt/worker/handler"
 )
 
 type dashboardView struct {
@@ -240,6 +241,56 @@ func (s *server) platformEditSubmit(w http.ResponseWriter, r *http.Request) erro
 		return nil
 	}
 	s.log.Info("platform design updated", "user", myt.UserFromContext(r.Context()).Username, "platform", p.Name)
+	http.Redirect(w, r, "/platforms/"+strconv.FormatInt(p.ID, 10)+"?updated=1", http.StatusSeeOther)
+	return nil
+}
+
+type handlerView struct {
+	P       *myt.Platform
+	Handler string
+}
+
+func (s *server) platformHandlerPage(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.platformFor(r)
+	if err != nil {
+		return err
+	}
+	code := p.Design.Spec.Processing.Handler
+	if code == "" {
+		code = string(handler.Template())
+	}
+	s.render(w, r, http.StatusOK, "handler", &page{Title: "Processing code of " + p.Name, Section: "platforms", Data: &handlerView{P: p, Handler: code}})
+	return nil
+}
+
+func (s *server) platformHandlerSubmit(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.platformFor(r)
+	if err != nil {
+		return err
+	}
+	code := r.PostForm.Get("handler")
+	up, err := uploadedFile(r, "handler_file", myt.MaxHandlerBytes+1)
+	if err != nil {
+		return err
+	}
+	if up != "" {
+		code = up
+	}
+	code = strings.ReplaceAll(code, "\r\n", "\n")
+	if r.PostForm.Get("passthrough") == "1" {
+		code = ""
+	}
+	d := *p.Design
+	d.Spec.Processing.Handler = code
+	updated, err := s.cfg.Platforms.UpdatePlatform(r.Context(), p.ID, &d)
+	if err != nil {
+		fe := s.errorsFrom(r, err, func(path string) (string, string, bool) {
+			return "handler", "handler.py", path == "spec.processing.handler"
+		})
+		s.render(w, r, http.StatusUnprocessableEntity, "handler", &page{Title: "Processing code of " + p.Name, Section: "platforms", Data: &handlerView{P: p, Handler: code}, Errs: fe})
+		return nil
+	}
+	s.log.Info("platform handler updated", "user", myt.UserFromContext(r.Context()).Username, "platform", p.Name, "revision", updated.Revision)
 	http.Redirect(w, r, "/platforms/"+strconv.FormatInt(p.ID, 10)+"?updated=1", http.StatusSeeOther)
 	return nil
 }

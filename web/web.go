@@ -112,6 +112,8 @@ func New(cfg Config) (http.Handler, error) {
 	s.route(mux, "POST /platforms/import", user, s.importSubmit)
 	s.route(mux, "GET /platforms/{id}", user, s.platformPage)
 	s.route(mux, "GET /platforms/{id}/design.yaml", user, s.platformDesignDownload)
+	s.route(mux, "GET /platforms/{id}/handler", user, s.platformHandlerPage)
+	s.route(mux, "POST /platforms/{id}/handler", user, s.platformHandlerSubmit)
 	s.route(mux, "GET /platforms/{id}/edit", user, s.platformEditPage)
 	s.route(mux, "POST /platforms/{id}/edit", user, s.platformEditSubmit)
 	s.route(mux, "GET /platforms/{id}/delete", user, s.platformDeletePage)

@@ -519,6 +519,23 @@ func TestImportYAML(t *testing.T) {
 	if len(ps) != 1 || ps[0].Design.Spec.Database.Kind != myt.DatabaseMongoDB || ps[0].Revision != 2 {
 		t.Errorf("after edit: %+v", ps[0])
 	}
+	// The processing code has its own editor: the template to start from,
+	// validation next to the code, a new revision.
+	code := strings.Replace(edit, "/edit", "/handler", 1)
+	if page := c.get(code); page.status != 200 || !strings.Contains(page.body, "def process(msg)") {
+		t.Fatalf("code page: %d", page.status)
+	}
+	if r := c.post(code, url.Values{"handler": {"print('hello')\n"}}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="f-handler-err"`) {
+		t.Errorf("code without process(): %d", r.status)
+	}
+	conv := "def process(msg):\n    p = msg['payload']\n    return {'temperature': p['raw'] / 10}\n"
+	if r := c.post(code, url.Values{"handler": {conv}}); r.status != http.StatusSeeOther {
+		t.Fatalf("save code: %d\n%s", r.status, r.body)
+	}
+	ps, _ = e.svc.Platforms.FindPlatforms(e.ctxOf(t, "ada", adminPW), myt.PlatformFilter{})
+	if ps[0].Design.Spec.Processing.Handler != conv || ps[0].Revision != 3 || ps[0].Design.Spec.Database.Kind != myt.DatabaseMongoDB {
+		t.Errorf("after saving code: revision %d, handler %q", ps[0].Revision, ps[0].Design.Spec.Processing.Handler)
+	}
 }
 
 func TestUsersCannotSeeEachOthersThings(t *testing.T) {
@@ -534,7 +551,7 @@ func TestUsersCannotSeeEachOthersThings(t *testing.T) {
 	credPage := "/credentials/" + itoa(creds[0].ID)
 
 	bob := e.member(ada, "bob", "bob password 1")
-	for _, p := range []string{platform, platform + "/design.yaml", platform + "/delete", platform + "/edit", credPage, "/platforms/999999", "/no/such/page"} {
+	for _, p := range []string{platform, platform + "/design.yaml", platform + "/delete", platform + "/edit", platform + "/handler", credPage, "/platforms/999999", "/no/such/page"} {
 		if r := bob.get(p); r.status != http.StatusNotFound || strings.Contains(r.body, "greenhouse") || strings.Contains(r.body, awsKey) || !strings.Contains(r.body, "Go to your platforms") {
 			t.Errorf("bob GET %s: %d, want 404 without ada's data", p, r.status)
 		}
