@@ -232,8 +232,20 @@ func TestMariaDB(t *testing.T) {
 	if v != 21.5 || !got.Equal(at) {
 		t.Errorf("read back v=%v at=%v, want 21.5 %v", v, got, at)
 	}
+	// SIGKILL, then Start: the committed row survives, on the same DSN.
+	d.Kill(t)
+	d.Start(t)
+	db2, err := sql.Open("mysql", d.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	var n int
+	if err := db2.QueryRowContext(c, "SELECT COUNT(*) FROM readings").Scan(&n); err != nil || n != 1 {
+		t.Errorf("after kill and start: count=%d err=%v, want 1 row", n, err)
+	}
 	var version string
-	_ = db.QueryRowContext(c, "SELECT VERSION()").Scan(&version)
+	_ = db2.QueryRowContext(c, "SELECT VERSION()").Scan(&version)
 	t.Logf("server %s on %s:%d", version, d.Host, d.Port)
 }
 
