@@ -183,6 +183,7 @@ func (s *server) credentialNewSubmit(w http.ResponseWriter, r *http.Request) err
 
 type credentialView struct {
 	C      *myt.Credential
+	UsedBy []*myt.Platform
 	Kind   credential.Kind
 	Public []kv
 	Secret []kv
@@ -201,6 +202,15 @@ func (s *server) credentialPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := &credentialView{C: c, Next: safeNextOrEmpty(r.URL.Query().Get("next"))}
+	ps, err := s.cfg.Platforms.FindPlatforms(r.Context(), myt.PlatformFilter{})
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if p.Design != nil && p.Design.Spec.Target.Credentials == c.Name && p.Design.Spec.Target.Provider == c.Kind {
+			v.UsedBy = append(v.UsedBy, p)
+		}
+	}
 	v.Kind, _ = credential.Lookup(c.Kind)
 	for _, kf := range v.Kind.Fields {
 		if kf.Secret {

@@ -61,6 +61,9 @@ type platformView struct {
 	Fields         [][2]string
 	HandlerLines   int
 	DatabaseReason string
+	// Credential is the saved credential the design names, nil when it is
+	// missing (deleted, or never saved).
+	Credential *myt.Credential
 }
 
 func (s *server) platformPage(w http.ResponseWriter, r *http.Request) error {
@@ -73,6 +76,16 @@ func (s *server) platformPage(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("marshal design of platform %d: %w", p.ID, err)
 	}
 	v := &platformView{P: p, YAML: string(y), Ports: p.Design.Spec.Broker.Ports()}
+	if name := p.Design.Spec.Target.Credentials; name != "" {
+		kind := p.Design.Spec.Target.Provider
+		cs, err := s.cfg.Credentials.FindCredentials(r.Context(), myt.CredentialFilter{Name: &name, Kind: &kind})
+		if err != nil {
+			return err
+		}
+		if len(cs) > 0 {
+			v.Credential = cs[0]
+		}
+	}
 	for _, n := range sortedFieldNames(p.Design.Spec.Database.Fields) {
 		v.Fields = append(v.Fields, [2]string{n, p.Design.Spec.Database.Fields[n]})
 	}

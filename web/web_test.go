@@ -470,6 +470,13 @@ func TestWizardCreatesTheDesign(t *testing.T) {
 	if !strings.Contains(detail.body, "Not deployed yet") || !strings.Contains(detail.body, "kind: timescaledb") {
 		t.Errorf("detail page lacks the design or the empty panels")
 	}
+	creds, _ := e.svc.Credentials.FindCredentials(e.ctxOf(t, "ada", adminPW), myt.CredentialFilter{})
+	if !strings.Contains(detail.body, `href="/credentials/`+itoa(creds[0].ID)+`"`) {
+		t.Errorf("the detail page does not link its credential")
+	}
+	if page := c.get("/credentials/" + itoa(creds[0].ID)); !strings.Contains(page.body, `href="/platforms/`+strings.TrimPrefix(loc, "/platforms/")+`"`) {
+		t.Errorf("the credential page does not list the platform that uses it")
+	}
 	dl := c.get(loc + "/design.yaml")
 	if dl.status != 200 || !strings.Contains(dl.header.Get("Content-Disposition"), "greenhouse.yaml") || !strings.HasPrefix(dl.body, "apiVersion: myt/v1") {
 		t.Errorf("download: %d %q", dl.status, dl.header.Get("Content-Disposition"))
