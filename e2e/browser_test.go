@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"github.com/myt-iot/myt/internal/testenv"
 )
 
 // The browser test drives the real `myt serve` with Debian's headless
@@ -46,11 +48,7 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	const msg = "headless Chromium not found: install it with `apt-get install -y chromium` (or set MYT_CHROMIUM)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPING browser test: " + msg)
+	testenv.Need(t, "headless Chromium", false, "install it with `apt-get install -y chromium` (or set MYT_CHROMIUM)")
 	return ""
 }
 
