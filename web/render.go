@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/myt-iot/myt"
 )
@@ -236,10 +238,11 @@ func (e *formErrors) add(name, label, msg string) {
 	if e.Fields == nil {
 		e.Fields = map[string]string{}
 	}
+	inline := sentence(msg)
 	if prev, ok := e.Fields[name]; ok {
-		e.Fields[name] = prev + " " + msg
+		e.Fields[name] = prev + " " + inline
 	} else {
-		e.Fields[name] = msg
+		e.Fields[name] = inline
 	}
 	e.Summary = append(e.Summary, summaryItem{Target: fieldID(name), Label: label, Message: msg})
 }
@@ -425,4 +428,20 @@ func statusHelp(st string) string {
 		return "Destroyed; the design is kept"
 	}
 	return st
+}
+
+// sentence capitalises msg and ends it with a full stop, for a message that
+// stands on its own under an input.
+func sentence(msg string) string {
+	msg = strings.TrimSpace(msg)
+	if msg == "" {
+		return msg
+	}
+	if r, size := utf8.DecodeRuneInString(msg); unicode.IsLower(r) {
+		msg = string(unicode.ToUpper(r)) + msg[size:]
+	}
+	if !strings.HasSuffix(msg, ".") && !strings.HasSuffix(msg, "?") && !strings.HasSuffix(msg, "!") {
+		msg += "."
+	}
+	return msg
 }

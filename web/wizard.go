@@ -549,7 +549,7 @@ func (s *server) wizardSubmit(w http.ResponseWriter, r *http.Request) error {
 func inlineMessage(msg string) string {
 	for _, p := range []string{"(empty) given; ", `"[]" given; `, "[] given; "} {
 		if rest, ok := strings.CutPrefix(msg, p); ok && rest != "" {
-			return strings.ToUpper(rest[:1]) + rest[1:] + "."
+			return rest
 		}
 	}
 	return msg
