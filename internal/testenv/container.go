@@ -106,6 +106,35 @@ type spec struct {
 	args    []string          // command arguments after the image
 }
 
+// Option changes how a starter runs its container.
+type Option func(*spec)
+
+// WithEnv sets an environment variable in the container (passed to docker
+// through its environment, so a secret value never shows in argv).
+func WithEnv(key, value string) Option {
+	return func(s *spec) { s.env[key] = value }
+}
+
+// WithMQTTPrefetch raises RabbitMQ's mqtt.prefetch (the image's
+// RABBITMQ_MQTT_PREFETCH variable).
+func WithMQTTPrefetch(n int) Option { return WithEnv("RABBITMQ_MQTT_PREFETCH", strconv.Itoa(n)) }
+
+// WithArgs appends arguments to the container's command (e.g. server flags
+// for MariaDB or PostgreSQL: "-c", "max_connections=50").
+func WithArgs(args ...string) Option {
+	return func(s *spec) { s.args = append(s.args, args...) }
+}
+
+func (s spec) with(opts []Option) spec {
+	if s.env == nil {
+		s.env = map[string]string{}
+	}
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
+}
+
 // run starts a fresh container for s, removes it at the end of the test,
 // and leaves c.ready for the caller to set and wait on.
 func (e *Env) run(t testing.TB, s spec) *Container {
@@ -166,11 +195,11 @@ type RabbitMQ struct {
 
 // RabbitMQ starts a fresh RabbitMQ and waits until AMQP, MQTT and the
 // management API all answer.
-func (e *Env) RabbitMQ(t testing.TB) *RabbitMQ {
+func (e *Env) RabbitMQ(t testing.TB, opts ...Option) *RabbitMQ {
 	t.Helper()
 	r := &RabbitMQ{User: "myt", Password: randHex(12)}
 	r.Container = e.run(t, spec{service: "rabbitmq", image: "rabbitmq", ports: []int{5672, 1883, 15672},
-		env: map[string]string{"RABBITMQ_DEFAULT_USER": r.User, "RABBITMQ_DEFAULT_PASS": r.Password}})
+		env: map[string]string{"RABBITMQ_DEFAULT_USER": r.User, "RABBITMQ_DEFAULT_PASS": r.Password}}.with(opts))
 	r.AMQPURL = (&url.URL{Scheme: "amqp", User: url.UserPassword(r.User, r.Password), Host: hostPort(r.HostPort(5672)), Path: "/"}).String()
 	r.MQTTAddr = hostPort(r.HostPort(1883))
 	r.ManagementURL = "http://" + hostPort(r.HostPort(15672))
@@ -228,11 +257,11 @@ type SQLDB struct {
 
 // MariaDB starts a fresh MariaDB (the MySQL stand-in) and waits until the
 // user can query its database. DSN is in go-sql-driver/mysql format.
-func (e *Env) MariaDB(t testing.TB) *SQLDB {
+func (e *Env) MariaDB(t testing.TB, opts ...Option) *SQLDB {
 	t.Helper()
 	d := &SQLDB{Host: "127.0.0.1", User: "myt", Password: randHex(12), Database: "myt"}
 	d.Container = e.run(t, spec{service: "mariadb", image: "mariadb", ports: []int{3306},
-		env: map[string]string{"MARIADB_ROOT_PASSWORD": randHex(12), "MARIADB_DATABASE": d.Database, "MARIADB_USER": d.User, "MARIADB_PASSWORD": d.Password}})
+		env: map[string]string{"MARIADB_ROOT_PASSWORD": randHex(12), "MARIADB_DATABASE": d.Database, "MARIADB_USER": d.User, "MARIADB_PASSWORD": d.Password}}.with(opts))
 	d.Port = d.HostPort(3306)
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName, cfg.ParseTime = d.User, d.Password, "tcp", hostPort(d.Port), d.Database, true
@@ -258,11 +287,11 @@ func (e *Env) MariaDB(t testing.TB) *SQLDB {
 // Postgres starts a fresh PostgreSQL (the TimescaleDB stand-in, without
 // the extension) and waits until the user can query its database. DSN is
 // a postgres:// URL usable by pgx.
-func (e *Env) Postgres(t testing.TB) *SQLDB {
+func (e *Env) Postgres(t testing.TB, opts ...Option) *SQLDB {
 	t.Helper()
 	d := &SQLDB{Host: "127.0.0.1", User: "myt", Password: randHex(12), Database: "myt"}
 	d.Container = e.run(t, spec{service: "postgres", image: "postgres", ports: []int{5432},
-		env: map[string]string{"POSTGRES_USER": d.User, "POSTGRES_PASSWORD": d.Password, "POSTGRES_DB": d.Database}})
+		env: map[string]string{"POSTGRES_USER": d.User, "POSTGRES_PASSWORD": d.Password, "POSTGRES_DB": d.Database}}.with(opts))
 	d.Port = d.HostPort(5432)
 	d.DSN = (&url.URL{Scheme: "postgres", User: url.UserPassword(d.User, d.Password), Host: hostPort(d.Port), Path: "/" + d.Database, RawQuery: "sslmode=disable"}).String()
 	d.ready = func(ctx context.Context) error {
@@ -287,11 +316,11 @@ type Influx struct {
 
 // InfluxDB starts a fresh InfluxDB 1.x and waits until it answers /ping
 // and lists Database.
-func (e *Env) InfluxDB(t testing.TB) *Influx {
+func (e *Env) InfluxDB(t testing.TB, opts ...Option) *Influx {
 	t.Helper()
 	in := &Influx{Database: "myt"}
 	in.Container = e.run(t, spec{service: "influxdb", image: "influxdb", ports: []int{8086},
-		env: map[string]string{"INFLUXDB_DB": in.Database}})
+		env: map[string]string{"INFLUXDB_DB": in.Database}}.with(opts))
 	in.URL = "http://" + hostPort(in.HostPort(8086))
 	in.ready = func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+"/query?q="+url.QueryEscape("SHOW DATABASES"), nil)
@@ -322,10 +351,10 @@ type Mongo struct {
 
 // MongoDB starts a fresh MongoDB-wire server and waits until it answers
 // ping.
-func (e *Env) MongoDB(t testing.TB) *Mongo {
+func (e *Env) MongoDB(t testing.TB, opts ...Option) *Mongo {
 	t.Helper()
 	m := &Mongo{}
-	m.Container = e.run(t, spec{service: "mongodb", image: "mongodb", ports: []int{27017}})
+	m.Container = e.run(t, spec{service: "mongodb", image: "mongodb", ports: []int{27017}}.with(opts))
 	m.URI = "mongodb://" + hostPort(m.HostPort(27017)) + "/"
 	m.ready = func(ctx context.Context) error {
 		if err := bannerCheck(ctx, m.HostPort(27017), nil); err != nil {

@@ -106,7 +106,10 @@ func TestEngineAndImages(t *testing.T) {
 func TestRabbitMQ(t *testing.T) {
 	t.Parallel()
 	e := testenv.Require(t)
-	mq := e.RabbitMQ(t)
+	mq := e.RabbitMQ(t, testenv.WithMQTTPrefetch(64))
+	if env := e.Docker(t, "exec", mq.ID, "rabbitmqctl", "environment"); !strings.Contains(env, "{prefetch,64}") {
+		t.Errorf("mqtt.prefetch not raised to 64; rabbitmqctl environment:\n%s", env)
+	}
 
 	// AMQP: publish to a queue, consume it back.
 	conn, err := amqp.Dial(mq.AMQPURL)
