@@ -70,6 +70,9 @@ func (f *credentialForm) Fields(errs *formErrors) []*Field {
 			fl.Type = "password"
 			fl.Autocomplete = "new-password"
 			fl.Mono = true
+			if errs.Any() {
+				fl.Help = strings.TrimSpace(fl.Help + " Enter it again: secrets are never sent back to the browser.")
+			}
 		} else {
 			fl.Value = f.Values[kf.Name]
 		}
