@@ -227,7 +227,7 @@ func TestPlatformSecureByDefault(t *testing.T) {
 			}
 
 			var defs struct {
-				Users []map[string]any `json:"users"`
+				Users  []map[string]any `json:"users"`
 				Queues []struct {
 					Name      string         `json:"name"`
 					Durable   bool           `json:"durable"`
