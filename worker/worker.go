@@ -175,7 +175,11 @@ func (w *Worker) retry(ctx context.Context, what string, fn func() error) error 
 	}
 }
 
-// session consumes one broker session until it breaks or ctx ends.
+// session consumes one broker session until it breaks or stop ends. It is
+// a two-stage pipeline: this goroutine collects a batch, decodes it and
+// runs the handler (prepare) while a second goroutine writes the previous
+// batch and acknowledges it (commit). Commits happen in batch order, so an
+// ack (multiple) never covers a delivery that is not committed.
 func (w *Worker) session(stop context.Context, sess *source.Session) error {
 	// ctx is for I/O of work in hand: it outlives stop by DrainGrace.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(stop))
@@ -184,20 +188,51 @@ func (w *Worker) session(stop context.Context, sess *source.Session) error {
 	depthCtx, stopDepth := context.WithCancel(context.Background())
 	defer stopDepth()
 	go w.sampleDepth(depthCtx, sess)
+
+	work := make(chan *prepared, 1)
+	errc := make(chan error, 1)
+	go func() {
+		for p := range work {
+			if err := w.commit(ctx, sess, p); err != nil {
+				errc <- err
+				for range work { // the rest is redelivered
+				}
+				return
+			}
+		}
+		errc <- nil
+	}()
+	// finish stops the commit stage after what it holds and returns its error.
+	finish := func() error {
+		close(work)
+		return <-errc
+	}
+	send := func(batch []amqp.Delivery) error {
+		p, err := w.prepare(ctx, batch)
+		if err != nil {
+			return err
+		}
+		select {
+		case work <- p:
+			return nil
+		case err := <-errc:
+			errc <- err
+			return err
+		}
+	}
+
 	size, maxWait := w.cfg.Batch.Size, w.cfg.Batch.MaxWait.D()
 	batch := make([]amqp.Delivery, 0, size)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	deliveries := sess.Deliveries()
-	stopping := false
 	for {
 		flush := false
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
-				if len(batch) > 0 && stopping {
-					// consumer cancelled: finish what we hold
-					return w.finish(ctx, sess, batch)
+				if err := finish(); err != nil {
+					return err
 				}
 				return errors.New("delivery channel closed")
 			}
@@ -208,38 +243,39 @@ func (w *Worker) session(stop context.Context, sess *source.Session) error {
 			flush = len(batch) >= size
 		case <-timer.C:
 			flush = len(batch) > 0
+		case err := <-errc:
+			close(work)
+			return err
 		case <-stop.Done():
-			if stopping {
-				continue
-			}
-			// Drain: no new deliveries; finish the batch in hand. Deliveries
-			// prefetched but not in the batch go back to the queue when the
-			// connection closes.
-			stopping = true
+			// Drain: no new deliveries; finish the batches in hand.
+			// Deliveries prefetched but not in a batch go back to the queue
+			// when the connection closes.
 			sess.StopConsuming()
-			return w.finish(ctx, sess, batch)
+			n := len(batch)
+			var err error
+			if n > 0 {
+				w.log.Info("draining", "messages", n)
+				err = send(batch)
+			}
+			if ferr := finish(); err == nil {
+				err = ferr
+			}
+			if err != nil {
+				w.log.Warn("drain incomplete; the rest stays in the queue", "err", err)
+			} else if n > 0 {
+				w.log.Info("drained", "messages", n)
+			}
+			return context.Canceled
 		}
 		if flush {
 			timer.Stop()
-			if err := w.process(ctx, sess, batch); err != nil {
+			if err := send(batch); err != nil {
+				finish()
 				return err
 			}
-			batch = batch[:0]
+			batch = make([]amqp.Delivery, 0, size)
 		}
 	}
-}
-
-func (w *Worker) finish(ctx context.Context, sess *source.Session, batch []amqp.Delivery) error {
-	if len(batch) == 0 {
-		return context.Canceled
-	}
-	w.log.Info("draining", "messages", len(batch))
-	if err := w.process(ctx, sess, batch); err != nil {
-		w.log.Warn("drain incomplete; the rest stays in the queue", "err", err)
-	} else {
-		w.log.Info("drained", "messages", len(batch))
-	}
-	return context.Canceled
 }
 
 func (w *Worker) sampleDepth(ctx context.Context, sess *source.Session) {
@@ -264,10 +300,16 @@ type item struct {
 	dead *source.Dead
 }
 
-// process handles one batch: decode, handler, write (isolating bad rows),
-// dead-letter, then one ack for the whole batch. Nothing is acknowledged
-// unless the database committed every stored record of the batch.
-func (w *Worker) process(ctx context.Context, sess *source.Session, batch []amqp.Delivery) error {
+// prepared is a decoded batch whose handler has run.
+type prepared struct {
+	batch []amqp.Delivery
+	items []item
+	recs  []record.Record
+	owner map[string]int
+}
+
+// prepare decodes a batch and runs the handler on it.
+func (w *Worker) prepare(ctx context.Context, batch []amqp.Delivery) (*prepared, error) {
 	w.Metrics.Batches.Observe(float64(len(batch)))
 	now := time.Now()
 	items := make([]item, len(batch))
@@ -300,7 +342,7 @@ func (w *Worker) process(ctx context.Context, sess *source.Session, batch []amqp
 			return err
 		})
 		if err != nil {
-			return errStopped
+			return nil, errStopped
 		}
 		w.Metrics.HandlerSecond.Observe(time.Since(start).Seconds())
 		if n := r.Restarts(); n > w.lastRestarts {
@@ -348,7 +390,15 @@ func (w *Worker) process(ctx context.Context, sess *source.Session, batch []amqp
 			recs = append(recs, r)
 		}
 	}
-	stored, err := w.write(ctx, recs, items, owner)
+	return &prepared{batch: batch, items: items, recs: recs, owner: owner}, nil
+}
+
+// commit writes a prepared batch (isolating bad rows), dead-letters, then
+// acknowledges the whole batch once. Nothing is acknowledged unless the
+// database committed every stored record of the batch.
+func (w *Worker) commit(ctx context.Context, sess *source.Session, p *prepared) error {
+	batch, items := p.batch, p.items
+	stored, err := w.write(ctx, p.recs, items, p.owner)
 	if err != nil {
 		return err
 	}
