@@ -5,7 +5,7 @@
 # then run influxd in the foreground as the influxdb user.
 set -euo pipefail
 urlenc() {
-	local s=$1 out= c i
+	local s=$1 out='' c i
 	for ((i = 0; i < ${#s}; i++)); do
 		c=${s:i:1}
 		case $c in [a-zA-Z0-9.~_-]) out+=$c ;; *) printf -v c '%%%02X' "'$c"; out+=$c ;; esac
