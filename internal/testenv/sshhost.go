@@ -41,7 +41,7 @@ func (e *Env) SSHHost(t testing.TB) *SSHHost {
 		t.Fatal(err)
 	}
 	n := -1
-	for i := 1; i < 8192; i++ { // 0 belongs to `scripts/testenv up`
+	for i := 1; i < 1024; i++ { // 0 belongs to `scripts/testenv up`
 		if os.Mkdir(filepath.Join(e.st.HostsDir, strconv.Itoa(i)), 0o700) == nil {
 			n = i
 			break
@@ -79,6 +79,7 @@ func (e *Env) script(ctx context.Context, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", append([]string{e.st.Script}, args...)...)
+	cmd.Env = append(os.Environ(), "MYT_TESTENV_INSTANCE="+strconv.Itoa(e.st.Instance))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -45,6 +45,7 @@ type state struct {
 	DockerCLI    string            `json:"docker_cli"`
 	Script       string            `json:"script"`
 	HostsDir     string            `json:"hosts_dir"`
+	Instance     int               `json:"instance"`
 	Images       map[string]string `json:"images"`
 	ImageEnv     map[string]string `json:"image_env"`
 }
