@@ -69,6 +69,7 @@ type browser struct {
 	ctx  context.Context
 	base string
 	dir  string
+	axe  string // axe-core's source, "" when not checking accessibility
 }
 
 func newBrowser(t *testing.T, base string) *browser {
@@ -90,6 +91,11 @@ func newBrowser(t *testing.T, base string) *browser {
 	ctx, cancelC := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelC(); cancelA() })
 	b := &browser{t: t, ctx: ctx, base: strings.TrimRight(base, "/"), dir: screenshotDir(t)}
+	p := axePath()
+	testenv.Need(t, "axe-core (accessibility rules)", p != "", "install it with `npm install -g axe-core@4`, or set MYT_AXE_JS to its axe.min.js")
+	if src, err := os.ReadFile(p); err == nil {
+		b.axe = string(src)
+	}
 	// Start the browser without a deadline (a timeout here would stop it).
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatalf("start chromium: %v", err)
@@ -201,6 +207,8 @@ func (b *browser) screenshot(name string) {
 	if err := os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
+	// Every page worth a screenshot is worth an accessibility check.
+	b.accessible(name)
 }
 
 // colorScheme switches prefers-color-scheme ("" resets it).
@@ -211,6 +219,59 @@ func (b *browser) colorScheme(v string) {
 		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: f})
 		return chromedp.Void{}, err
 	})
+}
+
+// axePath finds axe-core's axe.min.js (npm package axe-core): $MYT_AXE_JS,
+// or a global npm install.
+func axePath() string {
+	for _, p := range []string{os.Getenv("MYT_AXE_JS"), "/usr/local/lib/node_modules/axe-core/axe.min.js", "/usr/lib/node_modules/axe-core/axe.min.js"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// axeViolation is one rule axe-core found broken on a page.
+type axeViolation struct {
+	ID     string `json:"id"`
+	Impact string `json:"impact"`
+	Help   string `json:"help"`
+	Nodes  []struct {
+		Target []any `json:"target"`
+	} `json:"nodes"`
+}
+
+// accessible runs axe-core's WCAG 2 A/AA rules on the current page and
+// fails the test on serious or critical violations. DevTools evaluation is
+// not subject to the page's CSP, so the page itself stays strict.
+func (b *browser) accessible(page string) {
+	b.t.Helper()
+	if b.axe == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](b.axe+";0")); err != nil {
+		b.t.Fatalf("load axe-core: %v", err)
+	}
+	vs, err := chromedp.Run(ctx, chromedp.Evaluate[[]axeViolation](`axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}).then(r => r.violations)`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("run axe-core on %s: %v", page, err)
+	}
+	for _, v := range vs {
+		if v.Impact != "serious" && v.Impact != "critical" {
+			continue
+		}
+		var where []string
+		for _, n := range v.Nodes {
+			where = append(where, fmt.Sprint(n.Target...))
+		}
+		b.t.Errorf("accessibility (%s) on %s: %s [%s] at %s", v.Impact, page, v.Help, v.ID, strings.Join(where, ", "))
+	}
 }
 
 func (b *browser) signOut() {
