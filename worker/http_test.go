@@ -88,8 +88,17 @@ func TestHTTPAPI(t *testing.T) {
 	if code, _ := api(t, "GET", srv.URL+"/healthz", "", nil); code != 200 {
 		t.Errorf("healthz %d", code)
 	}
-	if code, body := api(t, "GET", srv.URL+"/readyz", "", nil); code != 200 {
-		t.Errorf("readyz %d %s", code, body)
+	// The queue exists a moment before the consumer is up: poll readyz.
+	for i := 0; ; i++ {
+		code, body := api(t, "GET", srv.URL+"/readyz", "", nil)
+		if code == 200 {
+			break
+		}
+		if i == 100 {
+			t.Errorf("readyz %d %s", code, body)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	for _, tok := range []string{"", "wrong", "test-token-and-more"} {
 		if code, _ := api(t, "GET", srv.URL+"/v1/export", tok, nil); code != http.StatusUnauthorized {
