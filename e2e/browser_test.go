@@ -219,6 +219,8 @@ func (b *browser) colorScheme(v string) {
 		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: f})
 		return chromedp.Void{}, err
 	})
+	time.Sleep(300 * time.Millisecond) // let colour transitions finish
+
 }
 
 // axePath finds axe-core's axe.min.js (npm package axe-core): $MYT_AXE_JS,
