@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -799,4 +800,67 @@ func TestDisableAndEnableUser(t *testing.T) {
 	if r := ada.post("/admin/users/"+itoa(adaID)+"/disable", nil); r.status != http.StatusBadRequest || !strings.Contains(r.body, "Create an account") || !strings.Contains(r.body, "error-summary") {
 		t.Errorf("self-disable: %d, want 400", r.status)
 	}
+}
+
+// TestEveryPostNeedsTheAntiForgeryToken sends every state-changing route of
+// web.go without a token, as a signed-in admin, and expects 403 and no
+// change. The route list is read from web.go so a new form cannot be
+// forgotten here.
+func TestEveryPostNeedsTheAntiForgeryToken(t *testing.T) {
+	src, err := os.ReadFile("web.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := regexp.MustCompile(`"POST (/[^"]*)"`).FindAllStringSubmatch(string(src), -1)
+	if len(routes) < 15 {
+		t.Fatalf("found only %d POST routes in web.go", len(routes))
+	}
+	e := newEnv(t, false)
+	ada := e.setup()
+	ada.addAWS("my-aws")
+	r := ada.post("/platforms/new", wizardForm("greenhouse"))
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d", r.status)
+	}
+	e.member(ada, "bob", "bob password 1")
+	ada.get("/admin/users")
+	ada.post("/admin/invites", nil)
+	before := e.snapshot(t)
+	for _, m := range routes {
+		path := strings.ReplaceAll(m[1], "{id}", "1")
+		form := url.Values{"csrf": {""}, "name": {"x"}, "username": {"eve"}, "password": {"eve password 1"}, "password2": {"eve password 1"},
+			"confirm": {"greenhouse"}, "document": {"apiVersion: myt/v1"}, "open_signup": {"1"}}
+		if r := ada.post(path, form); r.status != http.StatusForbidden {
+			t.Errorf("POST %s without a token: %d, want 403", path, r.status)
+		}
+	}
+	if after := e.snapshot(t); after != before {
+		t.Errorf("state changed by refused requests:\nbefore %s\nafter  %s", before, after)
+	}
+	// The session still works: nothing above signed ada out.
+	if r := ada.get("/"); r.status != 200 {
+		t.Errorf("after the refused posts: %d", r.status)
+	}
+}
+
+// snapshot summarises what the refused requests could have changed.
+func (e *env) snapshot(t *testing.T) string {
+	t.Helper()
+	ctx := e.ctxOf(t, "ada", adminPW)
+	us, _ := e.svc.Users.FindUsers(ctx)
+	ps, _ := e.svc.Platforms.FindPlatforms(ctx, myt.PlatformFilter{})
+	cs, _ := e.svc.Credentials.FindCredentials(ctx, myt.CredentialFilter{})
+	ts, _ := e.svc.Sessions.FindSessions(ctx, myt.SessionAPI)
+	ws, _ := e.svc.Sessions.FindSessions(ctx, myt.SessionWeb)
+	is, _ := e.svc.Admin.FindInvites(ctx)
+	st, _ := e.svc.Admin.Settings(ctx)
+	var b strings.Builder
+	for _, u := range us {
+		b.WriteString(u.Username + "/" + strconv.FormatBool(u.Disabled) + " ")
+	}
+	for _, p := range ps {
+		b.WriteString(p.Name + "@" + strconv.Itoa(p.Revision) + " ")
+	}
+	b.WriteString(strconv.Itoa(len(cs)) + " creds " + strconv.Itoa(len(ts)) + " tokens " + strconv.Itoa(len(ws)) + " sessions " + strconv.Itoa(len(is)) + " invites open=" + strconv.FormatBool(st.OpenSignup))
+	return b.String()
 }
