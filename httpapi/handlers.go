@@ -20,9 +20,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, StatusResponse{Version: myt.Version, NeedsSetup: n == 0})
 }
 
-// limitLogin applies the login limiter by address and by user name.
+// limitLogin refuses a sign-in while the client address or the user name
+// has used up its budget of failed attempts.
 func (s *Server) limitLogin(r *http.Request, username string) error {
-	if !s.cfg.LoginLimiter.Allow("ip:"+clientIP(r)) || !s.cfg.LoginLimiter.Allow("user:"+strings.ToLower(username)) {
+	if !s.cfg.LoginLimiter.Ready("ip:"+clientIP(r)) || !s.cfg.LoginLimiter.Ready("user:"+strings.ToLower(username)) {
 		s.log.Warn("login rate limited", "remote", clientIP(r), "user", username)
 		return myt.Errorf(myt.ETOOMANY, "Too many sign-in attempts. Wait a minute and try again.")
 	}
@@ -64,6 +65,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, req LoginRequest) error {
 	a, err := s.cfg.Users.Authenticate(r.Context(), req.Username, req.Password)
 	if err != nil {
+		if myt.ErrorCode(err) == myt.EUNAUTHORIZED {
+			// Only failures spend the budget.
+			s.cfg.LoginLimiter.Allow("ip:" + clientIP(r))
+			s.cfg.LoginLimiter.Allow("user:" + strings.ToLower(req.Username))
+		}
 		return err
 	}
 	name := req.TokenName

@@ -46,6 +46,25 @@ func (l *Limiter) WithClock(now func() time.Time) *Limiter {
 func (l *Limiter) Allow(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b := l.refill(key)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// Ready reports whether key's bucket holds a token, without taking it. With
+// Allow on failure only, successful attempts cost nothing: people sharing an
+// office address are not locked out by each other's logins.
+func (l *Limiter) Ready(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refill(key).tokens >= 1
+}
+
+// refill returns key's bucket topped up for the time since its last use.
+func (l *Limiter) refill(key string) *bucket {
 	now := l.now()
 	b, ok := l.buckets[key]
 	if !ok {
@@ -57,11 +76,7 @@ func (l *Limiter) Allow(key string) bool {
 	}
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b
 }
 
 // sweep forgets buckets that have refilled completely: they behave exactly

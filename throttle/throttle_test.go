@@ -15,8 +15,13 @@ func TestLimiter(t *testing.T) {
 			t.Fatalf("attempt %d of the burst refused", i+1)
 		}
 	}
-	if l.Allow("1.2.3.4") {
+	if l.Allow("1.2.3.4") || l.Ready("1.2.3.4") {
 		t.Fatal("4th attempt within the same instant allowed")
+	}
+	for range 10 {
+		if !l.Ready("9.9.9.9") {
+			t.Fatal("Ready took a token")
+		}
 	}
 	if !l.Allow("5.6.7.8") {
 		t.Fatal("another key is limited by the first")

@@ -18,7 +18,8 @@ type authForm struct {
 	OpenSignup bool
 }
 
-// allow applies the login limiter to the client address and username.
+// allow spends one attempt of the client address (and username) from the
+// limiter: used by sign-up, where every attempt may be a guessed invitation.
 func (s *server) allow(r *http.Request, username string) error {
 	if s.cfg.LoginLimiter == nil {
 		return nil
@@ -30,6 +31,31 @@ func (s *server) allow(r *http.Request, username string) error {
 		return myt.Errorf(myt.ETOOMANY, "Too many attempts. Wait a minute, then try again.")
 	}
 	return nil
+}
+
+// ready refuses a sign-in while the address or the username has used up
+// its budget of failed attempts; it spends nothing (see failed).
+func (s *server) ready(r *http.Request, username string) error {
+	if s.cfg.LoginLimiter == nil {
+		return nil
+	}
+	okIP := s.cfg.LoginLimiter.Ready("ip:" + clientIP(r))
+	okUser := s.cfg.LoginLimiter.Ready("user:" + strings.ToLower(username))
+	if !okIP || !okUser {
+		s.log.Warn("login attempts throttled", "ip", clientIP(r), "username", username)
+		return myt.Errorf(myt.ETOOMANY, "Too many attempts. Wait a minute, then try again.")
+	}
+	return nil
+}
+
+// failed spends one attempt of the address and the username: only failed
+// sign-ins count, so colleagues behind one address do not lock each other
+// out.
+func (s *server) failed(r *http.Request, username string) {
+	if s.cfg.LoginLimiter != nil {
+		s.cfg.LoginLimiter.Allow("ip:" + clientIP(r))
+		s.cfg.LoginLimiter.Allow("user:" + strings.ToLower(username))
+	}
 }
 
 // startSession signs a in: creates the web session and sets the cookie.
@@ -174,7 +200,7 @@ func (s *server) loginPage(w http.ResponseWriter, r *http.Request) error {
 func (s *server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	f := &authForm{Mode: "login", Username: strings.TrimSpace(r.PostForm.Get("username")), Next: safeNext(r.PostForm.Get("next"))}
-	if err := s.allow(r, f.Username); err != nil {
+	if err := s.ready(r, f.Username); err != nil {
 		s.render(w, r, http.StatusTooManyRequests, "auth", &page{Title: "Sign in", Bare: true, Data: f, Errs: &formErrors{Message: myt.ErrorMessage(err)}})
 		return nil
 	}
@@ -183,6 +209,7 @@ func (s *server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		if myt.ErrorCode(err) != myt.EUNAUTHORIZED {
 			return err
 		}
+		s.failed(r, f.Username)
 		s.log.Info("web login failed", "ip", clientIP(r), "username", f.Username)
 		s.render(w, r, http.StatusUnauthorized, "auth", &page{Title: "Sign in", Bare: true, Data: f,
 			Errs: &formErrors{Message: "The username or password is not right, or the account is disabled."}})

@@ -31,6 +31,9 @@ import (
 
 // Limiter rate-limits an action per key. *throttle.Limiter satisfies it.
 type Limiter interface {
+	// Ready reports whether key may try now, without spending anything.
+	Ready(key string) bool
+	// Allow spends one attempt of key and reports whether it had one.
 	Allow(key string) bool
 }
 

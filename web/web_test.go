@@ -49,6 +49,12 @@ func (l *countingLimiter) Allow(key string) bool {
 	return l.max == 0 || l.seen[key] <= l.max
 }
 
+func (l *countingLimiter) Ready(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.max == 0 || l.seen[key] < l.max
+}
+
 func newEnv(t *testing.T, secure bool) *env {
 	t.Helper()
 	ctx := context.Background()
@@ -291,6 +297,17 @@ func TestLoginIsRateLimited(t *testing.T) {
 	e.lim.max = 3
 	c := e.client()
 	c.get("/login")
+	// Successful sign-ins spend nothing.
+	for i := range 5 {
+		other := e.client()
+		other.get("/login")
+		if r := other.post("/login", url.Values{"username": {"ada"}, "password": {adminPW}}); r.status != http.StatusSeeOther {
+			t.Fatalf("successful sign-in %d: %d", i+1, r.status)
+		}
+	}
+	if e.lim.seen["user:ada"] != 0 {
+		t.Fatalf("successful sign-ins spent the budget: %v", e.lim.seen)
+	}
 	var last resp
 	for range 4 {
 		last = c.post("/login", url.Values{"username": {"ada"}, "password": {"wrong password"}})
@@ -302,7 +319,7 @@ func TestLoginIsRateLimited(t *testing.T) {
 	if r := c.post("/login", url.Values{"username": {"ada"}, "password": {adminPW}}); r.status != http.StatusTooManyRequests {
 		t.Errorf("right password while throttled: %d", r.status)
 	}
-	if e.lim.seen["user:ada"] < 4 || e.lim.seen["ip:127.0.0.1"] < 4 {
+	if e.lim.seen["user:ada"] != 3 || e.lim.seen["ip:127.0.0.1"] != 3 {
 		t.Errorf("limiter keys seen: %v", e.lim.seen)
 	}
 }
