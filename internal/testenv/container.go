@@ -61,6 +61,29 @@ func (c *Container) Start(t testing.TB) {
 	c.wait(t)
 }
 
+// IP is the container's address on its first network (in 10.250.128.0/17),
+// for traffic from other containers or the host.
+func (c *Container) IP(t testing.TB) string {
+	t.Helper()
+	ip := strings.TrimSpace(c.env.Docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", c.ID))
+	ip, _, _ = strings.Cut(ip, " ")
+	if ip == "" {
+		t.Fatalf("container %s has no IP address", c.Name)
+	}
+	return ip
+}
+
+// Network creates a user-defined bridge network on the private engine
+// (containers on it resolve each other by name and alias) and removes it
+// at the end of the test. It returns the network's name.
+func (e *Env) Network(t testing.TB) string {
+	t.Helper()
+	name := "myt-test-net-" + randHex(4)
+	e.Docker(t, "network", "create", "--label", "myt-testenv.test="+t.Name(), name)
+	t.Cleanup(func() { _, _ = e.docker(context.Background(), nil, "network", "rm", name) })
+	return name
+}
+
 // Logs returns the container's output so far.
 func (c *Container) Logs(t testing.TB) string {
 	t.Helper()
@@ -104,6 +127,8 @@ type spec struct {
 	ports   []int             // container ports to publish on 127.0.0.1
 	env     map[string]string // passed through the CLI's environment, not argv
 	args    []string          // command arguments after the image
+	network string            // user-defined network to join, if any
+	aliases []string          // DNS names on network
 }
 
 // Option changes how a starter runs its container.
@@ -118,6 +143,16 @@ func WithEnv(key, value string) Option {
 // WithMQTTPrefetch raises RabbitMQ's mqtt.prefetch (the image's
 // RABBITMQ_MQTT_PREFETCH variable).
 func WithMQTTPrefetch(n int) Option { return WithEnv("RABBITMQ_MQTT_PREFETCH", strconv.Itoa(n)) }
+
+// WithNetwork attaches the container to a user-defined network (see
+// Env.Network) under the given DNS aliases, so other containers there reach
+// it by name.
+func WithNetwork(network string, aliases ...string) Option {
+	return func(s *spec) {
+		s.network = network
+		s.aliases = append(s.aliases, aliases...)
+	}
+}
 
 // WithArgs appends arguments to the container's command (e.g. server flags
 // for MariaDB or PostgreSQL: "-c", "max_connections=50").
@@ -152,6 +187,12 @@ func (e *Env) run(t testing.TB, s spec) *Container {
 			}
 			c.Ports[p] = hp
 			args = append(args, "-p", fmt.Sprintf("127.0.0.1:%d:%d", hp, p))
+		}
+		if s.network != "" {
+			args = append(args, "--network", s.network)
+			for _, a := range s.aliases {
+				args = append(args, "--network-alias", a)
+			}
 		}
 		var env []string
 		for k, v := range s.env {

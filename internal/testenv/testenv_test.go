@@ -252,6 +252,21 @@ func TestMariaDB(t *testing.T) {
 	t.Logf("server %s on %s:%d", version, d.Host, d.Port)
 }
 
+// TestNetwork: containers on a test network reach a service by its alias.
+func TestNetwork(t *testing.T) {
+	t.Parallel()
+	e := testenv.Require(t)
+	net := e.Network(t)
+	pg := e.Postgres(t, testenv.WithNetwork(net, "timescaledb"))
+	probe := `import socket; s=socket.create_connection(("timescaledb", 5432), timeout=5); print("ok")`
+	if out := e.Docker(t, "run", "--rm", "--network", net, e.Image("python"), "python3", "-c", probe); strings.TrimSpace(out) != "ok" {
+		t.Errorf("probe by alias printed %q", out)
+	}
+	if ip := pg.IP(t); !strings.HasPrefix(ip, "10.250.") {
+		t.Errorf("container IP %s is outside 10.250.0.0/16", ip)
+	}
+}
+
 func TestPostgres(t *testing.T) {
 	t.Parallel()
 	e := testenv.Require(t)
