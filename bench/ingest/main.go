@@ -61,6 +61,7 @@ type result struct {
 	seconds  float64
 	settings string
 	note     string
+	msgs     int // when not -n
 }
 
 var (
@@ -72,6 +73,7 @@ var (
 	batch      = flag.Int("batch", 1000, "MyT batch.size")
 	prefetch   = flag.Int("prefetch", 4000, "MyT amqp.prefetch")
 	tgBatch    = flag.Int("telegraf-batch", 1000, "Telegraf metric_batch_size (max_undelivered_messages is set to the same)")
+	backlog    = flag.Int("backlog", 1000000, "messages preloaded (over AMQP) for the myt-backlog round")
 )
 
 func main() {
@@ -101,6 +103,8 @@ func main() {
 			res, err = mytRound(e, "def process(msg):\n    return msg['payload']\n", false)
 		case "myt-kill":
 			res, err = mytRound(e, "", true)
+		case "myt-backlog":
+			res, err = backlogRound(e)
 		case "telegraf", "telegraf-kill":
 			if *telegraf == "" {
 				fmt.Printf("round %s skipped: no -telegraf binary\n", r)
@@ -113,8 +117,8 @@ func main() {
 		if err != nil {
 			log.Fatalf("round %s: %v", r, err)
 		}
-		fmt.Printf("  %-34s %9.0f msg/s  cpu %6.2fs (%5.1f µs/msg)  rss %6.1f MB  lost %d  dup %d\n",
-			res.name, res.rate, res.cpu, res.cpu/float64(*n)*1e6, res.rssMB, res.lost, res.dup)
+		fmt.Printf("  %-34s %9.0f msg/s  cpu %6.2fs  rss %6.1f MB  lost %d  dup %d\n",
+			res.name, res.rate, res.cpu, res.rssMB, res.lost, res.dup)
 		results = append(results, res)
 	}
 	fmt.Println()
@@ -122,7 +126,11 @@ func main() {
 	for _, r := range results {
 		cpu, us, rss := "-", "-", "-"
 		if r.cpu > 0 {
-			cpu, us, rss = fmt.Sprintf("%.2f", r.cpu), fmt.Sprintf("%.1f", r.cpu/float64(*n)*1e6), fmt.Sprintf("%.1f", r.rssMB)
+			msgs := *n
+			if r.msgs > 0 {
+				msgs = r.msgs
+			}
+			cpu, us, rss = fmt.Sprintf("%.2f", r.cpu), fmt.Sprintf("%.1f", r.cpu/float64(msgs)*1e6), fmt.Sprintf("%.1f", r.rssMB)
 		}
 		fmt.Printf("%-34s %10.0f %9.2f %9s %9s %8s %6d %6d\n", r.name, r.rate, r.seconds, cpu, us, rss, r.lost, r.dup)
 	}
@@ -444,8 +452,30 @@ func mytRound(e env, handler string, kill bool) (result, error) {
 		return result{}, err
 	}
 	defer unbind(e)
-	dir, _ := os.MkdirTemp("", "bench-worker-")
-	defer os.RemoveAll(dir)
+	c, table, err := mytConsumer(e, handler)
+	if err != nil {
+		return result{}, err
+	}
+	res, err := measure(e, c, fmt.Sprintf(`SELECT count(*), count(DISTINCT seq) FROM %s`, table), kill)
+	name := "MyT worker -> PostgreSQL"
+	if handler != "" {
+		name += " + Python"
+	}
+	if kill {
+		name += " (SIGKILL once)"
+	}
+	res.name = name
+	res.settings = fmt.Sprintf("batch.size %d, maxWait 100ms, prefetch %d, typed fields (4)", *batch, *prefetch)
+	return res, err
+}
+
+// mytConsumer writes a worker config (fresh table) and returns how to
+// start the worker.
+func mytConsumer(e env, handler string) (*consumer, string, error) {
+	dir, err := os.MkdirTemp("", "bench-worker-")
+	if err != nil {
+		return nil, "", err
+	}
 	u := e.amqpURL
 	pw := ""
 	if i, j := strings.Index(u, "://"), strings.LastIndex(u, "@"); i > 0 && j > i {
@@ -469,6 +499,7 @@ amqp:
   urls: [%q]
   passwordFile: %s
   prefetch: %d
+  declare: false
 batch:
   size: %d
   maxWait: 100ms
@@ -481,22 +512,11 @@ database:
   listen: "off"
 `, u, filepath.Join(dir, "pw"), *prefetch, *batch, filepath.Join(dir, "dsn"), table, h)
 	os.WriteFile(filepath.Join(dir, "worker.yaml"), []byte(cfg), 0o600)
-	c := &consumer{start: func() (*exec.Cmd, error) {
+	return &consumer{start: func() (*exec.Cmd, error) {
 		cmd := exec.Command(*mytBin, "worker", "--config", filepath.Join(dir, "worker.yaml"), "--log-level", "warn")
 		cmd.Stderr = os.Stderr
 		return cmd, nil
-	}}
-	res, err := measure(e, c, fmt.Sprintf(`SELECT count(*), count(DISTINCT seq) FROM %s`, table), kill)
-	name := "MyT worker -> PostgreSQL"
-	if handler != "" {
-		name += " + Python handler"
-	}
-	if kill {
-		name += " (SIGKILL once)"
-	}
-	res.name = name
-	res.settings = fmt.Sprintf("batch.size %d, maxWait 100ms, prefetch %d, typed fields (4)", *batch, *prefetch)
-	return res, err
+	}}, table, nil
 }
 
 func telegrafRound(e env, kill bool) (result, error) {
@@ -525,8 +545,6 @@ func telegrafRound(e env, kill bool) (result, error) {
   json_time_format = "unix_ms"
 [[outputs.postgresql]]
   connection = %q
-  create_templates = ['''CREATE TABLE {{ .table }} ({{ .columns }})''']
-  tags_as_foreign_keys = false
 `, *tgBatch, e.mqttAddr, e.user, e.pass, *tgBatch, table, e.pgDSN)
 	path := filepath.Join(dir, "telegraf.conf")
 	os.WriteFile(path, []byte(conf), 0o600)
@@ -535,6 +553,16 @@ func telegrafRound(e env, kill bool) (result, error) {
 		cmd.Stderr = os.Stderr
 		return cmd, nil
 	}}
+	// The persistent MQTT session's queue would keep collecting the next
+	// rounds' messages: remove it afterwards.
+	defer func() {
+		if conn, err := amqp.Dial(e.amqpURL); err == nil {
+			if ch, err := conn.Channel(); err == nil {
+				ch.QueueDelete("mqtt-subscription-bench-telegrafqos1", false, false, false)
+			}
+			conn.Close()
+		}
+	}()
 	res, err := measure(e, c, fmt.Sprintf(`SELECT count(*), count(DISTINCT seq) FROM %s`, table), kill)
 	res.name = "Telegraf -> PostgreSQL"
 	if kill {
@@ -542,4 +570,77 @@ func telegrafRound(e env, kill bool) (result, error) {
 	}
 	res.settings = fmt.Sprintf("mqtt_consumer qos 1, max_undelivered_messages %d, metric_batch_size %d, flush 100ms, outputs.postgresql", *tgBatch, *tgBatch)
 	return res, err
+}
+
+// backlogRound preloads -backlog messages over AMQP with no consumer, then
+// starts the worker: its drain rate and peak RSS with a large backlog.
+func backlogRound(e env) (result, error) {
+	if err := topology(e); err != nil {
+		return result{}, err
+	}
+	defer unbind(e)
+	conn, err := amqp.Dial(e.amqpURL)
+	if err != nil {
+		return result{}, err
+	}
+	ch, _ := conn.Channel()
+	ch.Confirm(false)
+	var pending []*amqp.DeferredConfirmation
+	for s := 0; s < *backlog; s++ {
+		c, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "amq.topic", fmt.Sprintf("bench.dev-%d.env", s%10), false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: payload(s)})
+		if err != nil {
+			return result{}, err
+		}
+		pending = append(pending, c)
+		if len(pending) == 2000 {
+			for _, c := range pending {
+				c.Wait()
+			}
+			pending = pending[:0]
+		}
+	}
+	for _, c := range pending {
+		c.Wait()
+	}
+	conn.Close()
+	saved := *n
+	*n = *backlog
+	defer func() { *n = saved }()
+	c, table, err := mytConsumer(e, "")
+	if err != nil {
+		return result{}, err
+	}
+	res, err := measureBacklog(e, c, fmt.Sprintf(`SELECT count(*), count(DISTINCT seq) FROM %s`, table))
+	res.name = fmt.Sprintf("MyT worker, %d backlog", *backlog)
+	res.msgs = *backlog
+	res.settings = fmt.Sprintf("batch.size %d, prefetch %d: memory is bounded by prefetch, not by the backlog", *batch, *prefetch)
+	return res, err
+}
+
+func measureBacklog(e env, c *consumer, countQ string) (result, error) {
+	start := time.Now()
+	if err := c.run(); err != nil {
+		return result{}, err
+	}
+	var rows, distinct int
+	lastRows, lastChange := -1, time.Now()
+	peak := 0.0
+	for {
+		if r, d, err := pgCount(context.Background(), e.pgDSN, countQ); err == nil {
+			rows, distinct = r, d
+		}
+		_, rss := usage(c.cmd.Process.Pid)
+		peak = max(peak, rss)
+		if rows != lastRows {
+			lastRows, lastChange = rows, time.Now()
+		}
+		if distinct >= *n || time.Since(lastChange) > 15*time.Second {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	d := time.Since(start).Seconds()
+	c.stop(false)
+	return result{rate: float64(distinct) / d, seconds: d, cpu: c.cpu, rssMB: max(peak, c.rss), lost: *n - distinct, dup: rows - distinct}, nil
 }
