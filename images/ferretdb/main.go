@@ -1,10 +1,16 @@
-// Command myt-mongodb is the MongoDB wire-protocol server of the local
-// "mongodb" test image: FerretDB, embedded, on its SQLite backend (or on
-// PostgreSQL when FERRETDB_POSTGRESQL_URL is set).
+// Command myt-mongodb starts the MongoDB wire-protocol server of the local
+// "mongodb" test image: FerretDB (/usr/local/bin/ferretdb, built by
+// scripts/testenv from the version pinned in this module's go.mod) on its
+// SQLite backend, configured from the upstream mongo image's variables:
 //
-// Embedding it (rather than building FerretDB's own cmd/ferretdb) is what
-// makes a build from the Go module proxy work: that main refuses to start
-// without the version.txt its release process generates.
+//   - without MONGO_INITDB_ROOT_USERNAME: no authentication, as upstream;
+//   - with MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD (or
+//     MONGO_INITDB_ROOT_PASSWORD_FILE): FerretDB's SCRAM authentication,
+//     that user created in database "admin" at first start, as upstream;
+//   - FERRETDB_POSTGRESQL_URL switches to the PostgreSQL backend;
+//   - any other FERRETDB_* variable is passed through to FerretDB.
+//
+// Secrets reach FerretDB through its environment, never its argv.
 //
 // Invoked as "mongosh" (a symlink in the image) it only pings the local
 // server and prints 1, so the platform's compose healthcheck
@@ -14,56 +20,81 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 )
 
+const ferretdb = "/usr/local/bin/ferretdb"
+
 func main() {
 	if filepath.Base(os.Args[0]) == "mongosh" {
 		os.Exit(ping())
 	}
-	listen := flag.String("listen", ":27017", "TCP address to listen on")
-	sqliteURL := flag.String("sqlite-url", "file:/data/db/", "SQLite directory URI")
-	flag.Parse()
-
-	level := slog.LevelWarn
-	if os.Getenv("FERRETDB_LOG_LEVEL") == "debug" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := &ferretdb.Config{Listener: ferretdb.ListenerConfig{TCP: *listen}, Logger: log, Handler: "sqlite", SQLiteURL: *sqliteURL}
-	if u := os.Getenv("FERRETDB_POSTGRESQL_URL"); u != "" {
-		cfg.Handler, cfg.PostgreSQLURL = "postgresql", u
-	}
-	if os.Getenv("MONGO_INITDB_ROOT_USERNAME") != "" && cfg.Handler == "sqlite" {
-		log.Warn("MONGO_INITDB_ROOT_USERNAME is ignored: the SQLite backend has no authentication; every client is accepted")
-	}
-	f, err := ferretdb.New(cfg)
+	env, err := environ(os.Environ(), os.ReadFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "myt-mongodb:", err)
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	fmt.Fprintf(os.Stderr, "myt-mongodb: FerretDB (%s) listening on %s\n", cfg.Handler, *listen)
-	if err := f.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "myt-mongodb:", err)
+	if err := syscall.Exec(ferretdb, append([]string{ferretdb}, os.Args[1:]...), env); err != nil {
+		fmt.Fprintln(os.Stderr, "myt-mongodb: exec", ferretdb+":", err)
 		os.Exit(1)
 	}
 }
 
-// ping is the "mongosh" healthcheck stand-in.
+// environ turns the mongo image's variables into FerretDB's.
+func environ(in []string, readFile func(string) ([]byte, error)) ([]string, error) {
+	get := map[string]string{}
+	var out []string
+	for _, kv := range in {
+		k, v, _ := strings.Cut(kv, "=")
+		get[k] = v
+		if !strings.HasPrefix(k, "MONGO_INITDB_") {
+			out = append(out, kv)
+		}
+	}
+	def := func(k, v string) {
+		if _, ok := get[k]; !ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	def("FERRETDB_LISTEN_ADDR", ":27017")
+	def("FERRETDB_STATE_DIR", "/data/db")
+	def("FERRETDB_SQLITE_URL", "file:/data/db/")
+	def("FERRETDB_LOG_LEVEL", "warn")
+	def("FERRETDB_DEBUG_ADDR", "-")
+	out = append(out, "FERRETDB_TELEMETRY=disable")
+	if get["FERRETDB_POSTGRESQL_URL"] != "" {
+		def("FERRETDB_HANDLER", "postgresql")
+	} else {
+		def("FERRETDB_HANDLER", "sqlite")
+	}
+	if user := get["MONGO_INITDB_ROOT_USERNAME"]; user != "" {
+		pw := get["MONGO_INITDB_ROOT_PASSWORD"]
+		if f := get["MONGO_INITDB_ROOT_PASSWORD_FILE"]; pw == "" && f != "" {
+			b, err := readFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("MONGO_INITDB_ROOT_PASSWORD_FILE: %w", err)
+			}
+			pw = strings.TrimRight(string(b), "\r\n")
+		}
+		if pw == "" {
+			return nil, fmt.Errorf("MONGO_INITDB_ROOT_USERNAME is set but no password is")
+		}
+		out = append(out, "FERRETDB_TEST_ENABLE_NEW_AUTH=true", "FERRETDB_SETUP_DATABASE=admin",
+			"FERRETDB_SETUP_USERNAME="+user, "FERRETDB_SETUP_PASSWORD="+pw)
+	}
+	return out, nil
+}
+
+// ping is the "mongosh" healthcheck stand-in (ping needs no credentials).
 func ping() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -369,6 +369,43 @@ func TestMongoDB(t *testing.T) {
 	}
 }
 
+// TestMongoDBAuth: with the upstream image's root-user variables the
+// server enforces SCRAM authentication, the user living in "admin".
+func TestMongoDBAuth(t *testing.T) {
+	t.Parallel()
+	e := testenv.Require(t)
+	m := e.MongoDB(t, testenv.WithEnv("MONGO_INITDB_ROOT_USERNAME", "myt"), testenv.WithEnv("MONGO_INITDB_ROOT_PASSWORD", "s3cret-pw"))
+	c := ctx(t)
+	insert := func(uri string) error {
+		client, err := mongo.Connect(options.Client().ApplyURI(uri))
+		if err != nil {
+			return err
+		}
+		defer client.Disconnect(context.Background())
+		_, err = client.Database("myt").Collection("readings").InsertOne(c, bson.D{{Key: "t", Value: 1}})
+		return err
+	}
+	host := strings.TrimPrefix(m.URI, "mongodb://")
+	if err := insert(m.URI); err == nil {
+		t.Error("insert without credentials succeeded")
+	}
+	if err := insert("mongodb://myt:wrong@" + host + "?authSource=admin"); err == nil {
+		t.Error("insert with a wrong password succeeded")
+	}
+	if err := insert("mongodb://myt:s3cret-pw@" + host + "myt?authSource=admin"); err != nil {
+		t.Errorf("insert with the root user: %v", err)
+	}
+	if out := e.Docker(t, "exec", m.ID, "mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"); strings.TrimSpace(out) != "1" {
+		t.Errorf("mongosh healthcheck stand-in printed %q", out)
+	}
+	// The user survives a restart (setup runs only on a new data dir).
+	m.Stop(t)
+	m.Start(t)
+	if err := insert("mongodb://myt:s3cret-pw@" + host + "myt?authSource=admin"); err != nil {
+		t.Errorf("insert after restart: %v", err)
+	}
+}
+
 // TestAnsibleComposeOnSSHHost runs a playbook over SSH against a fresh test
 // host; the playbook starts a compose project (a python http.server from
 // the local python image) on the private engine, and the test reaches it.
