@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,7 +180,10 @@ func (e *Env) run(t testing.TB, s spec) *Container {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		c := &Container{Name: "myt-test-" + s.service + "-" + randHex(4), Image: image, Ports: map[int]int{}, env: e}
-		args := []string{"run", "-d", "--name", c.Name, "--label", "myt-testenv.test=" + t.Name()}
+		// The pid label lets `scripts/testenv up` tell leftovers of dead test
+		// processes from containers a running test has merely stopped.
+		args := []string{"run", "-d", "--name", c.Name, "--label", "myt-testenv.test=" + t.Name(),
+			"--label", "myt-testenv.pid=" + strconv.Itoa(os.Getpid())}
 		for _, p := range s.ports {
 			hp, err := freePort()
 			if err != nil {
