@@ -42,8 +42,11 @@ func (e *Env) SSHHost(t testing.TB) *SSHHost {
 	}
 	n := -1
 	for i := 1; i < 1024; i++ { // 0 belongs to `scripts/testenv up`
-		if os.Mkdir(filepath.Join(e.st.HostsDir, strconv.Itoa(i)), 0o700) == nil {
+		dir := filepath.Join(e.st.HostsDir, strconv.Itoa(i))
+		if os.Mkdir(dir, 0o700) == nil {
 			n = i
+			// lets `scripts/testenv up` remove hosts of dead test processes
+			_ = os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o600)
 			break
 		}
 	}
