@@ -24,6 +24,11 @@ query() {
 iq() { printf '"%s"' "${1//\"/\\\"}"; }
 sq() { printf "'%s'" "${1//\'/\\\'}"; }
 
+# The upstream 2.x image's variables: serve the 2.x API subset instead.
+if [ "${1:-}" = influxd ] && { [ -n "${DOCKER_INFLUXDB_INIT_MODE:-}" ] || [ -n "${DOCKER_INFLUXDB_INIT_ADMIN_TOKEN:-}" ] || [ -n "${DOCKER_INFLUXDB_INIT_ADMIN_TOKEN_FILE:-}" ]; }; then
+	exec /usr/local/bin/myt-influx2
+fi
+
 marker=/var/lib/influxdb/.initialised
 if [ "${1:-}" = influxd ] && [ ! -e "$marker" ]; then
 	chown -R influxdb:influxdb /var/lib/influxdb

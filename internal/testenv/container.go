@@ -352,11 +352,14 @@ func (e *Env) Postgres(t testing.TB, opts ...Option) *SQLDB {
 	return d
 }
 
-// Influx is an InfluxDB 1.x server (HTTP API, no authentication).
+// Influx is an InfluxDB server: 1.x (HTTP API, no authentication) from
+// InfluxDB, or the 2.x API subset from InfluxDB2.
 type Influx struct {
 	*Container
 	URL      string // http://127.0.0.1:port
-	Database string // created before the starter returns
+	Database string // 1.x database, or 2.x bucket; created before the starter returns
+	Org      string // 2.x only
+	Token    string // 2.x only: "Authorization: Token <Token>"
 }
 
 // InfluxDB starts a fresh InfluxDB 1.x and waits until it answers /ping
@@ -380,6 +383,36 @@ func (e *Env) InfluxDB(t testing.TB, opts ...Option) *Influx {
 		}
 		if !strings.Contains(string(body), `"`+in.Database+`"`) {
 			return fmt.Errorf("database %q not created yet", in.Database)
+		}
+		return nil
+	}
+	in.wait(t)
+	return in
+}
+
+// InfluxDB2 starts the InfluxDB image in its 2.x mode (the upstream 2.x
+// image's DOCKER_INFLUXDB_INIT_* variables): POST /api/v2/write with org,
+// bucket and token, and the 1.x-compatible /query and /write with the
+// token. Flux and the rest of the 2.x API are absent (docs/testing.md).
+func (e *Env) InfluxDB2(t testing.TB, opts ...Option) *Influx {
+	t.Helper()
+	in := &Influx{Database: "myt", Org: "myt", Token: randHex(16)}
+	in.Container = e.run(t, spec{service: "influxdb2", image: "influxdb", ports: []int{8086},
+		env: map[string]string{"DOCKER_INFLUXDB_INIT_MODE": "setup", "DOCKER_INFLUXDB_INIT_ORG": in.Org,
+			"DOCKER_INFLUXDB_INIT_BUCKET": in.Database, "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN": in.Token,
+			"DOCKER_INFLUXDB_INIT_USERNAME": "myt", "DOCKER_INFLUXDB_INIT_PASSWORD": randHex(12)}}.with(opts))
+	in.URL = "http://" + hostPort(in.HostPort(8086))
+	in.ready = func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+"/query?q="+url.QueryEscape("SHOW DATABASES"), nil)
+		req.Header.Set("Authorization", "Token "+in.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"`+in.Database+`"`) {
+			return fmt.Errorf("SHOW DATABASES: %s %s", resp.Status, body)
 		}
 		return nil
 	}

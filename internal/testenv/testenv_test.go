@@ -339,6 +339,49 @@ func TestInfluxDB(t *testing.T) {
 	}
 }
 
+// TestInfluxDB2: the 2.x API subset — token-authenticated /api/v2/write,
+// the 1.x-compatible /query, and the `influx ping` healthcheck.
+func TestInfluxDB2(t *testing.T) {
+	t.Parallel()
+	e := testenv.Require(t)
+	in := e.InfluxDB2(t)
+	write := func(token, org string) int {
+		q := url.Values{"org": {org}, "bucket": {in.Database}, "precision": {"ns"}}
+		req, _ := http.NewRequest(http.MethodPost, in.URL+"/api/v2/write?"+q.Encode(), strings.NewReader("readings,device=d2 t=7.25 1767323045000000000\n"))
+		req.Header.Set("Authorization", "Token "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := write("wrong", in.Org); got != http.StatusUnauthorized {
+		t.Errorf("write with a wrong token: %d, want 401", got)
+	}
+	if got := write(in.Token, "other-org"); got != http.StatusNotFound {
+		t.Errorf("write to an unknown org: %d, want 404", got)
+	}
+	if got := write(in.Token, in.Org); got != http.StatusNoContent {
+		t.Fatalf("write: %d, want 204", got)
+	}
+	q := url.Values{"db": {in.Database}, "q": {`SELECT "t" FROM "readings"`}, "epoch": {"ns"}}
+	req, _ := http.NewRequest(http.MethodGet, in.URL+"/query?"+q.Encode(), nil)
+	req.Header.Set("Authorization", "Token "+in.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "[1767323045000000000,7.25]") {
+		t.Errorf("query: %s %s", resp.Status, body)
+	}
+	if out := e.Docker(t, "exec", in.ID, "influx", "ping"); strings.TrimSpace(out) != "OK" {
+		t.Errorf("influx ping printed %q", out)
+	}
+}
+
 func TestMongoDB(t *testing.T) {
 	t.Parallel()
 	e := testenv.Require(t)
