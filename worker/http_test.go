@@ -57,6 +57,34 @@ func versions(t *testing.T, rows []record.Record, n int) map[int]int {
 	return byVer
 }
 
+// publishDuringSwap publishes a steady stream (50 messages every 20 ms)
+// from one second before swap() until three seconds after it, and returns
+// how many messages it published.
+func publishDuringSwap(t *testing.T, b broker, prefix string, swap func()) int {
+	t.Helper()
+	seq := 0
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			publishAMQP(t, b, prefix, seqRange(seq, seq+50), jsonBody)
+			seq += 50
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second)
+	swap()
+	time.Sleep(3 * time.Second)
+	close(stop)
+	<-done
+	return seq
+}
+
 func api(t *testing.T, method, url, token string, body io.Reader) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, body)
@@ -109,20 +137,12 @@ func TestHTTPAPI(t *testing.T) {
 		t.Errorf("broken handler accepted: %d %s", code, body)
 	}
 
-	const n = 3000
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for s := 0; s < n; s += 100 {
-			publishAMQP(t, b, top.Prefix, seqRange(s, s+100), jsonBody)
+	n := publishDuringSwap(t, b, top.Prefix, func() {
+		if code, body := api(t, "PUT", srv.URL+"/v1/handler", "test-token", strings.NewReader(versionHandler(2))); code != 200 {
+			t.Errorf("swap: %d %s", code, body)
 		}
-	}()
+	})
 	ex := reader(t, db, top.Table, typedFields)
-	waitRows(t, ex, n/3, time.Minute)
-	if code, body := api(t, "PUT", srv.URL+"/v1/handler", "test-token", strings.NewReader(versionHandler(2))); code != 200 {
-		t.Fatalf("swap: %d %s", code, body)
-	}
-	<-done
 	rows := waitRows(t, ex, n, time.Minute)
 	byVer := versions(t, rows, n)
 	t.Logf("hot swap over HTTP while %d messages flowed: %v (old, new), distinct %d", n, byVer, len(rows))
@@ -130,7 +150,10 @@ func TestHTTPAPI(t *testing.T) {
 		t.Error("new handler never ran")
 	}
 
-	// Export: NDJSON, all rows.
+	// Export: NDJSON, all rows (the first 200 seqs, used below, are there).
+	if n < 300 {
+		t.Fatalf("only %d messages published", n)
+	}
 	code, body := api(t, "GET", srv.URL+"/v1/export?format=ndjson", "test-token", nil)
 	if code != 200 {
 		t.Fatalf("export %d %s", code, body)
@@ -209,23 +232,15 @@ func TestSIGHUPSwap(t *testing.T) {
 	cfg := writeConfig(t, b, db, top, typedFields, versionHandler(1), "")
 	p := startBinary(t, cfg)
 	waitQueue(t, b, top.Queue)
-	const n = 3000
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for s := 0; s < n; s += 100 {
-			publishAMQP(t, b, top.Prefix, seqRange(s, s+100), jsonBody)
-		}
-	}()
-	ex := reader(t, db, top.Table, typedFields)
-	waitRows(t, ex, n/3, time.Minute)
 	hp := filepath.Join(filepath.Dir(cfg), "handler.py")
-	if err := os.WriteFile(hp+".tmp", []byte(versionHandler(2)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	os.Rename(hp+".tmp", hp)
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	<-done
+	n := publishDuringSwap(t, b, top.Prefix, func() {
+		if err := os.WriteFile(hp+".tmp", []byte(versionHandler(2)), 0o600); err != nil {
+			t.Error(err)
+		}
+		os.Rename(hp+".tmp", hp)
+		p.cmd.Process.Signal(syscall.SIGHUP)
+	})
+	ex := reader(t, db, top.Table, typedFields)
 	rows := waitRows(t, ex, n, time.Minute)
 	byVer := versions(t, rows, n)
 	t.Logf("hot swap by SIGHUP while %d messages flowed: %v (old, new)", n, byVer)

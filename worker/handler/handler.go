@@ -308,10 +308,8 @@ func (p *proc) serve(ctx context.Context, ins []record.Input, timeout time.Durat
 				*out = append(*out, Result{Err: *res.E})
 				continue
 			}
-			dec := json.NewDecoder(bytes.NewReader(res.R))
-			dec.UseNumber()
-			var v any
-			if err := dec.Decode(&v); err != nil {
+			v, err := record.DecodeJSON(res.R)
+			if err != nil {
 				*out = append(*out, Result{Err: "handler result: " + err.Error()})
 				continue
 			}

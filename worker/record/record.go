@@ -4,7 +4,6 @@
 package record
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -74,14 +73,11 @@ var TSKeys = []string{"ts", "time", "timestamp"}
 func Decode(m Message, prefix string) (Input, error) {
 	in := Input{Redelivered: m.Redelivered}
 	in.Topic, in.Device, in.Stream = SplitRoutingKey(m.RoutingKey, prefix)
-	dec := json.NewDecoder(bytes.NewReader(m.Body))
-	dec.UseNumber()
-	if err := dec.Decode(&in.Payload); err != nil {
+	v, err := DecodeJSON(m.Body)
+	if err != nil {
 		return in, fmt.Errorf("%w: %v", ErrInvalidJSON, err)
 	}
-	if dec.More() {
-		return in, fmt.Errorf("%w: trailing data after the JSON value", ErrInvalidJSON)
-	}
+	in.Payload = v
 	in.ID = MessageID(m)
 	if obj, ok := in.Payload.(map[string]any); ok {
 		for _, k := range TSKeys {
