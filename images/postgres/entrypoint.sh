@@ -17,7 +17,7 @@ if [ "${1:-}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
 	printf '%s\n' "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}" > "$pwfile"
 	as_pg initdb -D "$PGDATA" --username="$user" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >/dev/null
 	rm -f "$pwfile"
-	printf "listen_addresses = '*'\n" >> "$PGDATA/postgresql.conf"
+	printf "listen_addresses = '*'\njit = off\n" >> "$PGDATA/postgresql.conf"
 	printf 'host all all all scram-sha-256\n' >> "$PGDATA/pg_hba.conf"
 	as_pg pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
 	if [ "$db" != postgres ]; then as_pg psql -v ON_ERROR_STOP=1 -q -U "$user" -d postgres -c "CREATE DATABASE \"$db\"" ; fi
