@@ -15,7 +15,9 @@ import (
 // TestFirewallFiltersSSH applies the rendered host firewall inside a
 // network namespace made for this test (a veth pair in 10.250.127.248/30)
 // and connects to a listener on port 22 there: allowed from an admin
-// network, dropped from any other.
+// network, dropped from any other. A second namespace behind the first
+// plays a container whose port 3000 (Grafana) the "host" publishes with
+// DNAT, as Docker does: it too is reachable only from admin networks.
 func TestFirewallFiltersSSH(t *testing.T) {
 	ansible := needTool(t, "the firewall template is rendered by the real Ansible", "ansible")
 	nft := needTool(t, "the rendered firewall is applied with nft (apt-get install nftables)", "nft")
@@ -69,6 +71,55 @@ func TestFirewallFiltersSSH(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// The "container": a second namespace behind the first, reached
+	// through DNAT of port 3000, as Docker publishes ports.
+	ctr, ctrHost, ctrIf := ns+"c", ns+"x", ns+"y"
+	const nsInner, ctrAddr = "10.250.127.245", "10.250.127.246"
+	if out, err := exec.Command(ip, "netns", "add", ctr).CombinedOutput(); err != nil {
+		t.Fatalf("netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(ip, "netns", "del", ctr).Run() })
+	sh("link", "add", ctrHost, "type", "veth", "peer", "name", ctrIf)
+	sh("link", "set", ctrHost, "netns", ns)
+	sh("link", "set", ctrIf, "netns", ctr)
+	sh("-n", ns, "addr", "add", nsInner+"/30", "dev", ctrHost)
+	sh("-n", ns, "link", "set", ctrHost, "up")
+	sh("-n", ctr, "addr", "add", ctrAddr+"/30", "dev", ctrIf)
+	sh("-n", ctr, "link", "set", ctrIf, "up")
+	sh("-n", ctr, "link", "set", "lo", "up")
+	sh("-n", ctr, "route", "add", "default", "via", nsInner)
+	if out, err := exec.Command(ip, "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {
+		t.Fatalf("ip_forward: %v %s", err, out)
+	}
+	dnat := "table ip dockerlike {\n chain prerouting {\n  type nat hook prerouting priority dstnat; policy accept;\n  tcp dport 3000 dnat to " + ctrAddr + ":3000\n }\n}\n"
+	dnatFile := filepath.Join(t.TempDir(), "dnat.nft")
+	if err := os.WriteFile(dnatFile, []byte(dnat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := runTool(t, "", nil, ip, "netns", "exec", ns, nft, "-f", dnatFile); err != nil {
+		t.Fatalf("dnat: %v\n%s", err, res)
+	}
+	srv2 := exec.CommandContext(ctx, ip, "netns", "exec", ctr, "python3", "-m", "http.server", "--bind", "0.0.0.0", "3000")
+	if err := srv2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = srv2.Wait() })
+	reachGrafana := func() bool {
+		c, err := net.DialTimeout("tcp", nsAddr+":3000", 700*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for !reachGrafana() {
+		if time.Now().After(deadline) {
+			t.Fatal("published port 3000 never answered before the firewall")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	d := designNamed(t, "aws-timescaledb")
 	dir := filepath.Join(writeBundle(t, mustRender(t, d)), "ansible")
 	apply := func(adminCIDRs string) {
@@ -87,15 +138,15 @@ func TestFirewallFiltersSSH(t *testing.T) {
 	}
 
 	apply(`["` + hostAddr + `/32", "2001:db8::/32"]`)
-	if !reach() {
-		t.Error("SSH dropped from an admin network")
+	if !reach() || !reachGrafana() {
+		t.Errorf("from an admin network: SSH %v, published Grafana %v; want both reachable", reach(), reachGrafana())
 	}
 	apply(`["192.0.2.0/24"]`)
-	if reach() {
-		t.Error("SSH reachable from a network that is not an admin network")
+	if reach() || reachGrafana() {
+		t.Errorf("from another network: SSH %v, published Grafana %v; want both dropped", reach(), reachGrafana())
 	}
 	apply(`["10.250.127.248/30"]`) // applying again replaces the table
-	if !reach() {
-		t.Error("SSH dropped after re-applying with the admin network")
+	if !reach() || !reachGrafana() {
+		t.Error("dropped after re-applying with the admin network")
 	}
 }
