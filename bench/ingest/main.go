@@ -61,7 +61,42 @@ type result struct {
 	seconds  float64
 	settings string
 	note     string
-	msgs     int // when not -n
+	msgs     int     // when not -n
+	broker   float64 // CPU seconds of the broker (beam.smp) during the round
+	db       float64 // CPU seconds of the database server (postgres)
+}
+
+// cpuStart holds broker and database CPU seconds at the start of a round.
+var cpuStart [2]float64
+
+// serverDelta is the broker and database CPU used since the round began.
+// Read it before the consumer stops: a database backend's CPU disappears
+// with its connection.
+func serverDelta() (broker, db float64) {
+	return serverCPU("beam.smp") - cpuStart[0], serverCPU("postgres") - cpuStart[1]
+}
+
+// serverCPU sums user+sys CPU seconds of all processes with this command
+// name (the broker and database run on the same machine here).
+func serverCPU(comm string) float64 {
+	total := 0.0
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		c, err := os.ReadFile(d + "/comm")
+		if err != nil || strings.TrimSpace(string(c)) != comm {
+			continue
+		}
+		b, err := os.ReadFile(d + "/stat")
+		if err != nil {
+			continue
+		}
+		st := string(b)
+		f := strings.Fields(st[strings.LastIndex(st, ")")+2:])
+		u, _ := strconv.ParseFloat(f[11], 64)
+		sy, _ := strconv.ParseFloat(f[12], 64)
+		total += (u + sy) / 100
+	}
+	return total
 }
 
 var (
@@ -72,7 +107,8 @@ var (
 	rounds     = flag.String("rounds", "mqtt-drain,amqp-drain,myt,myt-python,telegraf,myt-kill,telegraf-kill", "rounds to run, in order")
 	batch      = flag.Int("batch", 1000, "MyT batch.size")
 	prefetch   = flag.Int("prefetch", 4000, "MyT amqp.prefetch")
-	tgBatch    = flag.Int("telegraf-batch", 1000, "Telegraf metric_batch_size (max_undelivered_messages is set to the same)")
+	tgBatch    = flag.Int("telegraf-batch", 1000, "Telegraf metric_batch_size")
+	tgUndeliv  = flag.Int("telegraf-undelivered", 5000, "Telegraf max_undelivered_messages (0: 2 x -telegraf-batch); 5000 measured best here")
 	backlog    = flag.Int("backlog", 1000000, "messages preloaded (over AMQP) for the myt-backlog round")
 )
 
@@ -92,6 +128,7 @@ func main() {
 	for _, r := range strings.Split(*rounds, ",") {
 		var res result
 		var err error
+		cpuStart = [2]float64{serverCPU("beam.smp"), serverCPU("postgres")}
 		switch strings.TrimSpace(r) {
 		case "mqtt-drain":
 			res, err = mqttDrain(e)
@@ -117,12 +154,15 @@ func main() {
 		if err != nil {
 			log.Fatalf("round %s: %v", r, err)
 		}
+		if res.broker == 0 {
+			res.broker, res.db = serverDelta()
+		}
 		fmt.Printf("  %-34s %9.0f msg/s  cpu %6.2fs  rss %6.1f MB  lost %d  dup %d\n",
 			res.name, res.rate, res.cpu, res.rssMB, res.lost, res.dup)
 		results = append(results, res)
 	}
 	fmt.Println()
-	fmt.Printf("%-34s %10s %9s %9s %9s %8s %6s %6s\n", "contender", "msg/s", "seconds", "cpu s", "µs/msg", "rss MB", "lost", "dup")
+	fmt.Printf("%-40s %8s %8s %8s %7s %7s %6s %6s %10s %10s\n", "contender", "msg/s", "seconds", "cpu s", "µs/msg", "rss MB", "lost", "dup", "broker µs", "db µs")
 	for _, r := range results {
 		cpu, us, rss := "-", "-", "-"
 		if r.cpu > 0 {
@@ -132,8 +172,15 @@ func main() {
 			}
 			cpu, us, rss = fmt.Sprintf("%.2f", r.cpu), fmt.Sprintf("%.1f", r.cpu/float64(msgs)*1e6), fmt.Sprintf("%.1f", r.rssMB)
 		}
-		fmt.Printf("%-34s %10.0f %9.2f %9s %9s %8s %6d %6d\n", r.name, r.rate, r.seconds, cpu, us, rss, r.lost, r.dup)
+		msgs := float64(*n)
+		if r.msgs > 0 {
+			msgs = float64(r.msgs)
+		}
+		fmt.Printf("%-40s %8.0f %8.2f %8s %7s %7s %6d %6d %10.1f %10.1f\n", r.name, r.rate, r.seconds, cpu, us, rss, r.lost, r.dup,
+			r.broker/msgs*1e6, r.db/msgs*1e6)
 	}
+	fmt.Println("\nµs/msg: consumer CPU per message; broker µs / db µs: CPU of beam.smp / postgres per message during the round")
+	fmt.Println("(includes the publishing side for the broker; the backlog round includes its AMQP preload).")
 	fmt.Println("\nsettings:")
 	for _, r := range results {
 		if r.settings != "" {
@@ -442,9 +489,11 @@ func measure(e env, c *consumer, countQ string, kill bool) (result, error) {
 	if err := <-pubErr; err != nil {
 		return result{}, err
 	}
+	broker, db := serverDelta()
 	c.stop(false)
 	d := elapsed.Seconds()
-	return result{rate: float64(distinct) / d, seconds: d, cpu: c.cpu, rssMB: c.rss, lost: *n - distinct, dup: rows - distinct}, nil
+	return result{rate: float64(distinct) / d, seconds: d, cpu: c.cpu, rssMB: c.rss, lost: *n - distinct, dup: rows - distinct,
+		broker: broker, db: db}, nil
 }
 
 func mytRound(e env, handler string, kill bool) (result, error) {
@@ -545,7 +594,7 @@ func telegrafRound(e env, kill bool) (result, error) {
   json_time_format = "unix_ms"
 [[outputs.postgresql]]
   connection = %q
-`, *tgBatch, e.mqttAddr, e.user, e.pass, *tgBatch, table, e.pgDSN)
+`, *tgBatch, e.mqttAddr, e.user, e.pass, undelivered(), table, e.pgDSN)
 	path := filepath.Join(dir, "telegraf.conf")
 	os.WriteFile(path, []byte(conf), 0o600)
 	c := &consumer{start: func() (*exec.Cmd, error) {
@@ -568,7 +617,7 @@ func telegrafRound(e env, kill bool) (result, error) {
 	if kill {
 		res.name += " (SIGKILL once)"
 	}
-	res.settings = fmt.Sprintf("mqtt_consumer qos 1, max_undelivered_messages %d, metric_batch_size %d, flush 100ms, outputs.postgresql", *tgBatch, *tgBatch)
+	res.settings = fmt.Sprintf("mqtt_consumer qos 1, max_undelivered_messages %d, metric_batch_size %d, flush 100ms, outputs.postgresql", undelivered(), *tgBatch)
 	return res, err
 }
 
@@ -641,6 +690,15 @@ func measureBacklog(e env, c *consumer, countQ string) (result, error) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	d := time.Since(start).Seconds()
+	broker, db := serverDelta()
 	c.stop(false)
-	return result{rate: float64(distinct) / d, seconds: d, cpu: c.cpu, rssMB: max(peak, c.rss), lost: *n - distinct, dup: rows - distinct}, nil
+	return result{rate: float64(distinct) / d, seconds: d, cpu: c.cpu, rssMB: max(peak, c.rss), lost: *n - distinct, dup: rows - distinct,
+		broker: broker, db: db}, nil
+}
+
+func undelivered() int {
+	if *tgUndeliv > 0 {
+		return *tgUndeliv
+	}
+	return 2 * *tgBatch
 }
