@@ -251,15 +251,20 @@ func TestFaultDatabaseDown(t *testing.T) {
 }
 
 const poisonHandler = `
+import time
 def process(msg):
     p = msg["payload"]
     if p.get("boom"):
         raise RuntimeError("boom in message %d" % p["count"])
+    if p.get("note") == "hang":
+        time.sleep(3600)
     return p
 `
 
 // TestPoison: 1% malformed JSON and 1% handler exceptions go to the dead
-// queue with their reasons; everything else is stored.
+// queue with their reasons; everything else is stored. Two messages also
+// make the handler hang: each is dead-lettered after handler.timeout and
+// the handler restarted.
 func TestPoison(t *testing.T) {
 	b := rabbitFor(t)
 	db := databaseFor(t, "postgres")
@@ -279,14 +284,21 @@ func TestPoison(t *testing.T) {
 			p.Boom = true
 			return jsonBodyOf(p)
 		}
+		if s == 500 || s == 1500 {
+			p := makePayload(s)
+			p.Extra = "hang"
+			return jsonBodyOf(p)
+		}
 		return jsonBody(s)
 	}
 	for s := 0; s < n; s++ {
-		switch s % 100 {
-		case 37:
+		switch {
+		case s%100 == 37:
 			want[string(body(s))] = "invalid-json"
-		case 73:
+		case s%100 == 73:
 			want[string(body(s))] = "handler-error"
+		case s == 500 || s == 1500:
+			want[string(body(s))] = "handler-timeout"
 		default:
 			good++
 		}
@@ -342,8 +354,8 @@ func TestPoison(t *testing.T) {
 		}
 	}
 	rows, distinct = pgCounts(t, db.DSN, top.Table)
-	t.Logf("published %d: malformed %d, raising %d, good %d; dead-lettered %d (%v, %v); stored %d rows (%d distinct)",
-		n, counts["invalid-json"], counts["handler-error"], good, len(got), counts, details, rows, distinct)
+	t.Logf("published %d: malformed %d, raising %d, hanging %d, good %d; dead-lettered %d (%v, %v); stored %d rows (%d distinct)",
+		n, counts["invalid-json"], counts["handler-error"], counts["handler-timeout"], good, len(got), counts, details, rows, distinct)
 	if rows != good || distinct != good {
 		t.Errorf("stored %d rows (%d distinct), want %d", rows, distinct, good)
 	}

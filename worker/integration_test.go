@@ -76,7 +76,7 @@ func writeConfig(t *testing.T, b broker, db database, top topology, fields map[s
 	}
 	h := ""
 	if handlerCode != "" {
-		h = "handler:\n  path: " + write("handler.py", handlerCode) + "\n  timeout: 5s\n"
+		h = "handler:\n  path: " + write("handler.py", handlerCode) + "\n  timeout: 3s\n"
 	}
 	cfg := fmt.Sprintf(`topicPrefix: %s
 amqp:
