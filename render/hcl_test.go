@@ -2,6 +2,7 @@ package render_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -156,7 +157,12 @@ func variablesIn(body *hclsyntax.Body) []hcl.Traversal {
 // admin networks are never the whole Internet, device ports are exactly
 // the broker's, plaintext ports only when asked, management never.
 func TestTFVarsSecurity(t *testing.T) {
-	for _, c := range designs(t) {
+	cases := designs(t)
+	// Plaintext on a cloud: 1883 and 5672 must then be open to devices.
+	plain := *designNamed(t, "aws-timescaledb")
+	plain.Spec.Broker.Plaintext = true
+	cases = append(cases, designCase{"aws-plaintext", &plain})
+	for _, c := range cases {
 		if c.d.Spec.Target.Provider == myt.ProviderSSH || c.d.Spec.Target.Provider == myt.ProviderLocal {
 			continue
 		}
@@ -190,6 +196,9 @@ func TestTFVarsSecurity(t *testing.T) {
 			want := c.d.Spec.Broker.Ports()
 			if diff := cmp.Diff(want, v.DevicePorts); diff != "" {
 				t.Errorf("device ports (-want +got): %s", diff)
+			}
+			if c.d.Spec.Broker.Plaintext && (!slices.Contains(v.DevicePorts, 1883) || !slices.Contains(v.DevicePorts, 5672)) {
+				t.Errorf("plaintext: true but device ports %v", v.DevicePorts)
 			}
 			for _, p := range v.DevicePorts {
 				if (p == 1883 || p == 5672) && !c.d.Spec.Broker.Plaintext {
