@@ -460,11 +460,13 @@ func measure(e env, c *consumer, countQ string, kill bool) (result, error) {
 	ctx := context.Background()
 	killed := !kill
 	lastRows, lastChange := -1, time.Now()
-	var rows, distinct int
+	rows := 0
+	// Poll with a cheap count; the exact distinct count is taken once at
+	// the end, so the measurement itself loads the database little.
+	countOnly := "SELECT count(*), 0 FROM " + countQ[strings.LastIndex(countQ, " ")+1:]
 	for {
-		r, d, err := pgCount(ctx, e.pgDSN, countQ)
-		if err == nil {
-			rows, distinct = r, d
+		if r, _, err := pgCount(ctx, e.pgDSN, countOnly); err == nil {
+			rows = r
 		}
 		if !killed && rows >= *n/2 {
 			c.stop(true)
@@ -477,14 +479,19 @@ func measure(e env, c *consumer, countQ string, kill bool) (result, error) {
 		if rows != lastRows {
 			lastRows, lastChange = rows, time.Now()
 		}
-		if distinct >= *n || time.Since(lastChange) > 15*time.Second {
+		if rows >= *n || time.Since(lastChange) > 15*time.Second {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
-	if distinct < *n {
+	if rows < *n {
 		elapsed -= 15 * time.Second
+	}
+	time.Sleep(time.Second) // late duplicates would show now
+	rows, distinct, err := pgCount(ctx, e.pgDSN, countQ)
+	if err != nil {
+		return result{}, err
 	}
 	if err := <-pubErr; err != nil {
 		return result{}, err

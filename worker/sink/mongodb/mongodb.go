@@ -70,7 +70,16 @@ func (s *Sink) Connect(ctx context.Context) error {
 		client.Disconnect(context.Background())
 		return fmt.Errorf("mongodb connect: %w", err)
 	}
+	if err := s.setup(ctx, client, dbName); err != nil {
+		client.Disconnect(context.Background())
+		return err
+	}
 	s.client = client
+	return nil
+}
+
+// setup creates the collection and index.
+func (s *Sink) setup(ctx context.Context, client *mongo.Client, dbName string) error {
 	db := client.Database(dbName)
 	specs, err := db.ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: s.opts.Table}})
 	if err != nil {
