@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCodeTemplateAndTest runs `myt code template` and then `myt code test`
+// on the template with samples: good ones give records, bad ones name
+// their reason, and the exit status says so.
+func TestCodeTemplateAndTest(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 not found")
+		}
+		t.Skip("SKIP: python3 not found")
+	}
+	dir := t.TempDir()
+	run := func(args ...string) (string, error) {
+		root := newRootCmd()
+		var out, errOut bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(args)
+		err := root.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	tpl, err := run("code", "template")
+	if err != nil || !strings.Contains(tpl, "def process(msg):") {
+		t.Fatalf("template: %v\n%s", err, tpl)
+	}
+	hp := filepath.Join(dir, "handler.py")
+	os.WriteFile(hp, []byte(tpl), 0o600)
+	sp := filepath.Join(dir, "samples.ndjson")
+	os.WriteFile(sp, []byte(`{"temp_f": 212, "ts": "2024-05-06T07:08:09Z"}
+{"topic": "myt/kitchen/env", "payload": {"temp_f": "hot"}}
+not json
+`), 0o600)
+	out, err := run("code", "test", hp, sp)
+	if err == nil || !strings.Contains(err.Error(), "2 of 3 samples failed") {
+		t.Errorf("exit error = %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("output:\n%s", out)
+	}
+	var first struct {
+		Records []struct {
+			Device string
+			TS     string
+			Fields map[string]any
+		}
+	}
+	json.Unmarshal([]byte(lines[0]), &first)
+	if len(first.Records) != 1 || first.Records[0].Fields["temperature"] != 100.0 || first.Records[0].TS != "2024-05-06T07:08:09Z" || first.Records[0].Device != "sample" {
+		t.Errorf("first sample: %s", lines[0])
+	}
+	if !strings.Contains(lines[1], `"reason":"handler-error"`) || !strings.Contains(lines[1], "ValueError") {
+		t.Errorf("second sample: %s", lines[1])
+	}
+	if !strings.Contains(lines[2], `"reason":"invalid-json"`) {
+		t.Errorf("third sample: %s", lines[2])
+	}
+}
