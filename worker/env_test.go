@@ -10,7 +10,8 @@ import (
 func rabbitFor(t *testing.T) broker {
 	t.Helper()
 	r := testenv.Require(t).RabbitMQ(t)
-	return broker{AMQPURL: r.AMQPURL, MQTTAddr: r.MQTTAddr, User: r.User, Password: r.Password}
+	return broker{AMQPURL: r.AMQPURL, MQTTAddr: r.MQTTAddr, User: r.User, Password: r.Password,
+		Stop: func(t *testing.T) { r.Stop(t) }, Kill: func(t *testing.T) { r.Kill(t) }, Start: func(t *testing.T) { r.Start(t) }}
 }
 
 // databaseFor starts a fresh database server of the kind for the test.

@@ -363,3 +363,33 @@ func TestPoison(t *testing.T) {
 		t.Errorf("handler errors without the exception text: %v", details)
 	}
 }
+
+// TestFaultBrokerRestart: RabbitMQ is stopped mid-run and started again;
+// the worker reconnects with backoff and everything published is stored
+// once.
+func TestFaultBrokerRestart(t *testing.T) {
+	b := rabbitFor(t)
+	db := databaseFor(t, "postgres")
+	n := envInt("MYT_FAULT_BROKER_MESSAGES", 4000)
+	top := newTopology()
+	w := startWorker(t, writeConfig(t, b, db, top, typedFields, "", ""))
+	waitQueue(t, b, top.Queue)
+	publishAMQP(t, b, top.Prefix, seqRange(0, n/2), jsonBody)
+	before, _ := waitCount(t, db.DSN, top.Table, n/4, time.Minute)
+	b.Stop(t)
+	time.Sleep(2 * time.Second)
+	readyErr := w.Ready(context.Background())
+	b.Start(t)
+	publishAMQP(t, b, top.Prefix, seqRange(n/2, n), jsonBody)
+	rows, distinct := waitCount(t, db.DSN, top.Table, n, 3*time.Minute)
+	time.Sleep(500 * time.Millisecond)
+	rows, distinct = pgCounts(t, db.DSN, top.Table)
+	t.Logf("published %d, broker stopped at %d rows stored and restarted; stored %d rows, distinct %d, lost %d, duplicates %d; readyz while down: %v",
+		n, before, rows, distinct, n-distinct, rows-distinct, readyErr)
+	if distinct != n || rows != n {
+		t.Errorf("stored %d rows (%d distinct) for %d published", rows, distinct, n)
+	}
+	if readyErr == nil {
+		t.Error("worker reported ready while the broker was down")
+	}
+}

@@ -26,6 +26,7 @@ import (
 // (env_test.go fills them from internal/testenv).
 type broker struct {
 	AMQPURL, MQTTAddr, User, Password string
+	Stop, Kill, Start                 func(t *testing.T)
 }
 
 type database struct {
@@ -265,7 +266,13 @@ func publishAMQP(t *testing.T, b broker, prefix string, seqs []int, body func(in
 	var pending []*amqp.DeferredConfirmation
 	wait := func() {
 		for _, c := range pending {
-			if !c.Wait() {
+			cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			ok, err := c.WaitContext(cctx)
+			cancel()
+			if err != nil {
+				panic("publish not confirmed within 60s")
+			}
+			if !ok {
 				panic("publish nacked")
 			}
 		}
