@@ -358,18 +358,34 @@ func (w *Worker) serveHandler(rw http.ResponseWriter, r *http.Request) {
 	}
 	path := w.cfg.Handler.Path
 	next := filepath.Join(filepath.Dir(path), ".handler-next.py")
+	persistent := true
 	if err := os.WriteFile(next, code, 0o644); err != nil {
-		http.Error(rw, "cannot write the handler file", http.StatusInternalServerError)
-		w.log.Error("write handler", "err", err)
-		return
+		// handler.path's directory is read-only (a read-only mount): run the
+		// new code from a private copy; it lasts until the worker restarts.
+		persistent = false
+		dir, derr := os.MkdirTemp("", "myt-handler-swap-")
+		if derr == nil {
+			next = filepath.Join(dir, "handler.py")
+			err = os.WriteFile(next, code, 0o600)
+		}
+		if derr != nil || err != nil {
+			http.Error(rw, "cannot write the handler file", http.StatusInternalServerError)
+			w.log.Error("write handler", "err", errors.Join(derr, err))
+			return
+		}
 	}
 	if err := w.SwapHandler(r.Context(), next); err != nil {
 		os.Remove(next)
 		http.Error(rw, "handler rejected: "+err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
+	if !persistent {
+		w.log.Warn("handler.path is not writable: the new handler runs until the worker restarts; update the file too", "path", path)
+		fmt.Fprintln(rw, "handler swapped (not persisted: handler.path is read-only)")
+		return
+	}
 	if err := os.Rename(next, path); err != nil {
-		w.log.Error("handler swapped but the file could not be renamed", "err", err)
+		w.log.Warn("handler swapped but could not replace handler.path; it runs until the worker restarts", "err", err)
 	} else {
 		w.Handler().SetPath(path)
 	}
