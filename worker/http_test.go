@@ -249,4 +249,3 @@ func TestSIGHUPSwap(t *testing.T) {
 	}
 	p.term(t)
 }
-
