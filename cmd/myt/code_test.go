@@ -68,3 +68,45 @@ not json
 		t.Errorf("third sample: %s", lines[2])
 	}
 }
+
+// TestWorkerCheck: `myt worker --check` accepts a complete config and names
+// the key of a missing secret file or a handler that does not load.
+func TestWorkerCheck(t *testing.T) {
+	dir := t.TempDir()
+	w := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	dsn := w("dsn", "postgres://u:p@127.0.0.1:5432/db")
+	pw := w("pw", "secret")
+	cfg := func(handler string) string {
+		h := ""
+		if handler != "" {
+			h = "handler: {path: " + w("handler.py", handler) + "}\n"
+		}
+		return w("worker.yaml", "amqp: {urls: [\"amqp://u@127.0.0.1:5672/\"], passwordFile: "+pw+"}\n"+
+			"database: {kind: postgres, dsnFile: "+dsn+"}\n"+h)
+	}
+	run := func(path string) (string, error) {
+		root := newRootCmd()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs([]string{"worker", "--check", "--config", path})
+		err := root.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	if out, err := run(cfg("")); err != nil || !strings.Contains(out, "worker config OK") {
+		t.Errorf("good config: %v %s", err, out)
+	}
+	if _, err := exec.LookPath("python3"); err == nil {
+		if _, err := run(cfg("def process(:\n")); err == nil || !strings.Contains(err.Error(), "handler.path") {
+			t.Errorf("broken handler: %v", err)
+		}
+	}
+	os.Remove(dsn)
+	if _, err := run(cfg("")); err == nil || !strings.Contains(err.Error(), "database.dsnFile") {
+		t.Errorf("missing DSN file: %v", err)
+	}
+}

@@ -15,11 +15,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/myt-iot/myt/worker"
+	"github.com/myt-iot/myt/worker/handler"
 	"github.com/myt-iot/myt/worker/sink"
 )
 
 func newWorkerCmd() *cobra.Command {
 	var configPath, logLevel, logFormat string
+	var check bool
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run the platform worker: RabbitMQ -> your Python handler -> the database",
@@ -38,6 +40,9 @@ hand; SIGHUP reloads handler.path. Configuration: docs/worker.md.`,
 			if err != nil {
 				return err
 			}
+			if check {
+				return checkWorker(cmd, cfg)
+			}
 			return runWorker(cmd.Context(), cfg, log)
 		},
 	}
@@ -48,6 +53,7 @@ hand; SIGHUP reloads handler.path. Configuration: docs/worker.md.`,
 	cmd.Flags().StringVar(&configPath, "config", def, "worker configuration file (env MYT_WORKER_CONFIG)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "json or text")
+	cmd.Flags().BoolVar(&check, "check", false, "validate the configuration, read its secret files and load the handler, then exit")
 	return cmd
 }
 
@@ -64,6 +70,32 @@ func newWorkerLogger(w interface{ Write([]byte) (int, error) }, level, format st
 		return slog.New(slog.NewTextHandler(w, o)).With("component", "worker"), nil
 	}
 	return nil, fmt.Errorf("--log-format: must be json or text (got %q)", format)
+}
+
+// checkWorker validates what can be checked without the broker and the
+// database: the config, its secrets, the database kind and the handler.
+func checkWorker(cmd *cobra.Command, cfg *worker.Config) error {
+	if _, err := cfg.BrokerURLs(); err != nil {
+		return err
+	}
+	if _, err := cfg.DSN(); err != nil {
+		return err
+	}
+	if _, err := cfg.Token(); err != nil {
+		return err
+	}
+	if _, err := worker.NewSink(cfg.Database.Kind, sink.Options{Table: cfg.Database.Table, Fields: cfg.Database.Fields}); err != nil {
+		return err
+	}
+	if cfg.Handler.Path != "" {
+		r, err := handler.New(cmd.Context(), handler.Options{Path: cfg.Handler.Path, Python: cfg.Handler.Python, Timeout: cfg.Handler.Timeout.D()})
+		if err != nil {
+			return fmt.Errorf("handler.path: %w", err)
+		}
+		r.Close()
+	}
+	_, err := fmt.Fprintln(cmd.OutOrStdout(), "worker config OK")
+	return err
 }
 
 func runWorker(ctx context.Context, cfg *worker.Config, log *slog.Logger) error {
