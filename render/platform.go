@@ -210,7 +210,7 @@ func (r *renderer) platform() error {
 		if !strings.HasSuffix(h, "\n") {
 			h += "\n"
 		}
-		r.b.add("platform/worker/handler.py", []byte(h), 0o644)
+		r.b.add("platform/worker/handler/handler.py", []byte(h), 0o644)
 	}
 
 	// Grafana
@@ -312,7 +312,7 @@ func (r *renderer) workerConfig() ([]byte, error) {
 		c.Database.Fields = d.Spec.Database.Fields
 	}
 	if d.Spec.Processing.Handler != "" {
-		c.Handler.Path = "/etc/myt/handler.py"
+		c.Handler.Path = "/etc/myt/handler/handler.py"
 	}
 	c.Handler.Timeout = worker.Dur(secondsDur(d.Spec.Processing.TimeoutSeconds))
 	c.HTTP.Listen = fmt.Sprintf(":%d", WorkerAPIPort)

@@ -266,7 +266,7 @@ func TestWorkerConfig(t *testing.T) {
 			if len(c.d.Spec.Database.Fields) != len(cfg.Database.Fields) {
 				t.Errorf("fields %v, want %v", cfg.Database.Fields, c.d.Spec.Database.Fields)
 			}
-			hasHandler := b.File("platform/worker/handler.py") != nil
+			hasHandler := b.File("platform/worker/handler/handler.py") != nil
 			if hasHandler != (c.d.Spec.Processing.Handler != "") || hasHandler != (cfg.Handler.Path != "") {
 				t.Errorf("handler file %v, path %q", hasHandler, cfg.Handler.Path)
 			}
