@@ -32,10 +32,11 @@ myt.dead with the reason in the x-myt-reason header. SIGTERM drains the batch in
 hand; SIGHUP reloads handler.path. Configuration: docs/worker.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newWorkerLogger(cmd.ErrOrStderr(), logLevel, logFormat)
+			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
 			if err != nil {
 				return err
 			}
+			log = log.With("component", "worker")
 			cfg, err := worker.LoadConfig(configPath)
 			if err != nil {
 				return err
@@ -55,21 +56,6 @@ hand; SIGHUP reloads handler.path. Configuration: docs/worker.md.`,
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "json or text")
 	cmd.Flags().BoolVar(&check, "check", false, "validate the configuration, read its secret files and load the handler, then exit")
 	return cmd
-}
-
-func newWorkerLogger(w interface{ Write([]byte) (int, error) }, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	o := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, o)).With("component", "worker"), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, o)).With("component", "worker"), nil
-	}
-	return nil, fmt.Errorf("--log-format: must be json or text (got %q)", format)
 }
 
 // checkWorker validates what can be checked without the broker and the
