@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -274,19 +275,11 @@ func privateKey(v string) string {
 	switch {
 	case err == nil:
 		return ""
-	case asPassphrase(err, &missing):
+	case errors.As(err, &missing):
 		return "is protected by a passphrase; MyT needs an unencrypted key (make one for MyT alone)"
 	default:
 		return "is not an OpenSSH or PEM private key"
 	}
-}
-
-func asPassphrase(err error, target **ssh.PassphraseMissingError) bool {
-	e, ok := err.(*ssh.PassphraseMissingError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 func serviceAccount(v string) string {

@@ -111,8 +111,6 @@ func TestCLIAgainstRealServer(t *testing.T) {
 	failCLI(t, env, "", "used by platform", "creds", "rm", "my-aws")
 
 	// A second user sees nothing of ada's, through MYT_SERVER/MYT_TOKEN.
-	r := runCLI(t, env, "", "platform", "list", "-o", "json")
-	_ = r
 	adaCfg, _ := os.ReadFile(cfgPath)
 	var cfg struct{ Token string }
 	json.Unmarshal(adaCfg, &cfg)

@@ -4,6 +4,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -250,7 +251,7 @@ func (s *Server) createPlatform(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/api/v1/platforms/"+itoa(p.ID))
+	w.Header().Set("Location", "/api/v1/platforms/"+strconv.FormatInt(p.ID, 10))
 	return writeJSON(w, http.StatusCreated, p)
 }
 
@@ -428,5 +429,3 @@ func nonNil[T any](s []T) []T {
 	}
 	return s
 }
-
-func itoa(n int64) string { return strconvFormat(n) }

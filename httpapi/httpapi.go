@@ -326,5 +326,3 @@ func (m *metrics) observe(route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
 }
-
-func strconvFormat(n int64) string { return strconv.FormatInt(n, 10) }

@@ -23,18 +23,19 @@ type fixture struct {
 	key  []byte
 	db   *sqlite.DB
 	svc  *sqlite.Services
+	now  time.Time // the store's clock
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "myt.db"), key: vault.NewKey()}
+	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "myt.db"), key: vault.NewKey(), now: time.Now()}
 	f.open()
 	return f
 }
 
 func (f *fixture) open() {
 	f.t.Helper()
-	db, err := sqlite.Open(context.Background(), f.path, sqlite.Options{ServerKey: f.key, Params: fast})
+	db, err := sqlite.Open(context.Background(), f.path, sqlite.Options{ServerKey: f.key, Params: fast, Now: func() time.Time { return f.now }})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -152,7 +153,6 @@ func TestLogin(t *testing.T) {
 
 func TestSessionsCarryTheDataKeyAndExpire(t *testing.T) {
 	f := newFixture(t)
-	now := time.Now()
 	ctx := f.user(context.Background(), "ada", "correct horse battery")
 	f.addAWS(ctx, "prod")
 	token, sess, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionWeb, "browser", time.Hour)
@@ -179,7 +179,30 @@ func TestSessionsCarryTheDataKeyAndExpire(t *testing.T) {
 	if _, _, err := f.svc.Sessions.Authenticate(context.Background(), token); myt.ErrorCode(err) != myt.EUNAUTHORIZED {
 		t.Fatalf("logged-out session accepted: %v", err)
 	}
-	_ = now
+
+	// A web session ends at its expiry; an API token (no TTL) does not.
+	web, _, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionWeb, "browser", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, _, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionAPI, "ci", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(59 * time.Minute)
+	if _, _, err := f.svc.Sessions.Authenticate(context.Background(), web); err != nil {
+		t.Fatalf("session before its expiry: %v", err)
+	}
+	f.now = f.now.Add(2 * time.Minute)
+	if _, _, err := f.svc.Sessions.Authenticate(context.Background(), web); myt.ErrorCode(err) != myt.EUNAUTHORIZED {
+		t.Fatalf("expired session accepted: %v", err)
+	}
+	if _, _, err := f.svc.Sessions.Authenticate(context.Background(), api); err != nil {
+		t.Fatalf("API token expired: %v", err)
+	}
+	if ss, _ := f.svc.Sessions.FindSessions(ctx, myt.SessionWeb); len(ss) != 0 {
+		t.Errorf("expired sessions still listed: %d", len(ss))
+	}
 }
 
 // The database file (and its WAL) must never hold a password, a data key or
