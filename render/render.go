@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/internal/atomicfile"
 	"github.com/myt-iot/myt/pki"
 )
 
@@ -225,31 +226,11 @@ func (b *Bundle) WriteDir(dir string) error {
 				}
 			}
 		}
-		if err := writeAtomic(full, f.Data, f.Mode); err != nil {
+		if err := atomicfile.Write(full, f.Data, f.Mode); err != nil {
 			return fmt.Errorf("write bundle %s: %w", f.Path, err)
 		}
 	}
 	return nil
-}
-
-func writeAtomic(name string, data []byte, mode fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
 }
 
 // Render makes the bundle for design d. The design must be valid (it is

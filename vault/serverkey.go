@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/myt-iot/myt/internal/atomicfile"
 )
 
 // ServerKeyFile is the server key's file name in the data dir.
@@ -64,27 +66,7 @@ func ReadKeyFile(path string) ([]byte, error) { return readKeyFile(path) }
 // WriteKeyFile writes key to path atomically with mode 0600 (temp file,
 // fsync, rename), so a crash leaves the old key or the new one, never half.
 func WriteKeyFile(path string, key []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".server.key-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
 }
 
 func trimSpace(b []byte) []byte {
