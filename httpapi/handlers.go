@@ -5,12 +5,12 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/credential"
 	"github.com/myt-iot/myt/design"
+	"github.com/myt-iot/myt/throttle"
 )
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
@@ -24,9 +24,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 // limitLogin refuses a sign-in while the client address or the user name
 // has used up its budget of failed attempts.
 func (s *Server) limitLogin(r *http.Request, username string) error {
-	if !s.cfg.LoginLimiter.Ready("ip:"+clientIP(r)) || !s.cfg.LoginLimiter.Ready("user:"+strings.ToLower(username)) {
-		s.log.Warn("login rate limited", "remote", clientIP(r), "user", username)
-		return myt.Errorf(myt.ETOOMANY, "Too many sign-in attempts. Wait a minute and try again.")
+	for _, key := range throttle.LoginKeys(r, username) {
+		if !s.cfg.LoginLimiter.Ready(key) {
+			s.log.Warn("login rate limited", "remote", throttle.ClientIP(r), "user", username)
+			return myt.Errorf(myt.ETOOMANY, "Too many sign-in attempts. Wait a minute and try again.")
+		}
 	}
 	return nil
 }
@@ -68,8 +70,9 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, req LoginReq
 	if err != nil {
 		if myt.ErrorCode(err) == myt.EUNAUTHORIZED {
 			// Only failures spend the budget.
-			s.cfg.LoginLimiter.Allow("ip:" + clientIP(r))
-			s.cfg.LoginLimiter.Allow("user:" + strings.ToLower(req.Username))
+			for _, key := range throttle.LoginKeys(r, req.Username) {
+				s.cfg.LoginLimiter.Allow(key)
+			}
 		}
 		return err
 	}

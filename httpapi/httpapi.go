@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -281,17 +280,6 @@ func pathID(r *http.Request) (int64, error) {
 		return 0, myt.Errorf(myt.ENOTFOUND, "Not found.")
 	}
 	return id, nil
-}
-
-// clientIP is the address used for rate limiting. MyT does not trust
-// X-Forwarded-For: behind a proxy, every client shares the proxy's bucket,
-// which fails safe.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 type statusWriter struct {

@@ -1,6 +1,8 @@
 package throttle_test
 
 import (
+	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,5 +35,17 @@ func TestLimiter(t *testing.T) {
 	now = now.Add(time.Second)
 	if !l.Allow("1.2.3.4") {
 		t.Fatal("refused after a token refilled")
+	}
+}
+
+func TestLoginKeys(t *testing.T) {
+	r := httptest.NewRequest("POST", "/login", nil)
+	r.RemoteAddr = "[2001:db8::1]:4711"
+	if got := throttle.LoginKeys(r, "Ada"); !slices.Equal(got, []string{"ip:2001:db8::1", "user:ada"}) {
+		t.Errorf("LoginKeys = %v", got)
+	}
+	r.RemoteAddr = "192.0.2.7:80"
+	if got := throttle.LoginKeys(r, ""); !slices.Equal(got, []string{"ip:192.0.2.7"}) {
+		t.Errorf("LoginKeys without user = %v", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/throttle"
 )
 
 type authForm struct {
@@ -21,28 +22,24 @@ type authForm struct {
 // allow spends one attempt of the client address (and username) from the
 // limiter: used by sign-up, where every attempt may be a guessed invitation.
 func (s *server) allow(r *http.Request, username string) error {
-	if s.cfg.LoginLimiter == nil {
-		return nil
-	}
-	okIP := s.cfg.LoginLimiter.Allow("ip:" + clientIP(r))
-	okUser := username == "" || s.cfg.LoginLimiter.Allow("user:"+strings.ToLower(username))
-	if !okIP || !okUser {
-		s.log.Warn("login attempts throttled", "ip", clientIP(r), "username", username)
-		return myt.Errorf(myt.ETOOMANY, "Too many attempts. Wait a minute, then try again.")
-	}
-	return nil
+	return s.limit(r, username, s.cfg.LoginLimiter.Allow)
 }
 
 // ready refuses a sign-in while the address or the username has used up
 // its budget of failed attempts; it spends nothing (see failed).
 func (s *server) ready(r *http.Request, username string) error {
-	if s.cfg.LoginLimiter == nil {
-		return nil
+	return s.limit(r, username, s.cfg.LoginLimiter.Ready)
+}
+
+// limit applies check to every login key of the request (all of them, so
+// allow spends each bucket) and refuses when any had nothing left.
+func (s *server) limit(r *http.Request, username string, check func(string) bool) error {
+	ok := true
+	for _, key := range throttle.LoginKeys(r, username) {
+		ok = check(key) && ok
 	}
-	okIP := s.cfg.LoginLimiter.Ready("ip:" + clientIP(r))
-	okUser := s.cfg.LoginLimiter.Ready("user:" + strings.ToLower(username))
-	if !okIP || !okUser {
-		s.log.Warn("login attempts throttled", "ip", clientIP(r), "username", username)
+	if !ok {
+		s.log.Warn("login attempts throttled", "ip", throttle.ClientIP(r), "username", username)
 		return myt.Errorf(myt.ETOOMANY, "Too many attempts. Wait a minute, then try again.")
 	}
 	return nil
@@ -52,9 +49,8 @@ func (s *server) ready(r *http.Request, username string) error {
 // sign-ins count, so colleagues behind one address do not lock each other
 // out.
 func (s *server) failed(r *http.Request, username string) {
-	if s.cfg.LoginLimiter != nil {
-		s.cfg.LoginLimiter.Allow("ip:" + clientIP(r))
-		s.cfg.LoginLimiter.Allow("user:" + strings.ToLower(username))
+	for _, key := range throttle.LoginKeys(r, username) {
+		s.cfg.LoginLimiter.Allow(key)
 	}
 }
 
@@ -210,7 +206,7 @@ func (s *server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		s.failed(r, f.Username)
-		s.log.Info("web login failed", "ip", clientIP(r), "username", f.Username)
+		s.log.Info("web login failed", "ip", throttle.ClientIP(r), "username", f.Username)
 		s.render(w, r, http.StatusUnauthorized, "auth", &page{Title: "Sign in", Bare: true, Data: f,
 			Errs: &formErrors{Message: "The username or password is not right, or the account is disabled."}})
 		return nil

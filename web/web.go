@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/throttle"
 )
 
 // Limiter rate-limits an action per key. *throttle.Limiter satisfies it.
@@ -48,8 +49,8 @@ type Config struct {
 	// SecureCookies marks cookies Secure; set it when MyT is served over
 	// TLS (directly or behind a proxy that terminates it).
 	SecureCookies bool
-	// LoginLimiter bounds login, setup and sign-up attempts, keyed by
-	// "ip:ADDR" and by "user:NAME". Nil means no limit (tests only).
+	// LoginLimiter bounds failed sign-ins and sign-up attempts, keyed by
+	// throttle.LoginKeys. Nil means a limiter of its own (10 a minute).
 	LoginLimiter Limiter
 }
 
@@ -80,6 +81,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LoginLimiter == nil {
+		cfg.LoginLimiter = throttle.New(10, 5)
 	}
 	t, err := parseTemplates()
 	if err != nil {
@@ -279,16 +283,6 @@ func securityHeaders(h http.Handler) http.Handler {
 		hd.Set("X-Frame-Options", "DENY")
 		h.ServeHTTP(w, r)
 	})
-}
-
-// clientIP is the address the request came from. Forwarding headers are
-// not trusted: a proxy in front should be the only client anyway.
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
 }
 
 // safeNext returns p if it is a local path, else "/".
