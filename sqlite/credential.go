@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/myt-iot/myt"
@@ -166,7 +165,6 @@ func (s *CredentialService) FindCredentials(ctx context.Context, f myt.Credentia
 		}
 		out = append(out, &r.Credential)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/credential"
 )
 
 //go:embed templates/*.html
@@ -382,18 +383,14 @@ func plural(n int, unit string) string {
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
-var providerNames = map[string]string{
-	myt.ProviderAWS:       "Amazon Web Services",
-	myt.ProviderOpenStack: "OpenStack",
-	myt.ProviderAzure:     "Microsoft Azure",
-	myt.ProviderGCP:       "Google Cloud",
-	myt.ProviderSSH:       "Existing server (SSH)",
-	myt.ProviderLocal:     "This machine",
-}
-
+// providerName labels a target provider: the credential kind's label,
+// so the UI names a provider the same way everywhere.
 func providerName(p string) string {
-	if n, ok := providerNames[p]; ok {
-		return n
+	if p == myt.ProviderLocal {
+		return "This machine"
+	}
+	if k, ok := credential.Lookup(p); ok {
+		return k.Label
 	}
 	return p
 }
