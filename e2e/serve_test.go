@@ -5,46 +5,21 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/myt-iot/myt/internal/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// mytBinary builds ./cmd/myt once per test run.
-func mytBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "myt-e2e-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "myt")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/myt-iot/myt/cmd/myt")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// mytBinary is the real myt binary, built once per test run.
+func mytBinary(t *testing.T) string { return testenv.MytBinary(t) }
 
 // server is a running `myt serve`.
 type server struct {

@@ -17,21 +17,12 @@ import (
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/design"
+	"github.com/myt-iot/myt/internal/testenv"
 	"github.com/myt-iot/myt/render"
 )
 
-// need skips a test whose real dependency is missing, loudly, outside CI;
-// under CI=true it fails instead (RULES.md 7).
-func need(t *testing.T, what string, ok bool, why string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and %s is missing: %s", what, why)
-	}
-	t.Skipf("SKIP (not CI): %s is missing: %s", what, why)
-}
+// need is testenv.Need: skip loudly outside CI, fail under CI=true.
+var need = testenv.Need
 
 // needTool returns the path of the first of names found on PATH.
 func needTool(t *testing.T, why string, names ...string) string {

@@ -7,10 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/myt-iot/myt/internal/testenv"
 	"github.com/myt-iot/myt/worker/source"
 )
 
@@ -30,32 +29,8 @@ func envInt(name string, def int) int {
 	return def
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// mytBinary builds cmd/myt once per test run.
-func mytBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "myt-worker-test-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "myt")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/myt-iot/myt/cmd/myt").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/myt: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// mytBinary is the real myt binary, built once per test run.
+func mytBinary(t *testing.T) string { return testenv.MytBinary(t) }
 
 // proc is the worker binary running as a child process.
 type proc struct {
@@ -219,9 +194,7 @@ func TestFaultKill(t *testing.T) {
 func TestFaultDatabaseDown(t *testing.T) {
 	b := rabbitFor(t)
 	db := databaseFor(t, "postgres")
-	if db.Stop == nil {
-		t.Skip("SKIP: this database cannot be stopped here")
-	}
+	testenv.Need(t, "a database the test can stop", db.Stop != nil, "run `scripts/testenv up` (a database on the host cannot be stopped by the test)")
 	n := envInt("MYT_FAULT_DB_MESSAGES", 4000)
 	down := time.Duration(envInt("MYT_FAULT_DB_DOWN_SECONDS", 20)) * time.Second
 	top := newTopology()

@@ -9,18 +9,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/myt-iot/myt/internal/testenv"
 )
 
 // TestCodeTemplateAndTest runs `myt code template` and then `myt code test`
 // on the template with samples: good ones give records, bad ones name
 // their reason, and the exit status says so.
 func TestCodeTemplateAndTest(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 not found")
-		}
-		t.Skip("SKIP: python3 not found")
-	}
+	_, err := exec.LookPath("python3")
+	testenv.Need(t, "python3", err == nil, "install it with `apt-get install python3`")
 	dir := t.TempDir()
 	run := func(args ...string) (string, error) {
 		root := newRootCmd()

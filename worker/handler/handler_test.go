@@ -10,18 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myt-iot/myt/internal/testenv"
 	"github.com/myt-iot/myt/worker/handler"
 	"github.com/myt-iot/myt/worker/record"
 )
 
 func requirePython(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 not found")
-		}
-		t.Skip("SKIP: python3 not found")
-	}
+	_, err := exec.LookPath("python3")
+	testenv.Need(t, "python3", err == nil, "install it with `apt-get install python3`")
 }
 
 func writeHandler(t *testing.T, code string) string {
