@@ -64,10 +64,25 @@ func Parse(data []byte) (*myt.Design, error) {
 	if err := json.Unmarshal(raw, d); err != nil {
 		return nil, fmt.Errorf("decode design: %w", err)
 	}
+	canonical(d)
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// canonical gives a design one form for one meaning: an empty list or map
+// is the same as an absent one (which is how it is written back out).
+func canonical(d *myt.Design) {
+	if len(d.Spec.Database.Fields) == 0 {
+		d.Spec.Database.Fields = nil
+	}
+	if len(d.Spec.Target.AdminCIDRs) == 0 {
+		d.Spec.Target.AdminCIDRs = nil
+	}
+	if len(d.Spec.Target.DeviceCIDRs) == 0 {
+		d.Spec.Target.DeviceCIDRs = nil
+	}
 }
 
 // MarshalYAML renders d as a YAML document in the field order of the types.
