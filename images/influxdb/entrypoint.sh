@@ -12,14 +12,20 @@ urlenc() {
 	done
 	printf '%s' "$out"
 }
-# query STATEMENT: POST it to the temporary server (no curl in the image).
+# query STATEMENT: POST it to the temporary server (no curl in the image)
+# and read the whole answer. influxd flushes "200 OK" before it runs the
+# statement, so the status line alone proves nothing: only the end of the
+# response (HTTP/1.0: the server closes) says the statement is done, and
+# an error is reported in the body.
 query() {
-	local body="q=$(urlenc "$1")" status
+	local body="q=$(urlenc "$1")" status answer
 	exec 3<>/dev/tcp/127.0.0.1/8086
 	printf 'POST /query HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body" >&3
 	read -r _ status _ <&3
+	answer=$(cat <&3)
 	exec 3<&-
 	[ "$status" = 200 ] || { echo "docker-entrypoint: influx query failed: HTTP $status" >&2; return 1; }
+	case $answer in *'"error"'*) echo "docker-entrypoint: influx query failed: ${answer##*$'\r\n\r\n'}" >&2; return 1 ;; esac
 }
 iq() { printf '"%s"' "${1//\"/\\\"}"; }
 sq() { printf "'%s'" "${1//\'/\\\'}"; }
