@@ -110,25 +110,29 @@ func waitCount(t *testing.T, dsn, table string, want int, within time.Duration) 
 	}
 }
 
-// waitQueue waits until the worker has declared its queue.
+// waitQueue waits until a worker consumes from queue. The worker binds
+// the queue before it consumes, so from then on a publish is routed; the
+// queue merely existing is not enough (a worker killed between declaring
+// and binding leaves every later publish unroutable).
 func waitQueue(t *testing.T, b broker, queue string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		conn, err := amqp.Dial(b.AMQPURL)
 		if err == nil {
+			var q amqp.Queue
 			ch, err := conn.Channel()
 			if err == nil {
-				_, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+				q, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
 			}
 			conn.Close()
-			if err == nil {
+			if err == nil && q.Consumers > 0 {
 				return
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("queue %s was not declared within 60s", queue)
+	t.Fatalf("no worker consumed from queue %s within 60s", queue)
 }
 
 func cleanupQueues(t *testing.T, b broker, top topology) {

@@ -261,7 +261,10 @@ func publishAMQP(t *testing.T, b broker, prefix string, seqs []int, body func(in
 	if err := ch.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
-	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
+	// Room for every message: the connection's reader blocks (5 s per
+	// message in amqp091) on a full return channel, which would turn an
+	// unroutable publish into a hang instead of the failure below.
+	returns := ch.NotifyReturn(make(chan amqp.Return, len(seqs)))
 	ctx := context.Background()
 	var pending []*amqp.DeferredConfirmation
 	wait := func() {
