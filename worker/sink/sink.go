@@ -23,8 +23,8 @@ import (
 // wrapping ErrRejected when the database refused the batch for its content
 // without saying which record (the caller splits the batch), and any other
 // error for a transient failure (the caller retries with backoff). A Sink
-// is used by one goroutine at a time, except Ping and Export, which may run
-// concurrently with Write.
+// is used by one goroutine at a time, except Ping, Export and Expire, which
+// may run concurrently with Write.
 type Sink interface {
 	Connect(ctx context.Context) error
 	Write(ctx context.Context, batch []record.Record) error
@@ -42,6 +42,19 @@ type Pinger interface {
 type Exporter interface {
 	Export(ctx context.Context, q Query, fn func(record.Record) error) error
 }
+
+// Expirer is implemented by sinks that delete old records themselves
+// (database.retentionDays). Expire deletes every record whose ts is before
+// cutoff, in bounded chunks so that concurrent writes are not held up for
+// long, and returns how many it deleted. It may run concurrently with
+// Write. A sink without it relies on the database's own retention
+// (InfluxDB: the bucket's retention period).
+type Expirer interface {
+	Expire(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
+// ExpireChunk is how many rows one delete statement removes at most.
+const ExpireChunk = 5000
 
 // Query selects records to export: From inclusive, To exclusive (zero
 // means unbounded), Device empty means all.

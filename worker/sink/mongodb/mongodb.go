@@ -41,6 +41,7 @@ var (
 	_ sink.Sink     = (*Sink)(nil)
 	_ sink.Pinger   = (*Sink)(nil)
 	_ sink.Exporter = (*Sink)(nil)
+	_ sink.Expirer  = (*Sink)(nil)
 )
 
 // New returns an unconnected sink. The DSN is a mongodb:// URI; its path
@@ -330,6 +331,18 @@ func (s *Sink) Export(ctx context.Context, q sink.Query, fn func(record.Record) 
 		}
 	}
 	return cur.Err()
+}
+
+// Expire deletes documents older than cutoff. ts is stored to the
+// millisecond, so the cutoff is rounded down: a document is never deleted
+// early, one in the last millisecond before cutoff goes on the next run.
+// MongoDB 7.0 deletes from time-series collections with the same filter.
+func (s *Sink) Expire(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.coll.DeleteMany(ctx, bson.M{"ts": bson.M{"$lt": cutoff.UTC().Truncate(time.Millisecond)}})
+	if err != nil {
+		return 0, fmt.Errorf("mongodb expire: %w", err)
+	}
+	return res.DeletedCount, nil
 }
 
 // Close disconnects.

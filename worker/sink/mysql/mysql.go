@@ -33,6 +33,7 @@ var (
 	_ sink.Sink     = (*Sink)(nil)
 	_ sink.Pinger   = (*Sink)(nil)
 	_ sink.Exporter = (*Sink)(nil)
+	_ sink.Expirer  = (*Sink)(nil)
 )
 
 // rowsPerStatement bounds one INSERT (max_allowed_packet).
@@ -292,6 +293,27 @@ func fromSQL(v any, typ string) any {
 		return v
 	}
 	return c
+}
+
+// Expire deletes records older than cutoff, ExpireChunk rows per
+// statement (oldest first, through the ts index).
+func (s *Sink) Expire(ctx context.Context, cutoff time.Time) (int64, error) {
+	q := "DELETE FROM " + ident(s.opts.Table) + " WHERE ts < ? ORDER BY ts LIMIT " + fmt.Sprint(sink.ExpireChunk)
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx, q, cutoff.UTC())
+		if err != nil {
+			return total, fmt.Errorf("mysql expire: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("mysql expire: %w", err)
+		}
+		total += n
+		if n < sink.ExpireChunk {
+			return total, nil
+		}
+	}
 }
 
 // Close closes the database handle.

@@ -34,6 +34,7 @@ var (
 	_ sink.Sink     = (*Sink)(nil)
 	_ sink.Pinger   = (*Sink)(nil)
 	_ sink.Exporter = (*Sink)(nil)
+	_ sink.Expirer  = (*Sink)(nil)
 )
 
 // New returns an unconnected sink. The DSN is a postgres:// URL or a
@@ -357,6 +358,25 @@ func (s *Sink) Export(ctx context.Context, q sink.Query, fn func(record.Record) 
 		}
 	}
 	return rows.Err()
+}
+
+// Expire deletes records older than cutoff, ExpireChunk rows per
+// statement (oldest first, through the ts index). The same statement works
+// on a plain table and on a hypertable.
+func (s *Sink) Expire(ctx context.Context, cutoff time.Time) (int64, error) {
+	t := ident(s.opts.Table)
+	q := fmt.Sprintf(`DELETE FROM %[1]s WHERE (id, ts) IN (SELECT id, ts FROM %[1]s WHERE ts < $1 ORDER BY ts LIMIT %[2]d)`, t, sink.ExpireChunk)
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, q, cutoff)
+		if err != nil {
+			return total, fmt.Errorf("postgres expire: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < sink.ExpireChunk {
+			return total, nil
+		}
+	}
 }
 
 // Close closes the pool.

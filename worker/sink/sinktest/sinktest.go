@@ -1,7 +1,8 @@
 // Package sinktest is the conformance test every sink passes against its
 // real database: idempotent schema, exact round trip of typed and untyped
-// records, no duplicate on rewrite or redelivery, and rejection of records
-// the database cannot store.
+// records, no duplicate on rewrite or redelivery, rejection of records the
+// database cannot store, and retention (Expire) where the sink deletes old
+// records itself.
 package sinktest
 
 import (
@@ -202,6 +203,53 @@ func run(t *testing.T, newSink New, table string, fields map[string]string, caps
 		}
 	}
 	t.Logf("%s: wrote 30+30 (10 overlapping, 10 redelivered), exported %d, filtered %d", table, len(got), len(sub))
+	expire(t, s, base.Add(10*time.Second), fields == nil)
+}
+
+// expire checks retention: with more than two chunks of old records added,
+// Expire deletes exactly the records before cutoff and keeps the rest.
+func expire(t *testing.T, s sink.Sink, cutoff time.Time, untyped bool) {
+	t.Helper()
+	ex, ok := s.(sink.Expirer)
+	if !ok {
+		t.Log("sink does not implement sink.Expirer: the database's own retention applies")
+		return
+	}
+	ctx := context.Background()
+	old := Records(2*sink.ExpireChunk+7, cutoff.Add(-72*time.Hour), untyped)
+	for i := range old {
+		old[i].ID = "old-" + old[i].ID
+	}
+	for i := 0; i < len(old); i += 1000 {
+		if err := s.Write(ctx, old[i:min(i+1000, len(old))]); err != nil {
+			t.Fatalf("write old records: %v", err)
+		}
+	}
+	before := export(t, s, sink.Query{})
+	var keep []string
+	for _, r := range before {
+		if !r.TS.Before(cutoff) {
+			keep = append(keep, r.ID)
+		}
+	}
+	n, err := ex.Expire(ctx, cutoff)
+	if err != nil {
+		t.Fatalf("expire: %v", err)
+	}
+	if want := int64(len(before) - len(keep)); n != want {
+		t.Errorf("expire deleted %d records, want %d", n, want)
+	}
+	var kept []string
+	for _, r := range export(t, s, sink.Query{}) {
+		kept = append(kept, r.ID)
+	}
+	if diff := cmp.Diff(keep, kept); diff != "" {
+		t.Errorf("records after expire (-want +got):\n%s", diff)
+	}
+	if n, err := ex.Expire(ctx, cutoff); err != nil || n != 0 {
+		t.Errorf("second expire: deleted %d, err %v; want 0, nil", n, err)
+	}
+	t.Logf("expire before %s: deleted %d of %d, kept %d", cutoff.Format(time.RFC3339), len(before)-len(keep), len(before), len(keep))
 }
 
 // Logger returns a slog.Logger writing to t.Log.
