@@ -47,6 +47,7 @@ const (
 	DefaultListen         = ":8080"
 	DefaultBackoffMin     = 500 * time.Millisecond
 	DefaultBackoffMax     = 30 * time.Second
+	DefaultRetentionEvery = time.Hour
 )
 
 // Duration is a time.Duration written as a Go duration string ("200ms",
@@ -62,6 +63,9 @@ func Dur(d time.Duration) Duration { return Duration{d: d} }
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return d.d }
+
+// IsZero reports an unset duration (so that omitempty leaves it out).
+func (d Duration) IsZero() bool { return d.d == 0 && d.invalid == "" }
 
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.d.String()), nil }
@@ -145,6 +149,11 @@ type Database struct {
 	// Fields declares typed fields (name -> float|int|bool|string). Empty
 	// means the whole JSON document is stored.
 	Fields map[string]string `yaml:"fields" json:"fields,omitempty"`
+	// RetentionDays deletes records whose ts is older than this many days,
+	// checked at start and every RetentionEvery (zero: hourly); 0 keeps
+	// everything. For InfluxDB the bucket's own retention applies instead.
+	RetentionDays  int      `yaml:"retentionDays,omitempty" json:"retentionDays,omitempty"`
+	RetentionEvery Duration `yaml:"retentionEvery,omitempty" json:"retentionEvery,omitzero"`
 }
 
 // Handler is the user's Python code.
@@ -310,6 +319,12 @@ func (c *Config) Validate() error {
 		default:
 			bad(key, "type must be one of float, int, bool, string (got %q)", c.Database.Fields[n])
 		}
+	}
+	if c.Database.RetentionDays < 0 || c.Database.RetentionDays > 36500 {
+		bad("database.retentionDays", "must be 0 (keep everything) to 36500 (got %d)", c.Database.RetentionDays)
+	}
+	if !c.Database.RetentionEvery.IsZero() {
+		c.Database.RetentionEvery.check(bad, "database.retentionEvery", time.Second, 0)
 	}
 	// handler
 	c.Handler.Timeout.check(bad, "handler.timeout", 10*time.Millisecond, time.Hour)

@@ -56,6 +56,8 @@ func TestParseConfigErrorsNameKey(t *testing.T) {
 		{"prefetch < batch", base + "amqp: {urls: [\"amqp://h/\"], prefetch: 10}\n", ""},
 		{"no dsn", "amqp: {urls: [\"amqp://h/\"]}\ndatabase: {kind: mysql}\n", "database.dsnFile"},
 		{"listen", base + "http: {listen: nope}\n", "http.listen"},
+		{"retention", "amqp: {urls: [\"amqp://h/\"]}\ndatabase: {kind: mysql, dsnFile: /x, retentionDays: -1}\n", "database.retentionDays"},
+		{"retention check", "amqp: {urls: [\"amqp://h/\"]}\ndatabase: {kind: mysql, dsnFile: /x, retentionEvery: 10ms}\n", "database.retentionEvery"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ type Metrics struct {
 	DBUp          prometheus.Gauge
 	Restarts      prometheus.Counter
 	Imported      prometheus.Counter
+	Expired       prometheus.Counter
 }
 
 // NewMetrics registers the worker metrics on a new registry.
@@ -45,9 +46,10 @@ func NewMetrics() *Metrics {
 		DBUp:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "myt_worker_db_up", Help: "1 when the last database write or ping succeeded."}),
 		Restarts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "myt_worker_handler_restarts_total", Help: "Python handler restarts after a timeout or crash."}),
 		Imported:   prometheus.NewCounter(prometheus.CounterOpts{Name: "myt_worker_imported_total", Help: "Records written through /v1/import."}),
+		Expired:    prometheus.NewCounter(prometheus.CounterOpts{Name: "myt_worker_expired_total", Help: "Records deleted because they were older than database.retentionDays."}),
 	}
 	for _, c := range []prometheus.Collector{m.Consumed, m.Stored, m.Dropped, m.Dead, m.WriteRetries, m.Batches, m.WriteSeconds,
-		m.HandlerSecond, m.QueueDepth, m.BrokerUp, m.DBUp, m.Restarts, m.Imported,
+		m.HandlerSecond, m.QueueDepth, m.BrokerUp, m.DBUp, m.Restarts, m.Imported, m.Expired,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

@@ -94,6 +94,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer w.sink.Close()
 	w.setDB(true)
+	if days := w.cfg.Database.RetentionDays; days > 0 {
+		if ex, ok := w.sink.(sink.Expirer); ok {
+			done := make(chan struct{})
+			defer func() { <-done }()
+			go func() { defer close(done); w.expireLoop(ctx, ex, days) }()
+		} else {
+			w.log.Info("retention is the database's own (bucket retention)", "retentionDays", days)
+		}
+	}
 	if w.cfg.Handler.Path != "" {
 		r, err := handler.New(ctx, handler.Options{Path: w.cfg.Handler.Path, Python: w.cfg.Handler.Python,
 			Timeout: w.cfg.Handler.Timeout.D(), Log: w.log})
@@ -154,6 +163,37 @@ func (w *Worker) Ready(ctx context.Context) error {
 		return errors.New("database not reachable")
 	}
 	return nil
+}
+
+// expireLoop deletes records older than days, at once and then every
+// database.retentionEvery, until ctx ends. A failure is logged and tried
+// again at the next tick: retention never blocks the data path.
+func (w *Worker) expireLoop(ctx context.Context, ex sink.Expirer, days int) {
+	every := w.cfg.Database.RetentionEvery.D()
+	if every == 0 {
+		every = DefaultRetentionEvery
+	}
+	w.log.Info("retention", "retentionDays", days, "every", every)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		cutoff := time.Now().AddDate(0, 0, -days)
+		n, err := ex.Expire(ctx, cutoff)
+		w.Metrics.Expired.Add(float64(n))
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			w.log.Warn("retention: delete failed; trying again later", "err", err, "deleted", n, "in", every)
+		case n > 0:
+			w.log.Info("retention: deleted old records", "count", n, "olderThan", cutoff.UTC().Format(time.RFC3339))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // retry calls fn until it succeeds, with capped exponential backoff. It
