@@ -311,6 +311,11 @@ func (r *renderer) workerConfig() ([]byte, error) {
 	if len(d.Spec.Database.Fields) > 0 {
 		c.Database.Fields = d.Spec.Database.Fields
 	}
+	// InfluxDB keeps data for its bucket's retention period (set at
+	// creation); the other databases are pruned by the worker.
+	if d.Spec.Database.Kind != myt.DatabaseInfluxDB {
+		c.Database.RetentionDays = d.Spec.Database.RetentionDays
+	}
 	if d.Spec.Processing.Handler != "" {
 		c.Handler.Path = "/etc/myt/handler/handler.py"
 	}
