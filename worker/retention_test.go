@@ -1,15 +1,19 @@
 package worker_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/myt-iot/myt/worker"
 	"github.com/myt-iot/myt/worker/record"
+	"github.com/myt-iot/myt/worker/sink"
 )
 
 // TestRetention: with database.retentionDays set, records older than that
@@ -79,6 +83,38 @@ func TestRetention(t *testing.T) {
 		seen[s] = true
 	}
 	t.Logf("published %d (%d older than 2 days); stored 200, expired 100, kept %d rows, all recent and distinct", 2*n, n, len(seen))
+
+	// A worker that fails after the retention loop started (its handler
+	// cannot start) returns its error instead of waiting for the loop.
+	t.Run("early return", func(t *testing.T) {
+		bad := strings.Replace(withRetention, "topicPrefix:", "handler: {path: "+writeHandlerFile(t)+", python: /nonexistent/python3}\ntopicPrefix:", 1)
+		c, err := worker.ParseConfig([]byte(bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := worker.NewSink(c.Database.Kind, sink.Options{DSN: db.DSN, Table: c.Database.Table, Fields: c.Database.Fields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- worker.New(c, s, testLogger(t)).Run(context.Background()) }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "handler") {
+				t.Errorf("Run = %v, want the handler's error", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("Run did not return within 60s of a handler that cannot start")
+		}
+	})
+}
+
+func writeHandlerFile(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "handler.py")
+	if err := os.WriteFile(p, []byte("def process(msg):\n    return msg['payload']\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func grepMetrics(text string, names ...string) string {

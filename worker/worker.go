@@ -96,9 +96,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.setDB(true)
 	if days := w.cfg.Database.RetentionDays; days > 0 {
 		if ex, ok := w.sink.(sink.Expirer); ok {
+			// Its own context: Run may also return early (a bad handler),
+			// and the loop must end before the sink is closed.
+			ectx, cancel := context.WithCancel(ctx)
 			done := make(chan struct{})
-			defer func() { <-done }()
-			go func() { defer close(done); w.expireLoop(ctx, ex, days) }()
+			defer func() { cancel(); <-done }()
+			go func() { defer close(done); w.expireLoop(ectx, ex, days) }()
 		} else {
 			w.log.Info("retention is the database's own (bucket retention)", "retentionDays", days)
 		}
@@ -177,7 +180,7 @@ func (w *Worker) expireLoop(ctx context.Context, ex sink.Expirer, days int) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		cutoff := time.Now().AddDate(0, 0, -days)
+		cutoff := time.Now().Add(-time.Duration(days) * 24 * time.Hour)
 		n, err := ex.Expire(ctx, cutoff)
 		w.Metrics.Expired.Add(float64(n))
 		switch {
