@@ -3,6 +3,7 @@ package myt
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -98,4 +99,16 @@ func ErrorFields(err error) []FieldError {
 		return e.Fields
 	}
 	return nil
+}
+
+// ParseID parses an object id as it appears in a URL path. Anything that
+// is not a positive integer is an id no object can have, so the answer is
+// ENOTFOUND, the same as for an id that belongs to nobody or to someone
+// else.
+func ParseID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, Errorf(ENOTFOUND, "Not found.")
+	}
+	return id, nil
 }

@@ -145,7 +145,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func (s *Server) createPlatform(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getPlatform(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -271,7 +271,7 @@ func (s *Server) getPlatform(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updatePlatform(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -291,7 +291,7 @@ func (s *Server) updatePlatform(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deletePlatform(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -323,7 +323,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -335,7 +335,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -414,7 +414,7 @@ func (s *Server) createInvite(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteInvite(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}

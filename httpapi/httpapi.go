@@ -274,14 +274,6 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-func pathID(r *http.Request) (int64, error) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, myt.Errorf(myt.ENOTFOUND, "Not found.")
-	}
-	return id, nil
-}
-
 type statusWriter struct {
 	http.ResponseWriter
 	status int

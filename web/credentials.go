@@ -196,7 +196,7 @@ type credentialView struct {
 type kv struct{ Key, Label, Value string }
 
 func (s *server) credentialPage(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func (s *server) credentialPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) credentialDelete(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -242,15 +242,6 @@ func (s *server) credentialDelete(w http.ResponseWriter, r *http.Request) error 
 	}
 	http.Redirect(w, r, "/credentials?ok=deleted", http.StatusSeeOther)
 	return nil
-}
-
-// pathID parses the {id} path value; a malformed id is not found.
-func pathID(r *http.Request) (int64, error) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, myt.Errorf(myt.ENOTFOUND, "Not found.")
-	}
-	return id, nil
 }
 
 func safeNextOrEmpty(p string) string {

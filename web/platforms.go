@@ -46,7 +46,7 @@ func (s *server) dashboard(w http.ResponseWriter, r *http.Request) error {
 
 // platformFor loads the {id} platform of the principal (404 otherwise).
 func (s *server) platformFor(r *http.Request) (*myt.Platform, error) {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}

@@ -114,7 +114,7 @@ func (s *server) tokenCreate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) tokenRevoke(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}

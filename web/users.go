@@ -86,7 +86,7 @@ func (s *server) userCreate(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) userSetDisabled(disabled bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathID(r)
+		id, err := myt.ParseID(r.PathValue("id"))
 		if err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func (s *server) userSetDisabled(disabled bool) handlerFunc {
 }
 
 func (s *server) userResetPage(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func (s *server) userResetPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) userResetSubmit(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -165,7 +165,7 @@ func (s *server) inviteCreate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) inviteDelete(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r)
+	id, err := myt.ParseID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
