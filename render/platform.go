@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"text/template"
@@ -64,8 +65,6 @@ const (
 	GrafanaPort = 3000
 	// ManagementPort is RabbitMQ's management port (loopback only).
 	ManagementPort = 15672
-	// WorkerTopicPrefix is the first MQTT topic level devices publish to.
-	WorkerTopicPrefix = "myt"
 )
 
 // secretFile is a file under platform/secrets/ and the service whose user
@@ -105,7 +104,11 @@ func (r *renderer) platform() error {
 		}
 	}
 
-	defs, err := json.MarshalIndent(definitions(s), "", "  ")
+	wc, err := r.workerConfig()
+	if err != nil {
+		return err
+	}
+	defs, err := json.MarshalIndent(definitions(s, wc), "", "  ")
 	if err != nil {
 		return fmt.Errorf("rabbitmq definitions: %w", err)
 	}
@@ -201,11 +204,11 @@ func (r *renderer) platform() error {
 	}
 
 	// Worker
-	wc, err := r.workerConfig()
+	wy, err := workerYAML(d.Metadata.Name, wc)
 	if err != nil {
 		return err
 	}
-	r.b.add("platform/worker/worker.yaml", wc, 0o644)
+	r.b.add("platform/worker/worker.yaml", wy, 0o644)
 	if h := d.Spec.Processing.Handler; h != "" {
 		if !strings.HasSuffix(h, "\n") {
 			h += "\n"
@@ -220,8 +223,10 @@ func (r *renderer) platform() error {
 // definitions is RabbitMQ's definitions.json: the vhost, users (with
 // salted SHA-256 password hashes, never the passwords), permissions and
 // the ingest topology. The worker does not declare topology (declare:
-// false in worker.yaml): this file is its single source.
-func definitions(s map[string]string) map[string]any {
+// false in worker.yaml): this file is its single source, and the queue,
+// dead-letter queue, exchange and binding key are read from the worker's
+// config c so the two cannot disagree.
+func definitions(s map[string]string, c *worker.Config) map[string]any {
 	user := func(name, pw string, tags ...string) map[string]any {
 		if tags == nil {
 			tags = []string{}
@@ -231,6 +236,8 @@ func definitions(s map[string]string) map[string]any {
 	perm := func(u, c, w, r string) map[string]any {
 		return map[string]any{"user": u, "vhost": "myt", "configure": c, "write": w, "read": r}
 	}
+	// Devices may only use routing keys the ingest binding picks up.
+	topics := "^" + regexp.QuoteMeta(c.TopicPrefix) + `\.`
 	return map[string]any{
 		"users": []any{
 			user("myt-admin", s[SecretRabbitMQAdmin], "administrator"),
@@ -245,17 +252,20 @@ func definitions(s map[string]string) map[string]any {
 			perm("myt-device", `^mqtt-subscription-.*`, `^(amq\.topic|mqtt-subscription-.*)$`, `^(amq\.topic|mqtt-subscription-.*)$`),
 		},
 		"topic_permissions": []any{
-			map[string]any{"user": "myt-device", "vhost": "myt", "exchange": "amq.topic", "write": `^myt\.`, "read": `^myt\.`},
+			map[string]any{"user": "myt-device", "vhost": "myt", "exchange": c.AMQP.Exchange, "write": topics, "read": topics},
 		},
+		// The queue arguments are the ones the worker itself declares
+		// with amqp.declare: true (worker/source, (*Source).declare);
+		// keep both in step.
 		"queues": []any{
-			map[string]any{"name": "myt.ingest", "vhost": "myt", "durable": true, "auto_delete": false, "arguments": map[string]any{
-				"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "myt.dead",
+			map[string]any{"name": c.AMQP.Queue, "vhost": "myt", "durable": true, "auto_delete": false, "arguments": map[string]any{
+				"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": c.AMQP.DeadQueue,
 			}},
-			map[string]any{"name": "myt.dead", "vhost": "myt", "durable": true, "auto_delete": false, "arguments": map[string]any{"x-queue-type": "quorum"}},
+			map[string]any{"name": c.AMQP.DeadQueue, "vhost": "myt", "durable": true, "auto_delete": false, "arguments": map[string]any{"x-queue-type": "quorum"}},
 		},
 		"exchanges": []any{},
 		"bindings": []any{
-			map[string]any{"source": "amq.topic", "vhost": "myt", "destination": "myt.ingest", "destination_type": "queue", "routing_key": WorkerTopicPrefix + ".#", "arguments": map[string]any{}},
+			map[string]any{"source": c.AMQP.Exchange, "vhost": "myt", "destination": c.AMQP.Queue, "destination_type": "queue", "routing_key": c.RoutingPattern(), "arguments": map[string]any{}},
 		},
 	}
 }
@@ -298,10 +308,11 @@ func influxRetention(days int) string {
 	return fmt.Sprintf("%dd", days)
 }
 
-func (r *renderer) workerConfig() ([]byte, error) {
+// workerConfig is the platform worker's configuration, validated.
+func (r *renderer) workerConfig() (*worker.Config, error) {
 	d := r.d
 	c := worker.DefaultConfig()
-	c.TopicPrefix = WorkerTopicPrefix
+	c.TopicPrefix = worker.DefaultTopicPrefix
 	c.AMQP.URLs = []string{"amqp://myt-worker@rabbitmq:5672/myt"}
 	c.AMQP.PasswordFile = "/run/secrets/rabbitmq_worker_password"
 	declare := false
@@ -325,6 +336,11 @@ func (r *renderer) workerConfig() ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("worker config: %w", err)
 	}
+	return c, nil
+}
+
+// workerYAML is worker.yaml for config c of platform name.
+func workerYAML(name string, c *worker.Config) ([]byte, error) {
 	// Through JSON so that empty optional keys are left out (the JSON tags
 	// carry omitempty), keeping the worker's key order.
 	js, err := json.Marshal(c)
@@ -343,7 +359,7 @@ func (r *renderer) workerConfig() ([]byte, error) {
 	if back.Database.Kind != c.Database.Kind || back.DeclareTopology() {
 		return nil, fmt.Errorf("worker config does not round-trip")
 	}
-	head := "# Rendered by myt for platform " + d.Metadata.Name + "; keys are documented in docs/worker.md.\n"
+	head := "# Rendered by myt for platform " + name + "; keys are documented in docs/worker.md.\n"
 	return append([]byte(head), body...), nil
 }
 
