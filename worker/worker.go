@@ -504,6 +504,9 @@ func (w *Worker) write(ctx context.Context, recs []record.Record, items []item, 
 			continue
 		case errors.Is(err, sink.ErrRejected):
 			w.setDB(true)
+			// An unordered insert (MongoDB) keeps the rows it could write:
+			// the halves below are retries of records that may be stored.
+			markSeen(recs)
 			if len(recs) == 1 {
 				i := owner[recs[0].ID]
 				items[i].dead = &source.Dead{D: items[i].d, Reason: ReasonDBRejected, Detail: err.Error()}
@@ -518,7 +521,10 @@ func (w *Worker) write(ctx context.Context, recs []record.Record, items []item, 
 			return a + b, err
 		}
 		// Transient: the database is down or unreachable. Nothing is acked,
-		// so the broker stops delivering once prefetch is used up.
+		// so the broker stops delivering once prefetch is used up. The write
+		// may have been applied in part (a reset mid insert, a write-concern
+		// error): the retry carries the records as possibly seen.
+		markSeen(recs)
 		w.setDB(false)
 		w.Metrics.WriteRetries.Inc()
 		w.log.Warn("database write failed; pausing and retrying", "err", err, "in", backoff, "records", len(recs))
@@ -539,6 +545,16 @@ func (w *Worker) stopCtx(ctx context.Context) context.Context {
 		return w.stop
 	}
 	return ctx
+}
+
+// markSeen flags recs Redelivered ("may have been stored"), so that a sink
+// whose unique key cannot be the id alone (a MongoDB time-series
+// collection, a TimescaleDB hypertable) skips those already present when
+// they are written again.
+func markSeen(recs []record.Record) {
+	for i := range recs {
+		recs[i].Redelivered = true
+	}
 }
 
 // without drops every record owned by item i (a message is stored whole

@@ -23,8 +23,9 @@ type Record struct {
 	Topic  string         `json:"topic"`
 	TS     time.Time      `json:"ts"`
 	Fields map[string]any `json:"fields"`
-	// Redelivered is true when the broker says the message may have been
-	// seen before (a sink then guards against a second row even where its
+	// Redelivered is true when the record may have been stored before: the
+	// broker redelivered its message, or the worker writes it again after a
+	// failed write (a sink then guards against a second row even where its
 	// unique key cannot be the id alone).
 	Redelivered bool `json:"-"`
 }
