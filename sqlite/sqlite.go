@@ -55,9 +55,6 @@ type DB struct {
 	log       *slog.Logger
 	now       func() time.Time
 	params    vault.Params
-	// dummyHash is verified against when a login names no user, so that
-	// unknown and known user names take the same time.
-	dummyHash string
 }
 
 // Open opens (creating if needed) the database at path, applies pending
@@ -91,7 +88,6 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	db := &DB{db: sdb, path: path, serverKey: opts.ServerKey, log: opts.Logger, now: opts.Now, params: opts.Params}
-	db.dummyHash = vault.HashPassword("not a password", db.params)
 	if err := db.migrate(ctx); err != nil {
 		sdb.Close()
 		return nil, err

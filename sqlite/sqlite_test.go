@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,40 @@ func TestLogin(t *testing.T) {
 	}
 	if _, err := f.svc.Users.UpdateUser(admin, myt.UserFromContext(admin).ID, myt.UserUpdate{Disabled: &yes}); myt.ErrorCode(err) != myt.EINVALID {
 		t.Errorf("admin disabled themselves: %v", err)
+	}
+}
+
+// A login for an unknown name must cost an argon2id run, as a wrong
+// password does, or the time of a refusal tells which names exist. The
+// run's cost is its memory, so the test counts bytes allocated, not time.
+func TestUnknownUserCostsAnArgon2Run(t *testing.T) {
+	params := vault.Params{Time: 1, Memory: 16 * 1024, Threads: 1}
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "myt.db"), sqlite.Options{ServerKey: vault.NewKey(), Params: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	users := sqlite.NewUserService(db)
+	if _, err := users.CreateUser(context.Background(), myt.UserCreate{Username: "ada", Password: "correct horse battery"}); err != nil {
+		t.Fatal(err)
+	}
+	allocated := func(user, pw string) uint64 {
+		t.Helper()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := users.Authenticate(context.Background(), user, pw)
+		runtime.ReadMemStats(&after)
+		if myt.ErrorCode(err) != myt.EUNAUTHORIZED {
+			t.Fatalf("login %s: %v, want unauthorized", user, err)
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	argon2Memory := uint64(params.Memory) * 1024
+	if n := allocated("ada", "wrong password!"); n < argon2Memory {
+		t.Fatalf("a wrong password allocated %d bytes, less than one argon2id run (%d): the measure is broken", n, argon2Memory)
+	}
+	if n := allocated("nobody", "correct horse battery"); n < argon2Memory {
+		t.Errorf("an unknown user allocated %d bytes, less than one argon2id run (%d): the refusal is faster than a wrong password's", n, argon2Memory)
 	}
 }
 

@@ -144,13 +144,20 @@ func (s *UserService) byID(ctx context.Context, q interface {
 	return u, err
 }
 
+// dummySalt salts the derivation that makes a login for an unknown name
+// cost what a wrong password costs. Nothing is compared against its result.
+var dummySalt = []byte("myt unknown user")
+
 var errBadLogin = &myt.Error{Code: myt.EUNAUTHORIZED, Message: "Wrong username or password."}
 
 // Authenticate implements myt.UserService.
 func (s *UserService) Authenticate(ctx context.Context, username, password string) (*myt.Auth, error) {
 	u, err := scanUser(s.db.db.QueryRowContext(ctx, "SELECT "+userCols+" FROM users WHERE username = ?", username))
 	if errors.Is(err, sql.ErrNoRows) {
-		vault.VerifyPassword(s.db.dummyHash, password) // same cost as a real user
+		// A wrong password costs one argon2id run with the store's
+		// params; an unknown name costs the same, so the time of a
+		// refusal does not tell which names exist.
+		vault.DeriveKey(password, dummySalt, s.db.params)
 		return nil, errBadLogin
 	} else if err != nil {
 		return nil, err
