@@ -210,7 +210,7 @@ func (s *server) credentialPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for _, p := range ps {
-		if p.Design != nil && p.Design.Spec.Target.Credentials == c.Name && p.Design.Spec.Target.Provider == c.Kind {
+		if usesCredential(p, c.Name) {
 			v.UsedBy = append(v.UsedBy, p)
 		}
 	}
@@ -230,6 +230,13 @@ func (s *server) credentialPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.render(w, r, http.StatusOK, "credential", p)
 	return nil
+}
+
+// usesCredential is the store's rule (sqlite DeleteCredential refuses to
+// delete a credential while this holds): a platform that is not destroyed
+// names the credential in its design, whatever its provider.
+func usesCredential(p *myt.Platform, name string) bool {
+	return p.Status != myt.StatusDestroyed && p.Design != nil && p.Design.Spec.Target.Credentials == name
 }
 
 func (s *server) credentialDelete(w http.ResponseWriter, r *http.Request) error {

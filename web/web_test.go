@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"html"
 	"io"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 type env struct {
 	t   *testing.T
 	srv *httptest.Server
+	db  *sqlite.DB
 	svc *sqlite.Services
 	log *bytes.Buffer
 	lim *countingLimiter
@@ -83,7 +85,7 @@ func newEnv(t *testing.T, secure bool) *env {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, svc: svc, log: logBuf, lim: lim}
+	return &env{t: t, srv: srv, db: db, svc: svc, log: logBuf, lim: lim}
 }
 
 type writerFunc func([]byte) (int, error)
@@ -510,6 +512,55 @@ func TestWizardCreatesTheDesign(t *testing.T) {
 	r = c.post("/platforms/new", f)
 	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="f-credentials-err"`) {
 		t.Errorf("unknown credential: %d", r.status)
+	}
+}
+
+// setStatus sets a platform's status directly in the database: no service
+// method does (a deploy job does, and these tests run none).
+func (e *env) setStatus(name, status string) {
+	e.t.Helper()
+	sdb, err := sql.Open("sqlite", "file:"+e.db.Path()+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer sdb.Close()
+	res, err := sdb.Exec("UPDATE platforms SET status = ? WHERE name = ?", status, name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		e.t.Fatalf("set status of %s: %d rows", name, n)
+	}
+}
+
+// TestCredentialUsedByMatchesDelete checks that the credential page counts
+// as users exactly the platforms that keep the delete from succeeding.
+func TestCredentialUsedByMatchesDelete(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.addAWS("my-aws")
+	if r := c.post("/platforms/new", wizardForm("greenhouse")); r.status != http.StatusSeeOther {
+		t.Fatalf("create: %d\n%s", r.status, r.body)
+	}
+	creds, err := e.svc.Credentials.FindCredentials(e.ctxOf(t, "ada", adminPW), myt.CredentialFilter{})
+	if err != nil || len(creds) != 1 {
+		t.Fatalf("credentials: %v, %v", creds, err)
+	}
+	path := "/credentials/" + itoa(creds[0].ID)
+	page := c.get(path)
+	if !strings.Contains(page.body, "1 platform(s) use it.") || strings.Contains(page.body, "No platform uses this credential yet.") {
+		t.Fatalf("a designed platform is not listed as a user:\n%s", page.body)
+	}
+	if r := c.post(path+"/delete", nil); r.status == http.StatusSeeOther || !strings.Contains(r.body, "greenhouse") {
+		t.Fatalf("delete of a used credential: %d\n%s", r.status, r.body)
+	}
+	e.setStatus("greenhouse", myt.StatusDestroyed)
+	page = c.get(path)
+	if strings.Contains(page.body, "platform(s) use it.") || !strings.Contains(page.body, "No platform uses this credential yet.") {
+		t.Fatalf("a destroyed platform is listed as a user:\n%s", page.body)
+	}
+	if r := c.post(path+"/delete", nil); r.status != http.StatusSeeOther || r.location != "/credentials?ok=deleted" {
+		t.Fatalf("delete of a credential only a destroyed platform names: %d %s\n%s", r.status, r.location, r.body)
 	}
 }
 
