@@ -351,14 +351,7 @@ func workerYAML(name string, c *worker.Config) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker config: %w", err)
 	}
-	// Prove the file reads back exactly: the worker's own parser decides.
-	back, err := worker.ParseConfig(body)
-	if err != nil {
-		return nil, fmt.Errorf("worker config does not parse back: %w", err)
-	}
-	if back.Database.Kind != c.Database.Kind || back.DeclareTopology() {
-		return nil, fmt.Errorf("worker config does not round-trip")
-	}
+	// TestWorkerConfig reads the result back with worker.ParseConfig.
 	head := "# Rendered by myt for platform " + name + "; keys are documented in docs/worker.md.\n"
 	return append([]byte(head), body...), nil
 }

@@ -273,6 +273,36 @@ func TestWorkerConfig(t *testing.T) {
 			if cfg.Handler.Timeout.D().Seconds() != float64(c.d.Spec.Processing.TimeoutSeconds) {
 				t.Errorf("timeout %v", cfg.Handler.Timeout.D())
 			}
+			wantDays := c.d.Spec.Database.RetentionDays
+			if c.d.Spec.Database.Kind == myt.DatabaseInfluxDB {
+				wantDays = 0 // the bucket's own retention applies
+			}
+			if cfg.Database.RetentionDays != wantDays {
+				t.Errorf("retentionDays %d, want %d", cfg.Database.RetentionDays, wantDays)
+			}
+			// The broker topology the worker consumes from is the one
+			// definitions.json declares.
+			var defs struct {
+				Queues []struct {
+					Name      string         `json:"name"`
+					Arguments map[string]any `json:"arguments"`
+				} `json:"queues"`
+				Bindings []struct {
+					Source, Destination string
+					RoutingKey          string `json:"routing_key"`
+				} `json:"bindings"`
+			}
+			if err := json.Unmarshal(b.File("platform/secrets/rabbitmq_definitions.json").Data, &defs); err != nil {
+				t.Fatal(err)
+			}
+			if len(defs.Queues) != 2 || defs.Queues[0].Name != cfg.AMQP.Queue || defs.Queues[1].Name != cfg.AMQP.DeadQueue ||
+				defs.Queues[0].Arguments["x-dead-letter-routing-key"] != cfg.AMQP.DeadQueue {
+				t.Errorf("queues %+v, worker consumes %s dead-letters to %s", defs.Queues, cfg.AMQP.Queue, cfg.AMQP.DeadQueue)
+			}
+			if len(defs.Bindings) != 1 || defs.Bindings[0].Source != cfg.AMQP.Exchange || defs.Bindings[0].Destination != cfg.AMQP.Queue ||
+				defs.Bindings[0].RoutingKey != cfg.RoutingPattern() {
+				t.Errorf("bindings %+v, worker wants %s -> %s with %s", defs.Bindings, cfg.AMQP.Exchange, cfg.AMQP.Queue, cfg.RoutingPattern())
+			}
 			// Every secret file the worker reads is mounted into it.
 			cf := loadCompose(t, b)
 			for _, path := range []string{cfg.AMQP.PasswordFile, cfg.Database.DSNFile, cfg.HTTP.TokenFile} {
