@@ -297,23 +297,11 @@ func (p *proc) serve(ctx context.Context, ins []record.Input, timeout time.Durat
 				<-p.done
 				return n, "handler crashed: " + p.stderr.last(), nil
 			}
-			var res struct {
-				R json.RawMessage `json:"r"`
-				E *string         `json:"e"`
+			res, failure := decodeResult(line)
+			if failure != "" {
+				return n, failure, nil
 			}
-			if err := json.Unmarshal(line, &res); err != nil {
-				return n, "handler protocol error: " + err.Error(), nil
-			}
-			if res.E != nil {
-				*out = append(*out, Result{Err: *res.E})
-				continue
-			}
-			v, err := record.DecodeJSON(res.R)
-			if err != nil {
-				*out = append(*out, Result{Err: "handler result: " + err.Error()})
-				continue
-			}
-			*out = append(*out, Result{Value: v})
+			*out = append(*out, res)
 		case <-timer.C:
 			return n, fmt.Sprintf("handler timed out after %s", timeout), nil
 		case <-ctx.Done():
@@ -321,6 +309,44 @@ func (p *proc) serve(ctx context.Context, ins []record.Input, timeout time.Durat
 		}
 	}
 	return n, "", nil
+}
+
+// decodeResult reads one result line, {"r": value} or {"e": "text"},
+// parsing it once. A line that breaks the protocol gives failure text; a
+// well-formed line whose value cannot be decoded (a lone surrogate, which
+// encoding/json accepts and DecodeJSON refuses) is that message's error.
+func decodeResult(line []byte) (res Result, failure string) {
+	v, err := record.DecodeJSON(line)
+	if err != nil {
+		// Rare: tell a bad line from a bad value.
+		var raw struct {
+			R json.RawMessage `json:"r"`
+			E *string         `json:"e"`
+		}
+		if perr := json.Unmarshal(line, &raw); perr != nil {
+			return res, "handler protocol error: " + perr.Error()
+		}
+		if raw.E != nil {
+			return Result{Err: *raw.E}, ""
+		}
+		return Result{Err: "handler result: " + err.Error()}, ""
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return res, fmt.Sprintf("handler protocol error: result line is %T, want an object", v)
+	}
+	if e, ok := obj["e"]; ok && e != nil {
+		text, ok := e.(string)
+		if !ok {
+			return res, fmt.Sprintf("handler protocol error: \"e\" is %T, want a string", e)
+		}
+		return Result{Err: text}, ""
+	}
+	r, ok := obj["r"]
+	if !ok {
+		return Result{Err: `handler result: no "r" in the result line`}, ""
+	}
+	return Result{Value: r}, ""
 }
 
 // kill ends the whole process group at once.

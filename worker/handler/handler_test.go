@@ -194,3 +194,24 @@ func TestTemplateRuns(t *testing.T) {
 		t.Errorf("template scalar %v", res[1])
 	}
 }
+
+// A value the worker cannot decode (Python's json writes a lone surrogate
+// as "\ud800") is that message's error, not a broken process: no restart,
+// and the rest of the batch keeps its results, numbers exact.
+func TestUndecodableResult(t *testing.T) {
+	requirePython(t)
+	r := newRunner(t, writeHandler(t, "def process(m):\n    if m['payload'].get('bad'):\n        return {'x': '\\ud800'}\n    return {'v': m['payload']['v']}\n"), 5*time.Second)
+	res, err := r.Process(context.Background(), inputs(map[string]any{"bad": true}, map[string]any{"v": json.Number("1.50")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(res[0].Err, "handler result: ") {
+		t.Errorf("undecodable result: %+v, want a handler result error", res[0])
+	}
+	if v, _ := res[1].Value.(map[string]any); res[1].Err != "" || v["v"] != json.Number("1.5") {
+		t.Errorf("next result %+v", res[1])
+	}
+	if r.Restarts() != 0 {
+		t.Errorf("restarts = %d, want 0", r.Restarts())
+	}
+}
