@@ -322,11 +322,10 @@ func (r *renderer) workerConfig() (*worker.Config, error) {
 	if len(d.Spec.Database.Fields) > 0 {
 		c.Database.Fields = d.Spec.Database.Fields
 	}
-	// InfluxDB keeps data for its bucket's retention period (set at
-	// creation); the other databases are pruned by the worker.
-	if d.Spec.Database.Kind != myt.DatabaseInfluxDB {
-		c.Database.RetentionDays = d.Spec.Database.RetentionDays
-	}
+	// The worker prunes databases whose sink can expire records; for the
+	// others (InfluxDB) it leaves retention to the database, which the
+	// compose file sets from the same value (bucket retention).
+	c.Database.RetentionDays = d.Spec.Database.RetentionDays
 	if d.Spec.Processing.Handler != "" {
 		c.Handler.Path = "/etc/myt/handler/handler.py"
 	}

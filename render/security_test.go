@@ -273,12 +273,8 @@ func TestWorkerConfig(t *testing.T) {
 			if cfg.Handler.Timeout.D().Seconds() != float64(c.d.Spec.Processing.TimeoutSeconds) {
 				t.Errorf("timeout %v", cfg.Handler.Timeout.D())
 			}
-			wantDays := c.d.Spec.Database.RetentionDays
-			if c.d.Spec.Database.Kind == myt.DatabaseInfluxDB {
-				wantDays = 0 // the bucket's own retention applies
-			}
-			if cfg.Database.RetentionDays != wantDays {
-				t.Errorf("retentionDays %d, want %d", cfg.Database.RetentionDays, wantDays)
+			if cfg.Database.RetentionDays != c.d.Spec.Database.RetentionDays {
+				t.Errorf("retentionDays %d, want %d", cfg.Database.RetentionDays, c.d.Spec.Database.RetentionDays)
 			}
 			// The broker topology the worker consumes from is the one
 			// definitions.json declares.
