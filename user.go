@@ -71,8 +71,8 @@ type UserService interface {
 	UpdateUser(ctx context.Context, id int64, upd UserUpdate) (*User, error)
 
 	// ChangePassword changes the principal's own password and re-wraps the
-	// data key; sealed credentials stay readable. EUNAUTHORIZED when old is
-	// wrong.
+	// data key the principal carries; sealed credentials stay readable.
+	// EUNAUTHORIZED when old is wrong or the principal has no data key.
 	ChangePassword(ctx context.Context, old, new string) error
 
 	// ResetPassword sets another user's password (admins only). The old

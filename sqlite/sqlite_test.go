@@ -318,6 +318,12 @@ func TestPasswordChangeKeepsCredentialsResetLosesThem(t *testing.T) {
 	if err := f.svc.Users.ChangePassword(bob, "not the password", "bob's second password"); myt.ErrorCode(err) != myt.EUNAUTHORIZED {
 		t.Fatalf("change with the wrong old password: %v", err)
 	}
+	// The data key is re-wrapped, not re-derived: a principal without one
+	// cannot change the password.
+	keyless := myt.NewContextWithAuth(context.Background(), &myt.Auth{User: myt.UserFromContext(bob)})
+	if err := f.svc.Users.ChangePassword(keyless, "bob's first password", "bob's second password"); myt.ErrorCode(err) != myt.EUNAUTHORIZED {
+		t.Fatalf("change without a data key: %v", err)
+	}
 	if err := f.svc.Users.ChangePassword(bob, "bob's first password", "bob's second password"); err != nil {
 		t.Fatal(err)
 	}

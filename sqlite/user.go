@@ -259,40 +259,52 @@ func (s *UserService) UpdateUser(ctx context.Context, id int64, upd myt.UserUpda
 	return out, err
 }
 
-// ChangePassword implements myt.UserService.
+// ChangePassword implements myt.UserService. The principal already holds
+// its data key, so the old password is only checked against its hash and
+// the key is re-wrapped: one argon2id run for the check, two for the new
+// password.
 func (s *UserService) ChangePassword(ctx context.Context, old, new string) error {
-	a, err := principal(ctx)
+	a, err := keyedPrincipal(ctx)
 	if err != nil {
 		return err
 	}
 	if fe := checkPassword("new_password", new); fe != nil {
 		return &myt.Error{Code: myt.EINVALID, Message: "The new password is not valid.", Fields: []myt.FieldError{*fe}}
 	}
-	auth, err := s.Authenticate(ctx, a.User.Username, old)
-	if myt.ErrorCode(err) == myt.EUNAUTHORIZED {
-		return &myt.Error{Code: myt.EUNAUTHORIZED, Message: "The current password is wrong.", Fields: []myt.FieldError{{Field: "old_password", Message: "is wrong"}}}
-	} else if err != nil {
+	wrongOld := &myt.Error{Code: myt.EUNAUTHORIZED, Message: "The current password is wrong.", Fields: []myt.FieldError{{Field: "old_password", Message: "is wrong"}}}
+	u, err := s.byID(ctx, s.db.db, a.User.ID)
+	if err != nil {
 		return err
+	}
+	ok, err := vault.VerifyPassword(u.hash, old)
+	if err != nil {
+		return fmt.Errorf("verify password of user %d: %w", u.ID, err)
+	}
+	if !ok || u.Disabled {
+		return wrongOld
 	}
 	hash := vault.HashPassword(new, s.db.params)
 	salt := vault.NewSalt()
 	lockKey := vault.DeriveKey(new, salt, s.db.params)
-	err = s.db.tx(ctx, func(tx *sql.Tx) error {
-		u, err := s.byID(ctx, tx, a.User.ID)
-		if err != nil {
-			return err
-		}
-		wrapped, err := vault.Seal(lockKey, auth.DataKey, userKeyAAD(u.ID, u.keyGen))
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "UPDATE users SET password_hash = ?, key_salt = ?, wrapped_key = ? WHERE id = ?", hash, salt, wrapped, u.ID)
+	wrapped, err := vault.Seal(lockKey, a.DataKey, userKeyAAD(u.ID, u.keyGen))
+	if err != nil {
 		return err
-	})
-	if err == nil {
-		s.db.log.Info("password changed", "user", a.User.Username)
 	}
-	return err
+	// The hash and key generation checked above must still be the row's:
+	// an admin reset in between replaces the data key, and the principal's
+	// would then be the wrong one to wrap.
+	res, err := s.db.db.ExecContext(ctx, "UPDATE users SET password_hash = ?, key_salt = ?, wrapped_key = ? WHERE id = ? AND password_hash = ? AND key_gen = ?",
+		hash, salt, wrapped, u.ID, u.hash, u.keyGen)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return wrongOld
+	}
+	s.db.log.Info("password changed", "user", a.User.Username)
+	return nil
 }
 
 // ResetPassword implements myt.UserService.
