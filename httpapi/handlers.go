@@ -24,11 +24,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 // limitLogin refuses a sign-in while the client address or the user name
 // has used up its budget of failed attempts.
 func (s *Server) limitLogin(r *http.Request, username string) error {
-	for _, key := range throttle.LoginKeys(r, username) {
-		if !s.cfg.LoginLimiter.Ready(key) {
-			s.log.Warn("login rate limited", "remote", throttle.ClientIP(r), "user", username)
-			return myt.Errorf(myt.ETOOMANY, "Too many sign-in attempts. Wait a minute and try again.")
-		}
+	if !throttle.LoginReady(s.cfg.LoginLimiter, r, username) {
+		s.log.Warn("login rate limited", "remote", throttle.ClientIP(r), "user", username)
+		return myt.Errorf(myt.ETOOMANY, "Too many sign-in attempts. Wait a minute and try again.")
 	}
 	return nil
 }
@@ -69,10 +67,7 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, req LoginReq
 	a, err := s.cfg.Users.Authenticate(r.Context(), req.Username, req.Password)
 	if err != nil {
 		if myt.ErrorCode(err) == myt.EUNAUTHORIZED {
-			// Only failures spend the budget.
-			for _, key := range throttle.LoginKeys(r, req.Username) {
-				s.cfg.LoginLimiter.Allow(key)
-			}
+			throttle.LoginFailed(s.cfg.LoginLimiter, r, req.Username) // only failures spend the budget
 		}
 		return err
 	}

@@ -36,7 +36,7 @@ type Config struct {
 	Logger      *slog.Logger
 	// LoginLimiter limits login and setup attempts per client address and
 	// per user name.
-	LoginLimiter *throttle.Limiter
+	LoginLimiter throttle.Budget
 	// Registerer receives the API's metrics; nil registers none.
 	Registerer prometheus.Registerer
 }

@@ -49,3 +49,39 @@ func TestLoginKeys(t *testing.T) {
 		t.Errorf("LoginKeys without user = %v", got)
 	}
 }
+
+func TestLoginBudget(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := throttle.New(1, 2).WithClock(func() time.Time { return now })
+	r := httptest.NewRequest("POST", "/login", nil)
+	r.RemoteAddr = "192.0.2.7:80"
+	for i := range 10 {
+		if !throttle.LoginReady(l, r, "ada") {
+			t.Fatalf("LoginReady %d refused: it must spend nothing", i+1)
+		}
+	}
+	// Two failures use up both the address's and the user's burst.
+	for i := range 2 {
+		if !throttle.LoginFailed(l, r, "ada") {
+			t.Fatalf("failure %d within the burst reported as over budget", i+1)
+		}
+	}
+	if throttle.LoginReady(l, r, "ada") || throttle.LoginFailed(l, r, "ada") {
+		t.Fatal("sign-in allowed after the burst of failures")
+	}
+	// Another user from the same address is refused (the address is spent),
+	// but LoginFailed still spends that user's bucket: every key is checked.
+	if throttle.LoginReady(l, r, "bob") {
+		t.Fatal("another user from a spent address allowed")
+	}
+	throttle.LoginFailed(l, r, "bob")
+	throttle.LoginFailed(l, r, "bob")
+	other := httptest.NewRequest("POST", "/login", nil)
+	other.RemoteAddr = "198.51.100.1:80"
+	if throttle.LoginReady(l, other, "bob") {
+		t.Fatal("bob's spent budget not applied from another address")
+	}
+	if !throttle.LoginReady(l, other, "eve") {
+		t.Fatal("a fresh user from a fresh address refused")
+	}
+}

@@ -19,25 +19,20 @@ type authForm struct {
 	OpenSignup bool
 }
 
-// allow spends one attempt of the client address (and username) from the
-// limiter: used by sign-up, where every attempt may be a guessed invitation.
+// allow spends one attempt of the client address (and username): used
+// by sign-up, where every attempt may be a guessed invitation.
 func (s *server) allow(r *http.Request, username string) error {
-	return s.limit(r, username, s.cfg.LoginLimiter.Allow)
+	return s.throttled(r, username, throttle.LoginFailed(s.cfg.LoginLimiter, r, username))
 }
 
 // ready refuses a sign-in while the address or the username has used up
 // its budget of failed attempts; it spends nothing (see failed).
 func (s *server) ready(r *http.Request, username string) error {
-	return s.limit(r, username, s.cfg.LoginLimiter.Ready)
+	return s.throttled(r, username, throttle.LoginReady(s.cfg.LoginLimiter, r, username))
 }
 
-// limit applies check to every login key of the request (all of them, so
-// allow spends each bucket) and refuses when any had nothing left.
-func (s *server) limit(r *http.Request, username string, check func(string) bool) error {
-	ok := true
-	for _, key := range throttle.LoginKeys(r, username) {
-		ok = check(key) && ok
-	}
+// throttled logs and returns ETOOMANY unless ok.
+func (s *server) throttled(r *http.Request, username string, ok bool) error {
 	if !ok {
 		s.log.Warn("login attempts throttled", "ip", throttle.ClientIP(r), "username", username)
 		return myt.Errorf(myt.ETOOMANY, "Too many attempts. Wait a minute, then try again.")
@@ -49,9 +44,7 @@ func (s *server) limit(r *http.Request, username string, check func(string) bool
 // sign-ins count, so colleagues behind one address do not lock each other
 // out.
 func (s *server) failed(r *http.Request, username string) {
-	for _, key := range throttle.LoginKeys(r, username) {
-		s.cfg.LoginLimiter.Allow(key)
-	}
+	throttle.LoginFailed(s.cfg.LoginLimiter, r, username)
 }
 
 // startSession signs a in: creates the web session and sets the cookie.

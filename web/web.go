@@ -30,14 +30,6 @@ import (
 	"github.com/myt-iot/myt/throttle"
 )
 
-// Limiter rate-limits an action per key. *throttle.Limiter satisfies it.
-type Limiter interface {
-	// Ready reports whether key may try now, without spending anything.
-	Ready(key string) bool
-	// Allow spends one attempt of key and reports whether it had one.
-	Allow(key string) bool
-}
-
 // Config is what New needs. Every service is required.
 type Config struct {
 	Users       myt.UserService
@@ -51,7 +43,7 @@ type Config struct {
 	SecureCookies bool
 	// LoginLimiter bounds failed sign-ins and sign-up attempts, keyed by
 	// throttle.LoginKeys. Nil means a limiter of its own (10 a minute).
-	LoginLimiter Limiter
+	LoginLimiter throttle.Budget
 }
 
 // Cookie names.
