@@ -251,7 +251,22 @@ func TestDatabaseHoldsNoSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.Secrets.Put(context.Background(), 1, "grafana_admin", []byte("platform-secret-Zq8x")); err == nil {
+	d := myt.NewDesign()
+	d.Metadata.Name = "home"
+	d.Spec.Target = myt.Target{Provider: "local", DeviceCIDRs: []string{"0.0.0.0/0"}}
+	d.Spec.Database.Kind = "influxdb"
+	p, err := f.svc.Platforms.CreatePlatform(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const platformSecret = "platform-secret-Zq8x"
+	if err := f.svc.Secrets.Put(context.Background(), p.ID, "grafana_admin", []byte(platformSecret)); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := f.svc.Secrets.Get(context.Background(), p.ID, "grafana_admin"); err != nil || string(v) != platformSecret {
+		t.Fatalf("platform secret = %q, %v: the scan below would not see it sealed", v, err)
+	}
+	if err := f.svc.Secrets.Put(context.Background(), p.ID+1, "grafana_admin", []byte(platformSecret)); err == nil {
 		t.Fatal("secret stored for a platform that does not exist")
 	}
 	dataKey := myt.AuthFromContext(ctx).DataKey
@@ -266,7 +281,10 @@ func TestDatabaseHoldsNoSecrets(t *testing.T) {
 		t.Fatalf("expected the database and its WAL, found %d files", len(files))
 	}
 	for i, b := range files {
-		for name, secret := range map[string][]byte{"password": []byte(pw), "aws secret": []byte(awsSecret), "token": []byte(token), "data key": dataKey} {
+		for name, secret := range map[string][]byte{
+			"password": []byte(pw), "aws secret": []byte(awsSecret), "token": []byte(token), "data key": dataKey,
+			"platform secret": []byte(platformSecret), "server key": f.key,
+		} {
 			if bytes.Contains(b, secret) {
 				t.Errorf("file %d contains the %s in the clear", i, name)
 			}
