@@ -158,6 +158,11 @@ func (r *renderer) platform() error {
 		images[k] = v
 	}
 	images["worker"] = Images["worker"] + ":" + r.opts.WorkerImageTag
+	// Each service's image reference, overridable by its variable.
+	imageRefs := map[string]string{}
+	for k, v := range images {
+		imageRefs[k] = "${" + ImageEnv[k] + ":-" + v + "}"
+	}
 	plugins := ""
 	if db == myt.DatabaseMongoDB {
 		plugins = infinityPlugin
@@ -165,7 +170,11 @@ func (r *renderer) platform() error {
 	data := map[string]any{
 		"Name":            d.Metadata.Name,
 		"DB":              db,
-		"Images":          images,
+		"Image":           imageRefs,
+		"HostDataDir":     HostDataDir,
+		"WorkerAPIPort":   WorkerAPIPort,
+		"GrafanaPort":     GrafanaPort,
+		"ManagementPort":  ManagementPort,
 		"UIDs":            UIDs,
 		"DevicePorts":     ports,
 		"Workers":         d.Spec.Processing.Workers,
@@ -187,7 +196,9 @@ func (r *renderer) platform() error {
 	r.b.add("platform/owners.txt", r.ownersFile(secretNames), 0o644)
 
 	// RabbitMQ
-	conf, err := execTemplate("platform/rabbitmq.conf.tmpl", map[string]any{"Broker": d.Spec.Broker})
+	conf, err := execTemplate("platform/rabbitmq.conf.tmpl", map[string]any{
+		"Broker": d.Spec.Broker, "Exchange": wc.AMQP.Exchange, "ManagementPort": ManagementPort,
+	})
 	if err != nil {
 		return err
 	}
