@@ -184,25 +184,6 @@ func (s *Server) authenticate(r *http.Request) (context.Context, error) {
 	return myt.NewContextWithAuth(r.Context(), a), nil
 }
 
-// Status codes per error code: the one place they are mapped.
-var statusOf = map[string]int{
-	myt.EINVALID:      http.StatusBadRequest,
-	myt.ENOTFOUND:     http.StatusNotFound,
-	myt.ECONFLICT:     http.StatusConflict,
-	myt.EUNAUTHORIZED: http.StatusUnauthorized,
-	myt.EFORBIDDEN:    http.StatusForbidden,
-	myt.ETOOMANY:      http.StatusTooManyRequests,
-	myt.EINTERNAL:     http.StatusInternalServerError,
-}
-
-// StatusOf returns the HTTP status for an error code.
-func StatusOf(code string) int {
-	if st, ok := statusOf[code]; ok {
-		return st
-	}
-	return http.StatusInternalServerError
-}
-
 // errorBody is the JSON shape of every error.
 type errorBody struct {
 	Error struct {
@@ -228,7 +209,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == myt.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="myt"`)
 	}
-	writeJSON(w, StatusOf(code), body)
+	writeJSON(w, myt.HTTPStatus(code), body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -179,26 +179,28 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 	w.Write(buf.Bytes())
 }
 
-// renderError turns err into the page a person should see: 404, 403, 429,
-// a form-less 400, or a generic 500 whose detail goes only to the log.
+// renderError turns err into the page a person should see, with the status
+// myt.HTTPStatus maps its code to: 404, 403, 429, a form-less 400 or 409,
+// or a generic 500 whose detail goes only to the log.
 func (s *server) renderError(w http.ResponseWriter, r *http.Request, err error) {
 	code := myt.ErrorCode(err)
-	status, title := http.StatusInternalServerError, "Something went wrong"
+	status, title := myt.HTTPStatus(code), "Something went wrong"
 	msg := myt.ErrorMessage(err)
 	switch code {
 	case myt.ENOTFOUND:
-		status, title = http.StatusNotFound, "Not found"
+		title = "Not found"
 		msg = "There is nothing here, or it is not yours. Check the address, or go back to your platforms."
 	case myt.EFORBIDDEN:
-		status, title = http.StatusForbidden, "Not allowed"
+		title = "Not allowed"
 	case myt.EUNAUTHORIZED:
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	case myt.ETOOMANY:
-		status, title = http.StatusTooManyRequests, "Too many attempts"
+		title = "Too many attempts"
 	case myt.EINVALID, myt.ECONFLICT:
-		status, title = http.StatusBadRequest, "That did not work"
+		title = "That did not work"
 	default:
+		status = http.StatusInternalServerError
 		s.log.Error("web request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "MyT could not do that because of an internal error. It has been logged; try again, and if it keeps failing ask your administrator to look at the server log."
 	}

@@ -551,8 +551,8 @@ func TestCredentialUsedByMatchesDelete(t *testing.T) {
 	if !strings.Contains(page.body, "1 platform(s) use it.") || strings.Contains(page.body, "No platform uses this credential yet.") {
 		t.Fatalf("a designed platform is not listed as a user:\n%s", page.body)
 	}
-	if r := c.post(path+"/delete", nil); r.status == http.StatusSeeOther || !strings.Contains(r.body, "greenhouse") {
-		t.Fatalf("delete of a used credential: %d\n%s", r.status, r.body)
+	if r := c.post(path+"/delete", nil); r.status != http.StatusConflict || !strings.Contains(r.body, "greenhouse") {
+		t.Fatalf("delete of a used credential: %d, want 409 naming the platform\n%s", r.status, r.body)
 	}
 	e.setStatus("greenhouse", myt.StatusDestroyed)
 	page = c.get(path)
