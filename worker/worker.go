@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +32,20 @@ const (
 	ReasonInvalidField   = "invalid-field"   // a value does not fit its declared type
 	ReasonDBRejected     = "db-rejected"     // the database refused the row
 )
+
+// HandlerReason is the dead-letter reason for a failed handler.Result of
+// kind k.
+func HandlerReason(k handler.Kind) string {
+	switch k {
+	case handler.TimedOut:
+		return ReasonHandlerTimeout
+	case handler.Crashed:
+		return ReasonHandlerCrash
+	case handler.BadResult:
+		return ReasonHandlerResult
+	}
+	return ReasonHandlerError
+}
 
 // NewSink builds the sink for database.kind.
 func NewSink(kind string, o sink.Options) (sink.Sink, error) {
@@ -394,15 +407,8 @@ func (w *Worker) prepare(ctx context.Context, batch []amqp.Delivery) (*prepared,
 		}
 		for j, res := range results {
 			it := &items[idx[j]]
-			if res.Err != "" {
-				reason := ReasonHandlerError
-				switch {
-				case strings.HasPrefix(res.Err, "handler timed out"):
-					reason = ReasonHandlerTimeout
-				case strings.HasPrefix(res.Err, "handler crashed"), strings.HasPrefix(res.Err, "handler protocol"):
-					reason = ReasonHandlerCrash
-				}
-				it.dead = &source.Dead{D: it.d, Reason: reason, Detail: res.Err}
+			if res.Kind != handler.OK || res.Err != "" {
+				it.dead = &source.Dead{D: it.d, Reason: HandlerReason(res.Kind), Detail: res.Err}
 				continue
 			}
 			recs, err := record.FromHandler(ins[j], res.Value)

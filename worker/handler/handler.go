@@ -36,11 +36,25 @@ var templatePy []byte
 func Template() []byte { return bytes.Clone(templatePy) }
 
 // Result is the handler's answer for one message: Value is the decoded
-// return value (numbers as json.Number) or Err the exception text.
+// return value (numbers as json.Number), or Kind says why there is none
+// and Err gives the detail (the exception text for Raised).
 type Result struct {
 	Value any
 	Err   string
+	Kind  Kind
 }
+
+// Kind classifies a Result.
+type Kind int
+
+// Result kinds. A Result is a failure when its Kind is not OK.
+const (
+	OK        Kind = iota
+	Raised         // process() raised an exception
+	TimedOut       // the process hung past the timeout on this message
+	Crashed        // the process died on this message, or broke the protocol
+	BadResult      // process() returned a value that cannot be decoded
+)
 
 // Options configure a Runner.
 type Options struct {
@@ -149,9 +163,9 @@ func (r *Runner) Close() error {
 }
 
 // Process runs the handler on a batch and returns one Result per input. A
-// message that raises gets its exception text; one during which the handler
-// hangs past the timeout or dies gets "timeout"/"crash" text, the process is
-// restarted and the rest of the batch is sent again. The error is non-nil
+// message that raises gets Kind Raised and its exception text; one during
+// which the handler hangs past the timeout or dies gets TimedOut or Crashed,
+// the process is restarted and the rest of the batch is sent again. The error is non-nil
 // only when the process cannot be restarted or ctx ends.
 func (r *Runner) Process(ctx context.Context, ins []record.Input) ([]Result, error) {
 	r.mu.Lock()
@@ -170,12 +184,12 @@ func (r *Runner) Process(ctx context.Context, ins []record.Input) ([]Result, err
 		if err != nil {
 			return nil, err
 		}
-		if failure == "" {
+		if failure.Kind == OK {
 			continue
 		}
 		// The process hung or died on rest[n]: that message gets the blame.
-		out = append(out, Result{Err: failure})
-		r.opts.Log.Warn("handler restarted", "reason", failure, "id", rest[n].ID)
+		out = append(out, failure)
+		r.opts.Log.Warn("handler restarted", "reason", failure.Err, "id", rest[n].ID)
 		r.p.kill()
 		r.p = nil
 		r.restarts++
@@ -266,9 +280,10 @@ func (r *Runner) start(ctx context.Context, path string) (*proc, error) {
 	return p, nil
 }
 
-// serve sends the batch and appends results to out. It returns failure
-// text when the process hung or died on ins[n] (n = results received).
-func (p *proc) serve(ctx context.Context, ins []record.Input, timeout time.Duration, out *[]Result) (n int, failure string, err error) {
+// serve sends the batch and appends results to out. It returns a failure
+// (Kind TimedOut or Crashed) when the process hung or died on ins[n]
+// (n = results received).
+func (p *proc) serve(ctx context.Context, ins []record.Input, timeout time.Duration, out *[]Result) (n int, failure Result, err error) {
 	p.buf.Reset()
 	p.buf.WriteByte('[')
 	enc := json.NewEncoder(&p.buf)
@@ -277,13 +292,13 @@ func (p *proc) serve(ctx context.Context, ins []record.Input, timeout time.Durat
 			p.buf.WriteByte(',')
 		}
 		if err := enc.Encode(wireMsg{ID: in.ID, Device: in.Device, Topic: in.Topic, Stream: in.Stream, TS: in.TS.Format(time.RFC3339Nano), Payload: in.Payload}); err != nil {
-			return 0, "", fmt.Errorf("encode message %s: %w", in.ID, err)
+			return 0, failure, fmt.Errorf("encode message %s: %w", in.ID, err)
 		}
 		p.buf.Truncate(p.buf.Len() - 1) // Encode's newline
 	}
 	p.buf.WriteString("]\n")
 	if _, err := p.stdin.Write(p.buf.Bytes()); err != nil {
-		return 0, "handler crashed: " + p.stderr.last(), nil
+		return 0, Result{Kind: Crashed, Err: "handler crashed: " + p.stderr.last()}, nil
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -295,27 +310,28 @@ func (p *proc) serve(ctx context.Context, ins []record.Input, timeout time.Durat
 		case line, ok := <-p.lines:
 			if !ok {
 				<-p.done
-				return n, "handler crashed: " + p.stderr.last(), nil
+				return n, Result{Kind: Crashed, Err: "handler crashed: " + p.stderr.last()}, nil
 			}
 			res, failure := decodeResult(line)
-			if failure != "" {
+			if failure.Kind != OK {
 				return n, failure, nil
 			}
 			*out = append(*out, res)
 		case <-timer.C:
-			return n, fmt.Sprintf("handler timed out after %s", timeout), nil
+			return n, Result{Kind: TimedOut, Err: fmt.Sprintf("handler timed out after %s", timeout)}, nil
 		case <-ctx.Done():
-			return n, "", ctx.Err()
+			return n, failure, ctx.Err()
 		}
 	}
-	return n, "", nil
+	return n, failure, nil
 }
 
 // decodeResult reads one result line, {"r": value} or {"e": "text"},
-// parsing it once. A line that breaks the protocol gives failure text; a
-// well-formed line whose value cannot be decoded (a lone surrogate, which
-// encoding/json accepts and DecodeJSON refuses) is that message's error.
-func decodeResult(line []byte) (res Result, failure string) {
+// parsing it once. A line that breaks the protocol gives a Crashed
+// failure; a well-formed line whose value cannot be decoded (a lone
+// surrogate, which encoding/json accepts and DecodeJSON refuses) is that
+// message's BadResult.
+func decodeResult(line []byte) (res Result, failure Result) {
 	v, err := record.DecodeJSON(line)
 	if err != nil {
 		// Rare: tell a bad line from a bad value.
@@ -324,29 +340,33 @@ func decodeResult(line []byte) (res Result, failure string) {
 			E *string         `json:"e"`
 		}
 		if perr := json.Unmarshal(line, &raw); perr != nil {
-			return res, "handler protocol error: " + perr.Error()
+			return res, protocolError(perr.Error())
 		}
 		if raw.E != nil {
-			return Result{Err: *raw.E}, ""
+			return Result{Kind: Raised, Err: *raw.E}, failure
 		}
-		return Result{Err: "handler result: " + err.Error()}, ""
+		return Result{Kind: BadResult, Err: "handler result: " + err.Error()}, failure
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return res, fmt.Sprintf("handler protocol error: result line is %T, want an object", v)
+		return res, protocolError(fmt.Sprintf("result line is %T, want an object", v))
 	}
 	if e, ok := obj["e"]; ok && e != nil {
 		text, ok := e.(string)
 		if !ok {
-			return res, fmt.Sprintf("handler protocol error: \"e\" is %T, want a string", e)
+			return res, protocolError(fmt.Sprintf("\"e\" is %T, want a string", e))
 		}
-		return Result{Err: text}, ""
+		return Result{Kind: Raised, Err: text}, failure
 	}
 	r, ok := obj["r"]
 	if !ok {
-		return Result{Err: `handler result: no "r" in the result line`}, ""
+		return Result{Kind: BadResult, Err: `handler result: no "r" in the result line`}, failure
 	}
-	return Result{Value: r}, ""
+	return Result{Value: r}, failure
+}
+
+func protocolError(detail string) Result {
+	return Result{Kind: Crashed, Err: "handler protocol error: " + detail}
 }
 
 // kill ends the whole process group at once.

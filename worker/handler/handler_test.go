@@ -88,8 +88,11 @@ func TestProcess(t *testing.T) {
 	if len(res) != len(ins) {
 		t.Fatalf("got %d results for %d inputs", len(res), len(ins))
 	}
-	check := func(i int, wantErr string) {
+	check := func(i int, wantErr string, kind handler.Kind) {
 		t.Helper()
+		if res[i].Kind != kind {
+			t.Errorf("[%d] kind %d, want %d (%q)", i, res[i].Kind, kind, res[i].Err)
+		}
 		if wantErr == "" && res[i].Err != "" {
 			t.Errorf("[%d] unexpected error %q", i, res[i].Err)
 		}
@@ -97,12 +100,14 @@ func TestProcess(t *testing.T) {
 			t.Errorf("[%d] error %q, want %q", i, res[i].Err, wantErr)
 		}
 	}
-	check(0, "")
-	check(1, "ValueError: bad value x")
-	check(2, "")
-	check(4, "timed out")
-	check(6, "crashed")
-	check(7, "")
+	check(0, "", handler.OK)
+	check(1, "ValueError: bad value x", handler.Raised)
+	check(2, "", handler.OK)
+	check(3, "", handler.OK)
+	check(4, "timed out", handler.TimedOut)
+	check(5, "", handler.OK)
+	check(6, "crashed", handler.Crashed)
+	check(7, "", handler.OK)
 	if v := res[0].Value.(map[string]any); v["v"] != json.Number("42") || v["dev"] != "d" {
 		t.Errorf("result 0 = %v", v)
 	}
@@ -205,7 +210,7 @@ func TestUndecodableResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(res[0].Err, "handler result: ") {
+	if !strings.HasPrefix(res[0].Err, "handler result: ") || res[0].Kind != handler.BadResult {
 		t.Errorf("undecodable result: %+v, want a handler result error", res[0])
 	}
 	if v, _ := res[1].Value.(map[string]any); res[1].Err != "" || v["v"] != json.Number("1.5") {
