@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/myt-iot/myt"
@@ -35,6 +36,19 @@ type env struct {
 	svc *sqlite.Services
 	log *bytes.Buffer
 	lim *countingLimiter
+	// finds counts FindCredentials calls (each decrypts every credential).
+	finds *atomic.Int64
+}
+
+// countingCredentials counts FindCredentials calls of the real service.
+type countingCredentials struct {
+	myt.CredentialService
+	finds *atomic.Int64
+}
+
+func (c countingCredentials) FindCredentials(ctx context.Context, f myt.CredentialFilter) ([]*myt.Credential, error) {
+	c.finds.Add(1)
+	return c.CredentialService.FindCredentials(ctx, f)
 }
 
 // countingLimiter allows max attempts per key.
@@ -76,8 +90,9 @@ func newEnv(t *testing.T, secure bool) *env {
 	t.Cleanup(func() { db.Close() })
 	svc := sqlite.NewServices(db)
 	lim := &countingLimiter{seen: map[string]int{}}
+	finds := &atomic.Int64{}
 	h, err := web.New(web.Config{
-		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
+		Users: svc.Users, Sessions: svc.Sessions, Credentials: countingCredentials{svc.Credentials, finds}, Platforms: svc.Platforms, Admin: svc.Admin,
 		Logger: logger, SecureCookies: secure, LoginLimiter: lim,
 	})
 	if err != nil {
@@ -85,7 +100,7 @@ func newEnv(t *testing.T, secure bool) *env {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, svc: svc, log: logBuf, lim: lim}
+	return &env{t: t, srv: srv, db: db, svc: svc, log: logBuf, lim: lim, finds: finds}
 }
 
 type writerFunc func([]byte) (int, error)
@@ -452,7 +467,11 @@ func TestWizardCreatesTheDesign(t *testing.T) {
 	e := newEnv(t, false)
 	c := e.setup()
 	c.addAWS("my-aws")
+	before := e.finds.Load()
 	page := c.get("/platforms/new")
+	if n := e.finds.Load() - before; n != 1 {
+		t.Errorf("the wizard's page loaded (and decrypted) the credentials %d times, want once", n)
+	}
 	if !strings.Contains(page.body, `value="my-aws"  selected`) && !strings.Contains(page.body, `value="my-aws" selected`) {
 		t.Errorf("the wizard does not suggest the saved credential")
 	}

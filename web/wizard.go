@@ -434,10 +434,18 @@ func errorsOfStep(err error, step int) error {
 	return myt.Invalid(myt.ErrorMessage(err), keep)
 }
 
+// loadWizardCredentials loads (and so decrypts) the user's credentials for
+// the wizard, once per request: it does nothing when they are loaded.
 func (s *server) loadWizardCredentials(r *http.Request, wz *wizard) error {
+	if wz.Credentials != nil {
+		return nil
+	}
 	cs, err := s.cfg.Credentials.FindCredentials(r.Context(), myt.CredentialFilter{})
 	if err != nil {
 		return err
+	}
+	if cs == nil {
+		cs = []*myt.Credential{} // loaded, and there are none
 	}
 	wz.Credentials = cs
 	return nil
