@@ -17,7 +17,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"slices"
 	"time"
@@ -65,14 +64,11 @@ func NewCA(platform string, o Options) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca key: %w", err)
 	}
-	serial, err := newSerial()
-	if err != nil {
-		return nil, err
-	}
 	now := o.now().UTC().Truncate(time.Second)
 	name := pkix.Name{Organization: []string{"MyT"}, CommonName: "MyT platform CA " + platform}
+	// CreateCertificate picks a random 20-octet serial (SerialNumber nil)
+	// and, for a CA, the SubjectKeyId (RFC 7093 method 1, SHA-256).
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
 		Subject:               name,
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.Add(CAValidity),
@@ -81,7 +77,6 @@ func NewCA(platform string, o Options) (*CA, error) {
 		IsCA:                  true,
 		MaxPathLen:            0,
 		MaxPathLenZero:        true,
-		SubjectKeyId:          keyID(&key.PublicKey),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -150,20 +145,17 @@ func (ca *CA) IssueServer(names []string, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server key: %w", err)
 	}
-	serial, err := newSerial()
-	if err != nil {
-		return nil, err
-	}
 	now := o.now().UTC().Truncate(time.Second)
+	// CreateCertificate picks the serial and copies the CA's
+	// SubjectKeyId into AuthorityKeyId; it makes a SubjectKeyId only for
+	// CAs, so the server's is set here.
 	tmpl := &x509.Certificate{
-		SerialNumber:   serial,
-		Subject:        pkix.Name{Organization: []string{"MyT"}, CommonName: names[0]},
-		NotBefore:      now.Add(-backdate),
-		NotAfter:       now.Add(ServerValidity),
-		KeyUsage:       x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		SubjectKeyId:   keyID(&key.PublicKey),
-		AuthorityKeyId: ca.Cert.SubjectKeyId,
+		Subject:      pkix.Name{Organization: []string{"MyT"}, CommonName: names[0]},
+		NotBefore:    now.Add(-backdate),
+		NotAfter:     now.Add(ServerValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		SubjectKeyId: keyID(&key.PublicKey),
 	}
 	seen := map[string]bool{}
 	for _, n := range names {
@@ -194,40 +186,10 @@ func (ca *CA) IssueServer(names []string, o Options) (*Server, error) {
 	}, nil
 }
 
-// Verify checks that certPEM is a server certificate signed by the CA and
-// valid for name at time at.
-func (ca *CA) Verify(certPEM []byte, name string, at time.Time) error {
-	b, _ := pem.Decode(certPEM)
-	if b == nil {
-		return errors.New("no PEM block")
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		return fmt.Errorf("parse certificate: %w", err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	_, err = c.Verify(x509.VerifyOptions{DNSName: name, Roots: pool, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	return err
-}
-
 // newKey makes a P-256 key from crypto/rand (tests make it deterministic
 // with testing/cryptotest.SetGlobalRandom).
 func newKey() (*ecdsa.PrivateKey, error) {
 	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-}
-
-func newSerial() (*big.Int, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("serial: %w", err)
-	}
-	b[0] &= 0x7f
-	s := new(big.Int).SetBytes(b)
-	if s.Sign() == 0 {
-		s.SetInt64(1)
-	}
-	return s, nil
 }
 
 func keyID(pub *ecdsa.PublicKey) []byte {

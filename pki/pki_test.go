@@ -1,9 +1,12 @@
 package pki_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -22,21 +25,21 @@ func TestServerCertificateVerifiesAgainstCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"greenhouse.example", "203.0.113.10", "localhost", "127.0.0.1"} {
-		if err := ca.Verify(srv.CertPEM, name, t0.Add(time.Hour)); err != nil {
+		if err := verify(ca, srv.CertPEM, name, t0.Add(time.Hour)); err != nil {
 			t.Errorf("verify %s: %v", name, err)
 		}
 	}
-	if err := ca.Verify(srv.CertPEM, "other.example", t0.Add(time.Hour)); err == nil {
+	if err := verify(ca, srv.CertPEM, "other.example", t0.Add(time.Hour)); err == nil {
 		t.Error("certificate verified for a name it does not carry")
 	}
-	if err := ca.Verify(srv.CertPEM, "localhost", t0.Add(pki.ServerValidity+time.Hour)); err == nil {
+	if err := verify(ca, srv.CertPEM, "localhost", t0.Add(pki.ServerValidity+time.Hour)); err == nil {
 		t.Error("certificate verified after it expired")
 	}
 	other, err := pki.NewCA("other", pki.Options{Now: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Verify(srv.CertPEM, "localhost", t0.Add(time.Hour)); err == nil {
+	if err := verify(other, srv.CertPEM, "localhost", t0.Add(time.Hour)); err == nil {
 		t.Error("certificate verified against a different platform's CA")
 	}
 }
@@ -97,7 +100,7 @@ func TestLoadCARoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ca.Verify(srv.CertPEM, "rt.local", t0); err != nil {
+	if err := verify(ca, srv.CertPEM, "rt.local", t0); err != nil {
 		t.Fatalf("cert from reloaded CA: %v", err)
 	}
 	other, _ := pki.NewCA("x", pki.Options{Now: t0})
@@ -111,5 +114,60 @@ func TestLoadCARoundTrip(t *testing.T) {
 	c, _ := x509.ParseCertificate(blk.Bytes)
 	if !c.IsCA || c.MaxPathLen != 0 || !c.MaxPathLenZero {
 		t.Fatalf("CA constraints: IsCA=%v MaxPathLen=%d", c.IsCA, c.MaxPathLen)
+	}
+}
+
+// verify checks that certPEM is a server certificate signed by ca and
+// valid for name at time at.
+func verify(ca *pki.CA, certPEM []byte, name string, at time.Time) error {
+	b, _ := pem.Decode(certPEM)
+	if b == nil {
+		return errors.New("no PEM block")
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return fmt.Errorf("parse certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	_, err = c.Verify(x509.VerifyOptions{DNSName: name, Roots: pool, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err
+}
+
+// TestCertificateIdentifiers: serials are random and positive, the CA has
+// a SubjectKeyId and the server certificate names it as its authority
+// (crypto/x509 fills these in; this checks it still does).
+func TestCertificateIdentifiers(t *testing.T) {
+	ca, err := pki.NewCA("ids", pki.Options{Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ca.Cert.SubjectKeyId) == 0 || ca.Cert.SerialNumber == nil || ca.Cert.SerialNumber.Sign() <= 0 {
+		t.Fatalf("CA subjectKeyId %x serial %v", ca.Cert.SubjectKeyId, ca.Cert.SerialNumber)
+	}
+	var serials []string
+	for range 2 {
+		srv, err := ca.IssueServer([]string{"ids.local"}, pki.Options{Now: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(srv.CertPEM)
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(c.AuthorityKeyId, ca.Cert.SubjectKeyId) {
+			t.Errorf("server authorityKeyId %x, CA subjectKeyId %x", c.AuthorityKeyId, ca.Cert.SubjectKeyId)
+		}
+		if len(c.SubjectKeyId) == 0 || bytes.Equal(c.SubjectKeyId, ca.Cert.SubjectKeyId) {
+			t.Errorf("server subjectKeyId %x", c.SubjectKeyId)
+		}
+		if c.SerialNumber.Sign() <= 0 || c.SerialNumber.Cmp(ca.Cert.SerialNumber) == 0 {
+			t.Errorf("server serial %v, CA serial %v", c.SerialNumber, ca.Cert.SerialNumber)
+		}
+		serials = append(serials, c.SerialNumber.String())
+	}
+	if serials[0] == serials[1] {
+		t.Errorf("two certificates share serial %s", serials[0])
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/design"
 	"github.com/myt-iot/myt/internal/testenv"
+	"github.com/myt-iot/myt/pki"
 	"github.com/myt-iot/myt/render"
 )
 
@@ -145,4 +147,21 @@ func summarizePEM(t *testing.T, data []byte) []byte {
 		out = append(out, line)
 	}
 	return []byte(strings.Join(out, "\n") + "\n")
+}
+
+// verifyServer checks that certPEM is a server certificate signed by ca and
+// valid for name at time at.
+func verifyServer(ca *pki.CA, certPEM []byte, name string, at time.Time) error {
+	b, _ := pem.Decode(certPEM)
+	if b == nil {
+		return errors.New("no PEM block")
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return fmt.Errorf("parse certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	_, err = c.Verify(x509.VerifyOptions{DNSName: name, Roots: pool, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err
 }
