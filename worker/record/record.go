@@ -146,18 +146,16 @@ func SplitRoutingKey(rk, prefix string) (topic, device, stream string) {
 
 // Passthrough makes the record stored when no handler is configured: the
 // payload object minus its time key; a non-object payload is stored as
-// {"value": payload}.
+// {"value": payload}. Like FromHandler, it takes the payload object as the
+// record's fields (no copy): in.Payload loses its time key.
 func Passthrough(in Input) Record {
 	r := Record{ID: in.ID, Device: in.Device, Topic: in.Topic, TS: in.TS, Redelivered: in.Redelivered}
 	if obj, ok := in.Payload.(map[string]any); ok {
-		r.Fields = make(map[string]any, len(obj))
-		for k, v := range obj {
-			r.Fields[k] = v
-		}
+		r.Fields = obj
 		if in.TSFromPayload {
 			for _, k := range TSKeys {
 				if _, ok := obj[k]; ok {
-					delete(r.Fields, k)
+					delete(obj, k)
 					break
 				}
 			}

@@ -138,3 +138,42 @@ func TestCoerce(t *testing.T) {
 		}
 	}
 }
+
+// Passthrough stores the payload minus the key its time came from: the
+// first time key present, and only when it parsed.
+func TestPassthroughFields(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want map[string]any
+	}{
+		{`{"a":1,"time":"2024-05-06T07:08:09Z","timestamp":5}`, map[string]any{"a": json.Number("1"), "timestamp": json.Number("5")}},
+		{`{"a":1,"ts":"yesterday","time":5}`, map[string]any{"a": json.Number("1"), "ts": "yesterday", "time": json.Number("5")}},
+		{`{"a":{"b":[1,"x"]}}`, map[string]any{"a": map[string]any{"b": []any{json.Number("1"), "x"}}}},
+		{`[1,2]`, map[string]any{"value": []any{json.Number("1"), json.Number("2")}}},
+		{`"s"`, map[string]any{"value": "s"}},
+	} {
+		in, err := record.Decode(record.Message{RoutingKey: "myt.d.s", Body: []byte(tc.body), Received: time.Now(), Redelivered: true}, "myt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := record.Passthrough(in)
+		if diff := cmp.Diff(tc.want, r.Fields); diff != "" {
+			t.Errorf("%s: fields (-want +got):\n%s", tc.body, diff)
+		}
+		if r.ID != in.ID || r.Device != "d" || r.Topic != "myt/d/s" || !r.TS.Equal(in.TS) || !r.Redelivered {
+			t.Errorf("%s: record %+v from %+v", tc.body, r, in)
+		}
+	}
+}
+
+func BenchmarkDecodePassthrough(b *testing.B) {
+	m := record.Message{RoutingKey: "myt.dev-1.env", Body: []byte(`{"ts":1714979289123,"temp":21.5,"hum":40,"ok":true,"site":"kitchen","v":[1,2]}`), Received: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		in, err := record.Decode(m, "myt")
+		if err != nil {
+			b.Fatal(err)
+		}
+		record.Passthrough(in)
+	}
+}
