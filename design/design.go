@@ -42,11 +42,11 @@ func Parse(data []byte) (*myt.Design, error) {
 			return nil, myt.Errorf(myt.EINVALID, "The design has data after the JSON document.")
 		}
 	} else {
-		if err := yaml.UnmarshalWithOptions(trimmed, &doc, yaml.UseOrderedMap()); err != nil {
+		if err := yaml.Unmarshal(trimmed, &doc); err != nil {
 			return nil, myt.Errorf(myt.EINVALID, "The design is not valid YAML: %s", oneLine(yaml.FormatError(err, false, true)))
 		}
 	}
-	top, ok := normalize(doc).(map[string]any)
+	top, ok := doc.(map[string]any)
 	if !ok {
 		return nil, myt.Errorf(myt.EINVALID, "The design must be a mapping with apiVersion, kind, metadata and spec.")
 	}
@@ -102,31 +102,6 @@ func MarshalJSON(d *myt.Design) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
-}
-
-// normalize turns YAML's ordered maps and JSON numbers into plain Go values
-// with string keys, preserving key order in a side slice for messages.
-func normalize(v any) any {
-	switch x := v.(type) {
-	case yaml.MapSlice:
-		m := make(map[string]any, len(x))
-		for _, item := range x {
-			m[fmt.Sprint(item.Key)] = normalize(item.Value)
-		}
-		return m
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalize(e)
-		}
-		return x
-	case []any:
-		for i, e := range x {
-			x[i] = normalize(e)
-		}
-		return x
-	default:
-		return v
-	}
 }
 
 // checkShape compares a decoded document against the Go type it must fill,
