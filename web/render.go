@@ -211,9 +211,8 @@ func (s *server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 type formErrors struct {
 	Message string
 	Fields  map[string]string // input name → message
-	// Other lists field errors that match no input of the form.
-	Other []myt.FieldError
-	// Summary lists every problem in order, with the input it links to.
+	// Summary lists every problem in order, with the input it links to
+	// (none for a field error that matches no input of the form).
 	Summary []summaryItem
 }
 
@@ -233,7 +232,7 @@ func (e *formErrors) For(name string) string {
 
 // Any reports whether there is anything to show.
 func (e *formErrors) Any() bool {
-	return e != nil && (e.Message != "" || len(e.Fields) > 0 || len(e.Other) > 0)
+	return e != nil && (e.Message != "" || len(e.Fields) > 0 || len(e.Summary) > 0)
 }
 
 // add records a problem with input name.
@@ -267,7 +266,6 @@ func (s *server) errorsFrom(r *http.Request, err error, inputOf func(path string
 				continue
 			}
 		}
-		fe.Other = append(fe.Other, f)
 		fe.Summary = append(fe.Summary, summaryItem{Label: f.Field, Message: f.Message})
 	}
 	return fe
