@@ -15,7 +15,6 @@ import (
 type credentialsView struct {
 	Credentials []*myt.Credential
 	Kinds       []credential.Kind
-	Lost        bool
 }
 
 // Details lists a credential's public and masked fields with their labels,

@@ -200,8 +200,6 @@ func (s *server) accountPage(w http.ResponseWriter, r *http.Request) error {
 	switch r.URL.Query().Get("ok") {
 	case "password":
 		p.Notice = "Your password was changed. Your saved credentials stay readable."
-	case "lost":
-		p.Notice = "The unreadable credentials were removed. Add them again on the Credentials page."
 	}
 	s.render(w, r, http.StatusOK, "account", p)
 	return nil
