@@ -249,15 +249,16 @@ func (t *Target) validate(v *validator) {
 			v.add(p+"adminCIDRs", "[]", "list the networks allowed to reach SSH and admin ports, for example [\"203.0.113.7/32\"]")
 		}
 	} else {
-		for name, val := range map[string]string{"region": t.Region, "zone": t.Zone, "instanceType": t.InstanceType, "image": t.Image, "externalNetwork": t.ExternalNetwork} {
-			if val != "" {
-				v.add(p+name, val, "must be empty for the %s provider (it creates no machine)", t.Provider)
+		for _, f := range []struct{ name, val string }{{"region", t.Region}, {"zone", t.Zone}, {"instanceType", t.InstanceType}, {"image", t.Image}, {"externalNetwork", t.ExternalNetwork}} {
+			if f.val != "" {
+				v.add(p+f.name, f.val, "must be empty for the %s provider (it creates no machine)", t.Provider)
 			}
 		}
 	}
-	for name, val := range map[string]string{"zone": t.Zone, "instanceType": t.InstanceType, "image": t.Image, "externalNetwork": t.ExternalNetwork} {
-		if cloud && val != "" && !tokenRE.MatchString(val) {
-			v.add(p+name, val, "must be 1-255 characters of letters, digits and _./:-")
+	// Slices, not maps: the errors come out in field order, the same every time.
+	for _, f := range []struct{ name, val string }{{"zone", t.Zone}, {"instanceType", t.InstanceType}, {"image", t.Image}, {"externalNetwork", t.ExternalNetwork}} {
+		if cloud && f.val != "" && !tokenRE.MatchString(f.val) {
+			v.add(p+f.name, f.val, "must be 1-255 characters of letters, digits and _./:-")
 		}
 	}
 	if t.ExternalNetwork != "" && t.Provider != ProviderOpenStack {

@@ -127,6 +127,38 @@ func TestParseReportsAllErrorsAtOnce(t *testing.T) {
 	}
 }
 
+// The same invalid design gives the same errors in the same order (field
+// order), every time: a user re-running a command sees a stable list.
+func TestParseErrorOrderIsStable(t *testing.T) {
+	for _, tc := range []struct {
+		name, target string
+		want         []string
+	}{
+		{"local", "{provider: local, region: r1, zone: z1, instanceType: t1, image: i1, externalNetwork: n1}",
+			[]string{"region", "zone", "instanceType", "image", "externalNetwork", "externalNetwork"}},
+		{"aws", "{provider: aws, credentials: c, region: eu-west-1, adminCIDRs: [203.0.113.7/32], zone: 'z 1', instanceType: 't 1', image: 'i 1', externalNetwork: 'n 1'}",
+			[]string{"zone", "instanceType", "image", "externalNetwork", "externalNetwork"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := "apiVersion: myt/v1\nkind: Platform\nmetadata: {name: gh}\nspec:\n  target: " + tc.target + "\n  database: {kind: influxdb}\n"
+			for i := range tc.want {
+				tc.want[i] = "spec.target." + tc.want[i]
+			}
+			// Map iteration order is random: several runs catch it.
+			for range 20 {
+				_, err := design.Parse([]byte(doc))
+				var got []string
+				for _, fe := range myt.ErrorFields(err) {
+					got = append(got, fe.Field)
+				}
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Fatalf("error fields (-want +got):\n%s\n%v", diff, err)
+				}
+			}
+		})
+	}
+}
+
 // FuzzParse checks that no input panics the parser, that any accepted design
 // validates, and that it survives a round trip unchanged.
 func FuzzParse(f *testing.F) {
