@@ -17,7 +17,7 @@ import (
 
 // lockDataDir takes the data dir's lock: `myt serve` holds it while it
 // runs; commands that must not run beside it (key rotation) fail fast.
-func lockDataDir(dir string, wait bool) (release func(), err error) {
+func lockDataDir(dir string) (release func(), err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -25,11 +25,7 @@ func lockDataDir(dir string, wait bool) (release func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	how := syscall.LOCK_EX
-	if !wait {
-		how |= syscall.LOCK_NB
-	}
-	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("another myt (probably `myt serve`) is using %s: stop it first", dir)
@@ -114,7 +110,7 @@ in one transaction. Stop ` + "`myt serve`" + ` first. With the key in the data d
 written to --new-key-file (0600): put it in MYT_SERVER_KEY before restarting.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			release, err := lockDataDir(data, false)
+			release, err := lockDataDir(data)
 			if err != nil {
 				return err
 			}

@@ -141,7 +141,7 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	release, err := lockDataDir(cfg.Data, false)
+	release, err := lockDataDir(cfg.Data)
 	if err != nil {
 		return err
 	}
