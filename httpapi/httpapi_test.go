@@ -241,6 +241,12 @@ func TestErrorsNameTheField(t *testing.T) {
 	if status != 400 || !strings.Contains(toJSON(body), "colour") {
 		t.Errorf("unknown field: %d %v", status, body)
 	}
+	// Invitations are for sign-up, not for an admin creating a user: the
+	// field is refused rather than silently ignored.
+	status, body = e.call("POST", "/api/v1/users", ada, `{"username":"carol","password":"correct horse battery","invite":"abc"}`)
+	if status != 400 || !strings.Contains(toJSON(body), `"field":"invite"`) {
+		t.Errorf("user with an invite: %d %v", status, body)
+	}
 	req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/platforms", strings.NewReader(strings.Replace(design, "timescaledb", "oracle", 1)))
 	req.Header.Set("Authorization", "Bearer "+ada)
 	req.Header.Set("Content-Type", "application/yaml")

@@ -84,7 +84,7 @@ func schemas() obj {
 		"Password":      object(obj{"old": str(), "new": str()}, "old", "new"),
 		"Session":       object(obj{"id": integer(), "kind": enum([]string{myt.SessionWeb, myt.SessionAPI}), "name": str(), "created": dateTime(), "expires": dateTime(), "lastUsed": dateTime()}),
 		"User":          object(obj{"id": integer(), "username": str(), "admin": boolean(), "disabled": boolean(), "created": dateTime(), "credentialsLost": boolean()}),
-		"UserRequest":   object(obj{"username": str(), "password": str(), "admin": boolean(), "invite": str()}, "username", "password"),
+		"UserRequest":   object(obj{"username": str(), "password": str(), "admin": boolean()}, "username", "password"),
 		"UserPatch":     object(obj{"admin": boolean(), "disabled": boolean()}),
 		"ResetRequest":  object(obj{"password": str()}, "password"),
 		"Settings":      object(obj{"openSignup": boolean()}),

@@ -50,7 +50,6 @@ type UserRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 	Admin    bool   `json:"admin"`
-	Invite   string `json:"invite,omitempty"`
 }
 
 // UserPatch is the body of PATCH /api/v1/users/{id}.
