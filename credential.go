@@ -3,6 +3,7 @@ package myt
 import (
 	"context"
 	"log/slog"
+	"regexp"
 	"time"
 )
 
@@ -21,6 +22,15 @@ type Credential struct {
 	// admin password reset destroyed: it must be entered again.
 	Locked bool `json:"locked"`
 }
+
+var credentialNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
+
+// CredentialNameRule says in words what ValidCredentialName accepts.
+const CredentialNameRule = "must be 1-63 characters of letters, digits, '.', '_' and '-'"
+
+// ValidCredentialName reports whether name may name a credential. The
+// credential store and a design's spec.target.credentials share the rule.
+func ValidCredentialName(name string) bool { return credentialNameRE.MatchString(name) }
 
 // Secret is the secret part of a credential (field name → value). It never
 // prints its values, not even through slog.

@@ -167,7 +167,6 @@ const (
 var (
 	nameRE      = regexp.MustCompile(`^[a-z][a-z0-9-]{0,38}[a-z0-9]$`)
 	fieldNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-	credNameRE  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
 	regionRE    = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9 _.-]{0,62}$`)
 	tokenRE     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_./:-]{0,254}$`)
 )
@@ -227,8 +226,8 @@ func (t *Target) validate(v *validator) {
 		v.add(p+"credentials", t.Credentials, "must be empty for the local provider")
 	case t.Provider != ProviderLocal && t.Credentials == "":
 		v.add(p+"credentials", "", "name a saved %s credential (see `myt creds list`)", t.Provider)
-	case t.Credentials != "" && !credNameRE.MatchString(t.Credentials):
-		v.add(p+"credentials", t.Credentials, "must be 1-63 characters of letters, digits, '.', '_' and '-'")
+	case t.Credentials != "" && !ValidCredentialName(t.Credentials):
+		v.add(p+"credentials", t.Credentials, CredentialNameRule)
 	}
 	if cloud {
 		if t.Region == "" {

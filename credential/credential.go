@@ -96,8 +96,6 @@ func Names() []string {
 	return n
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
-
 // Normalize checks a credential before it is saved and returns its public
 // and secret parts with defaults applied and surrounding space trimmed. Every
 // problem is reported at once (EINVALID, one message per field). An ssh
@@ -106,8 +104,8 @@ var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
 func Normalize(name, kind string, public map[string]string, secret myt.Secret) (map[string]string, myt.Secret, error) {
 	var errs []myt.FieldError
 	add := func(field, msg string) { errs = append(errs, myt.FieldError{Field: field, Message: msg}) }
-	if !nameRE.MatchString(name) {
-		add("name", fmt.Sprintf("%q given; must be 1-63 characters of letters, digits, '.', '_' and '-'", name))
+	if !myt.ValidCredentialName(name) {
+		add("name", fmt.Sprintf("%q given; %s", name, myt.CredentialNameRule))
 	}
 	k, ok := Lookup(kind)
 	if !ok {

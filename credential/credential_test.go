@@ -90,6 +90,15 @@ func TestNormalizeErrorsNameFields(t *testing.T) {
 	if _, _, err := credential.Normalize("bad name!", "aws", nil, nil); fieldsOf(err)["name"] == "" {
 		t.Errorf("bad credential name accepted: %v", err)
 	}
+	// A credential is saved under the names a design may refer to: both
+	// follow one rule.
+	for name, want := range map[string]bool{"a": true, "prod.eu_1-b": true, strings.Repeat("x", 63): true,
+		strings.Repeat("x", 64): false, ".hidden": false, "-x": false, "bad name!": false, "": false} {
+		_, _, err := credential.Normalize(name, "aws", nil, nil)
+		if saved := fieldsOf(err)["name"] == ""; saved != want || myt.ValidCredentialName(name) != want {
+			t.Errorf("name %q: saved %v, valid in a design %v; want %v", name, saved, myt.ValidCredentialName(name), want)
+		}
+	}
 	if _, _, err := credential.Normalize("c", "oracle", nil, nil); fieldsOf(err)["kind"] == "" {
 		t.Errorf("unknown kind accepted: %v", err)
 	}
