@@ -46,12 +46,12 @@ type Kind struct {
 // names equal the design's target providers (ssh included; local needs no
 // credential).
 var Kinds = []Kind{
-	{Name: "aws", Label: "Amazon Web Services", Fields: []Field{
+	{Name: myt.ProviderAWS, Label: "Amazon Web Services", Fields: []Field{
 		{Name: "access_key_id", Label: "Access key ID", Help: "Starts with AKIA (or ASIA for temporary keys).", check: match(`^(AKIA|ASIA)[A-Z0-9]{16}$`, "must be 20 characters starting with AKIA or ASIA")},
 		{Name: "secret_access_key", Label: "Secret access key", Secret: true, check: match(`^[A-Za-z0-9/+=]{40}$`, "must be the 40-character secret shown when the key was created")},
 		{Name: "region", Label: "Default region", Optional: true, Help: "Used when a design names no region, e.g. eu-west-1.", check: match(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`, "must be an AWS region such as eu-west-1")},
 	}},
-	{Name: "openstack", Label: "OpenStack", Fields: []Field{
+	{Name: myt.ProviderOpenStack, Label: "OpenStack", Fields: []Field{
 		{Name: "auth_url", Label: "Auth URL (Keystone v3)", Help: "For example https://keystone.example.org:5000/v3", check: httpURL},
 		{Name: "username", Label: "User name", check: printable(255)},
 		{Name: "password", Label: "Password", Secret: true, check: printable(1024)},
@@ -59,17 +59,17 @@ var Kinds = []Kind{
 		{Name: "domain_name", Label: "Domain", Optional: true, Default: "Default", check: printable(255)},
 		{Name: "region", Label: "Region", Optional: true, Help: "For example RegionOne.", check: printable(255)},
 	}},
-	{Name: "azure", Label: "Microsoft Azure", Fields: []Field{
+	{Name: myt.ProviderAzure, Label: "Microsoft Azure", Fields: []Field{
 		{Name: "subscription_id", Label: "Subscription ID", check: uuid},
 		{Name: "tenant_id", Label: "Tenant (directory) ID", check: uuid},
 		{Name: "client_id", Label: "Client (application) ID", check: uuid},
 		{Name: "client_secret", Label: "Client secret", Secret: true, check: printable(1024)},
 	}},
-	{Name: "gcp", Label: "Google Cloud", Fields: []Field{
+	{Name: myt.ProviderGCP, Label: "Google Cloud", Fields: []Field{
 		{Name: "project_id", Label: "Project ID", check: match(`^[a-z][a-z0-9-]{4,28}[a-z0-9]$`, "must be 6-30 characters of a-z, 0-9 and '-', starting with a letter")},
 		{Name: "service_account_json", Label: "Service account key (JSON)", Secret: true, Multiline: true, Help: "The JSON key file of a service account, as downloaded.", check: serviceAccount},
 	}},
-	{Name: "ssh", Label: "Existing server (SSH)", Fields: []Field{
+	{Name: myt.ProviderSSH, Label: "Existing server (SSH)", Fields: []Field{
 		{Name: "host", Label: "Host", Help: "Host name or IP address of a Debian or Ubuntu server.", check: host},
 		{Name: "port", Label: "Port", Optional: true, Default: "22", check: port},
 		{Name: "user", Label: "User", Help: "A user that may sudo without a password, or root.", check: match(`^[a-z_][a-z0-9_.-]{0,31}$`, "must be a Unix user name")},
@@ -145,7 +145,7 @@ func Normalize(name, kind string, public map[string]string, secret myt.Secret) (
 		}
 	}
 	for name := range public {
-		if !known[name] && !(kind == "ssh" && name == "public_key") {
+		if !known[name] && !(kind == myt.ProviderSSH && name == "public_key") {
 			add(name, "unknown field for "+kind)
 		}
 	}
@@ -167,7 +167,7 @@ func Normalize(name, kind string, public map[string]string, secret myt.Secret) (
 	if len(errs) > 0 {
 		return nil, nil, myt.Invalid("The credential is not valid.", errs)
 	}
-	if kind == "ssh" {
+	if kind == myt.ProviderSSH {
 		if sec["private_key"] == "" {
 			priv, pubKey, err := GenerateSSHKey("myt-" + name)
 			if err != nil {
