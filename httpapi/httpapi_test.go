@@ -314,3 +314,46 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// The client's account calls (kept as the public Go client of their
+// routes, though the CLI does not use them yet) talk to the real server.
+func TestClientAccountCalls(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if st, err := httpapi.NewClient(e.srv.URL, "").Status(ctx); err != nil || !st.NeedsSetup || st.Version != myt.Version {
+		t.Fatalf("Status before setup: %+v, %v", st, err)
+	}
+	ada, _, ids := e.setup()
+	c := httpapi.NewClient(e.srv.URL, ada)
+	if st, err := c.Status(ctx); err != nil || st.NeedsSetup {
+		t.Errorf("Status after setup: %+v, %v", st, err)
+	}
+	if u, err := c.Me(ctx); err != nil || u.Username != "ada" || !u.Admin {
+		t.Errorf("Me: %+v, %v", u, err)
+	}
+	names := func() []string {
+		t.Helper()
+		ts, err := c.Tokens(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range ts {
+			out = append(out, s.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := names(); !slices.Equal(got, []string{"spare", "test"}) {
+		t.Errorf("Tokens = %v, want spare and test", got)
+	}
+	if err := c.DeleteToken(ctx, ids["adaToken"]); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []string{"test"}) {
+		t.Errorf("Tokens after DeleteToken = %v, want test", got)
+	}
+	if err := c.DeleteToken(ctx, ids["bobToken"]); myt.ErrorCode(err) != myt.ENOTFOUND {
+		t.Errorf("DeleteToken of another user's token: %v, want not found", err)
+	}
+}
