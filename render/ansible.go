@@ -82,13 +82,9 @@ func (r *renderer) inventory() ([]byte, error) {
 
 func (r *renderer) groupVars() ([]byte, error) {
 	t := r.d.Spec.Target
-	owners := map[string]int{}
-	for k, v := range r.secretOwners {
-		owners[k] = v
-	}
 	volumes := map[string]int{}
 	for _, v := range r.volumes {
-		volumes[v] = volumeOwner(v)
+		volumes[v.Name] = v.UID
 	}
 	items := []string{"compose.yaml", "rabbitmq", "tls", "worker", "grafana"}
 	if r.d.Spec.Database.Kind == myt.DatabaseTimescaleDB {
@@ -108,7 +104,7 @@ func (r *renderer) groupVars() ([]byte, error) {
 		"myt_device_ports":   nonNilInts(r.d.Spec.Broker.Ports()),
 		"myt_ssh_port":       r.opts.SSH.Port,
 		"myt_platform_items": items,
-		"myt_secret_owners":  owners,
+		"myt_secret_owners":  r.secretOwners,
 		"myt_data_volumes":   volumes,
 	}
 	if cloud(t.Provider) {

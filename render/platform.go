@@ -67,6 +67,13 @@ const (
 	ManagementPort = 15672
 )
 
+// dataVolume is a compose volume bind-mounted from the host's data
+// directory, and the uid that owns its directory there.
+type dataVolume struct {
+	Name string
+	UID  int
+}
+
 // secretFile is a file under platform/secrets/ and the service whose user
 // owns it on the host.
 type secretFile struct {
@@ -146,6 +153,13 @@ func (r *renderer) platform() error {
 	}
 	slices.Sort(secretNames)
 	r.secretOwners = owners
+	// The compose volumes under the data directory, each with the uid
+	// that owns its directory (database images chown their own).
+	r.volumes = []dataVolume{
+		{"rabbitmq-data", UIDs["rabbitmq"]},
+		{db + "-data", UIDs["db"]},
+		{"grafana-data", UIDs["grafana"]},
+	}
 
 	// compose.yaml
 	ports := d.Spec.Broker.Ports()
@@ -183,7 +197,7 @@ func (r *renderer) platform() error {
 		"InfluxRetention": influxRetention(d.Spec.Database.RetentionDays),
 		"GrafanaPlugins":  plugins,
 		"GrafanaDBSecret": grafanaDBSecret,
-		"Volumes":         []string{"rabbitmq-data", db + "-data", "grafana-data"},
+		"Volumes":         r.volumes,
 		"SecretFiles":     secretNames,
 		"Local":           d.Spec.Target.Provider == myt.ProviderLocal,
 	}
@@ -192,7 +206,6 @@ func (r *renderer) platform() error {
 		return err
 	}
 	r.b.add("platform/compose.yaml", compose, 0o644)
-	r.volumes = data["Volumes"].([]string)
 	r.b.add("platform/owners.txt", r.ownersFile(secretNames), 0o644)
 
 	// RabbitMQ
@@ -391,17 +404,6 @@ END
 $$;
 `
 
-// volumeOwner is the uid that owns a compose volume's directory.
-func volumeOwner(volume string) int {
-	switch {
-	case strings.HasPrefix(volume, "rabbitmq"):
-		return UIDs["rabbitmq"]
-	case strings.HasPrefix(volume, "grafana"):
-		return UIDs["grafana"]
-	}
-	return UIDs["db"] // database images chown their own directory
-}
-
 // ownersFile lists who must own each secret file and volume directory on
 // the host ("secret NAME UID" / "volume NAME UID"): the Ansible platform
 // role applies the same from group_vars, a local deploy from this file.
@@ -412,7 +414,7 @@ func (r *renderer) ownersFile(secretNames []string) []byte {
 		fmt.Fprintf(&b, "secret %s %d\n", n, r.secretOwners[n])
 	}
 	for _, v := range r.volumes {
-		fmt.Fprintf(&b, "volume %s %d\n", v, volumeOwner(v))
+		fmt.Fprintf(&b, "volume %s %d\n", v.Name, v.UID)
 	}
 	return []byte(b.String())
 }

@@ -311,10 +311,10 @@ type renderer struct {
 	server  *pki.Server
 	sshPub  string
 	// secretOwners maps platform/secrets/ file names to the uid that owns
-	// them on the host; volumes lists the compose volumes under the data
-	// directory.
+	// them on the host; volumes are the compose volumes under the data
+	// directory with their owners. Both are set once, by platform.
 	secretOwners map[string]int
-	volumes      []string
+	volumes      []dataVolume
 }
 
 // secret fetches a named secret and remembers it for secrets.d/.

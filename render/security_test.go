@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,6 +106,7 @@ type composeFile struct {
 		Ports       []string          `yaml:"ports"`
 		Environment map[string]string `yaml:"environment"`
 		Secrets     []string          `yaml:"secrets"`
+		Volumes     []string          `yaml:"volumes"`
 		Healthcheck *struct {
 			Test []string `yaml:"test"`
 		} `yaml:"healthcheck"`
@@ -323,5 +325,82 @@ func TestProviderParts(t *testing.T) {
 		if hasInfra != cloud || hasAnsible != (p != myt.ProviderLocal) {
 			t.Errorf("%s: infra %v ansible %v", c.name, hasInfra, hasAnsible)
 		}
+	}
+}
+
+// TestOwners: owners.txt names every compose volume and secret file once,
+// a volume mounted by a service that runs as a fixed user is owned by that
+// user, and Ansible's group_vars carry the same owners.
+func TestOwners(t *testing.T) {
+	for _, c := range designs(t) {
+		t.Run(c.name, func(t *testing.T) {
+			b := mustRender(t, c.d)
+			cf := loadCompose(t, b)
+			secrets, volumes := map[string]int{}, map[string]int{}
+			for _, line := range strings.Split(string(b.File("platform/owners.txt").Data), "\n") {
+				f := strings.Fields(line)
+				if len(f) == 0 || strings.HasPrefix(line, "#") {
+					continue
+				}
+				uid, err := strconv.Atoi(f[len(f)-1])
+				if len(f) != 3 || err != nil {
+					t.Fatalf("owners.txt line %q", line)
+				}
+				m := map[string]map[string]int{"secret": secrets, "volume": volumes}[f[0]]
+				if m == nil {
+					t.Fatalf("owners.txt line %q", line)
+				}
+				if _, dup := m[f[1]]; dup {
+					t.Errorf("owners.txt names %s twice", f[1])
+				}
+				m[f[1]] = uid
+			}
+			for name := range cf.Volumes {
+				if _, ok := volumes[name]; !ok {
+					t.Errorf("volume %s has no owner", name)
+				}
+			}
+			for name := range cf.Secrets {
+				if _, ok := secrets[name]; !ok {
+					t.Errorf("secret %s has no owner", name)
+				}
+			}
+			if len(volumes) != len(cf.Volumes) || len(secrets) != len(cf.Secrets) {
+				t.Errorf("owners.txt: %d volumes, %d secrets; compose: %d, %d", len(volumes), len(secrets), len(cf.Volumes), len(cf.Secrets))
+			}
+			for svc, sv := range cf.Services {
+				if sv.User == "" {
+					continue // a database image takes its directory over
+				}
+				uid, err := strconv.Atoi(strings.Split(sv.User, ":")[0])
+				if err != nil {
+					t.Fatalf("%s user %q", svc, sv.User)
+				}
+				for _, m := range sv.Volumes {
+					if name, _, _ := strings.Cut(m, ":"); !strings.HasPrefix(name, ".") && volumes[name] != uid {
+						t.Errorf("volume %s of %s (uid %d) is owned by %d", name, svc, uid, volumes[name])
+					}
+				}
+				for _, name := range sv.Secrets {
+					if secrets[name] != uid {
+						t.Errorf("secret %s of %s (uid %d) is owned by %d", name, svc, uid, secrets[name])
+					}
+				}
+			}
+			gv := b.File("ansible/group_vars/all.yml")
+			if gv == nil {
+				return
+			}
+			var vars struct {
+				Secrets map[string]int `yaml:"myt_secret_owners"`
+				Volumes map[string]int `yaml:"myt_data_volumes"`
+			}
+			if err := yaml.Unmarshal(gv.Data, &vars); err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(vars.Secrets, secrets) || !maps.Equal(vars.Volumes, volumes) {
+				t.Errorf("group_vars owners %v %v, owners.txt %v %v", vars.Secrets, vars.Volumes, secrets, volumes)
+			}
+		})
 	}
 }
