@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -220,10 +219,8 @@ func (b *Bundle) WriteDir(dir string) error {
 		}
 		if f.Secret {
 			// MkdirAll does not tighten an existing directory.
-			if d := path.Dir(f.Path); strings.HasSuffix(d, "secrets") || d == "secrets.d" || d == "ssh" || d == "pki" {
-				if err := os.Chmod(filepath.Dir(full), 0o700); err != nil {
-					return fmt.Errorf("write bundle: %w", err)
-				}
+			if err := os.Chmod(filepath.Dir(full), 0o700); err != nil {
+				return fmt.Errorf("write bundle: %w", err)
 			}
 		}
 		if err := atomicfile.Write(full, f.Data, f.Mode); err != nil {

@@ -404,3 +404,39 @@ func TestOwners(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteDirTightensSecretDirs: rendering over an earlier bundle whose
+// secret directories are 0755 makes each directory holding a secret 0700.
+func TestWriteDirTightensSecretDirs(t *testing.T) {
+	b := mustRender(t, designNamed(t, "aws-timescaledb"))
+	dir := t.TempDir()
+	dirs := map[string]bool{}
+	for _, f := range b.Files {
+		if f.Secret {
+			dirs[filepath.Dir(filepath.Join(dir, filepath.FromSlash(f.Path)))] = true
+		}
+	}
+	if len(dirs) < 4 {
+		t.Fatalf("only %d directories hold secrets: %v", len(dirs), dirs)
+	}
+	for d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	for d := range dirs {
+		info, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm() != 0o700 {
+			t.Errorf("%s has mode %o, want 0700", d, info.Mode().Perm())
+		}
+	}
+}
