@@ -20,13 +20,21 @@ type credentialsView struct {
 // Details lists a credential's public and masked fields with their labels,
 // in the kind's order (the SSH public key is on the credential's own page).
 func (v *credentialsView) Details(c *myt.Credential) []kv {
+	return credentialFields(c)
+}
+
+// credentialFields lists c's public values and masked secrets with their
+// labels, in the order of its kind's fields; Secret marks the masked ones.
+func credentialFields(c *myt.Credential) []kv {
 	k, _ := credential.Lookup(c.Kind)
 	var out []kv
 	for _, f := range k.Fields {
-		if val, ok := c.Public[f.Name]; ok && !f.Secret {
-			out = append(out, kv{f.Name, f.Label, val})
-		} else if m, ok := c.Masked[f.Name]; ok && f.Secret {
-			out = append(out, kv{f.Name, f.Label, m})
+		if f.Secret {
+			if m, ok := c.Masked[f.Name]; ok {
+				out = append(out, kv{f.Name, f.Label, m, true})
+			}
+		} else if val, ok := c.Public[f.Name]; ok {
+			out = append(out, kv{f.Name, f.Label, val, false})
 		}
 	}
 	return out
@@ -192,7 +200,10 @@ type credentialView struct {
 	Next   string
 }
 
-type kv struct{ Key, Label, Value string }
+type kv struct {
+	Key, Label, Value string
+	Secret            bool // Value is a masked secret
+}
 
 func (s *server) credentialPage(w http.ResponseWriter, r *http.Request) error {
 	id, err := myt.ParseID(r.PathValue("id"))
@@ -214,13 +225,11 @@ func (s *server) credentialPage(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	v.Kind, _ = credential.Lookup(c.Kind)
-	for _, kf := range v.Kind.Fields {
-		if kf.Secret {
-			if m, ok := c.Masked[kf.Name]; ok {
-				v.Secret = append(v.Secret, kv{kf.Name, kf.Label, m})
-			}
-		} else if val, ok := c.Public[kf.Name]; ok {
-			v.Public = append(v.Public, kv{kf.Name, kf.Label, val})
+	for _, f := range credentialFields(c) {
+		if f.Secret {
+			v.Secret = append(v.Secret, f)
+		} else {
+			v.Public = append(v.Public, f)
 		}
 	}
 	p := &page{Title: c.Name, Section: "credentials", Data: v}

@@ -378,10 +378,22 @@ func TestCredentialSecretsAreNeverEchoed(t *testing.T) {
 	if r.status != http.StatusSeeOther || strings.Contains(r.location, "EXAMPLEKEY") {
 		t.Fatalf("create credential: %d → %s", r.status, r.location)
 	}
+	creds, err := e.svc.Credentials.FindCredentials(e.ctxOf(t, "ada", adminPW), myt.CredentialFilter{})
+	if err != nil || len(creds) != 1 || creds[0].Masked["secret_access_key"] == "" {
+		t.Fatalf("credentials: %v, %v", creds, err)
+	}
+	masked := creds[0].Masked["secret_access_key"]
 	for _, p := range []string{r.location, "/credentials"} {
 		page := c.get(p)
 		if page.status != 200 || strings.Contains(html.UnescapeString(page.body), awsSecret) || !strings.Contains(page.body, awsKey) {
 			t.Errorf("%s: status %d, secret shown %v", p, page.status, strings.Contains(page.body, awsSecret))
+		}
+		// Both pages list the public fields and the masked secret, labelled.
+		body := html.UnescapeString(page.body)
+		for _, want := range []string{masked, "eu-west-1", "Secret access key", "Access key ID"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s does not show %q", p, want)
+			}
 		}
 	}
 	if strings.Contains(e.log.String(), awsSecret) {
