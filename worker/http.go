@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/myt-iot/myt/internal/atomicfile"
 	"github.com/myt-iot/myt/worker/record"
 	"github.com/myt-iot/myt/worker/sink"
 )
@@ -344,8 +345,9 @@ func (w *Worker) importBatch(ctx context.Context, recs []record.Record) (int, ma
 }
 
 // serveHandler replaces the handler code: the body is the new handler.py.
-// It is loaded beside the current file first; only when it imports cleanly
-// does it replace the file and the running handler.
+// It is loaded from a private file beside the current one first (so its
+// sibling imports work); only when it imports cleanly does it replace the
+// running handler and then, atomically, handler.path.
 func (w *Worker) serveHandler(rw http.ResponseWriter, r *http.Request) {
 	if w.cfg.Handler.Path == "" || w.Handler() == nil {
 		http.Error(rw, "no handler configured (passthrough): set handler.path and restart", http.StatusConflict)
@@ -357,37 +359,59 @@ func (w *Worker) serveHandler(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := w.cfg.Handler.Path
-	next := filepath.Join(filepath.Dir(path), ".handler-next.py")
-	persistent := true
-	if err := os.WriteFile(next, code, 0o644); err != nil {
-		// handler.path's directory is read-only (a read-only mount): run the
-		// new code from a private copy; it lasts until the worker restarts.
-		persistent = false
-		dir, derr := os.MkdirTemp("", "myt-handler-swap-")
-		if derr == nil {
-			next = filepath.Join(dir, "handler.py")
-			err = os.WriteFile(next, code, 0o600)
-		}
-		if derr != nil || err != nil {
-			http.Error(rw, "cannot write the handler file", http.StatusInternalServerError)
-			w.log.Error("write handler", "err", errors.Join(derr, err))
-			return
-		}
+	next, remove, err := writeCandidate(path, code)
+	if err != nil {
+		http.Error(rw, "cannot write the handler file", http.StatusInternalServerError)
+		w.log.Error("write handler", "err", err)
+		return
 	}
-	if err := w.SwapHandler(r.Context(), next); err != nil {
-		os.Remove(next)
+	w.swapMu.Lock()
+	defer w.swapMu.Unlock()
+	if err := w.swapHandler(r.Context(), next); err != nil {
+		remove()
 		http.Error(rw, "handler rejected: "+err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
-	if !persistent {
-		w.log.Warn("handler.path is not writable: the new handler runs until the worker restarts; update the file too", "path", path)
-		fmt.Fprintln(rw, "handler swapped (not persisted: handler.path is read-only)")
+	// The candidate is now the file restarts read, until handler.path
+	// holds the same code.
+	w.candidate = remove
+	if err := atomicfile.Write(path, code, 0o644); err != nil {
+		w.log.Warn("handler swapped but could not replace handler.path; it runs until the worker restarts; update the file too",
+			"path", path, "err", err)
+		fmt.Fprintln(rw, "handler swapped (not persisted: handler.path cannot be written)")
 		return
 	}
-	if err := os.Rename(next, path); err != nil {
-		w.log.Warn("handler swapped but could not replace handler.path; it runs until the worker restarts", "err", err)
-	} else {
-		w.Handler().SetPath(path)
-	}
+	w.Handler().SetPath(path)
+	remove()
+	w.candidate = nil
 	fmt.Fprintln(rw, "handler swapped")
+}
+
+// writeCandidate writes code to a new private file beside path or, when
+// that directory is read-only, in a new temporary directory. remove
+// deletes what it made.
+func writeCandidate(path string, code []byte) (name string, remove func(), err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".handler-next-*.py")
+	if err != nil {
+		dir, derr := os.MkdirTemp("", "myt-handler-swap-")
+		if derr != nil {
+			return "", nil, errors.Join(err, derr)
+		}
+		name = filepath.Join(dir, "handler.py")
+		if werr := os.WriteFile(name, code, 0o600); werr != nil {
+			os.RemoveAll(dir)
+			return "", nil, errors.Join(err, werr)
+		}
+		return name, func() { os.RemoveAll(dir) }, nil
+	}
+	name = f.Name()
+	_, err = f.Write(code)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+		return "", nil, err
+	}
+	return name, func() { os.Remove(name) }, nil
 }

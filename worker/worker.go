@@ -73,10 +73,13 @@ type Worker struct {
 	sink    sink.Sink
 	sinkMu  sync.Mutex // Write is used by one goroutine at a time
 	runner  atomic.Pointer[handler.Runner]
-	swapMu  sync.Mutex
-	broker  atomic.Bool
-	db      atomic.Bool
-	running atomic.Bool
+	swapMu  sync.Mutex // serializes swaps and, for PUT /v1/handler, the file write
+	// candidate removes the running handler's file when it is a private
+	// copy (PUT /v1/handler could not replace handler.path); under swapMu.
+	candidate func()
+	broker    atomic.Bool
+	db        atomic.Bool
+	running   atomic.Bool
 	// stop is Run's context: when it ends, waits for the database or the
 	// handler give up, while work in hand finishes under a grace period.
 	stop         context.Context
@@ -579,11 +582,23 @@ func without(recs []record.Record, owner map[string]int, i int) []record.Record 
 func (w *Worker) SwapHandler(ctx context.Context, path string) error {
 	w.swapMu.Lock()
 	defer w.swapMu.Unlock()
+	return w.swapHandler(ctx, path)
+}
+
+// swapHandler is SwapHandler with swapMu held.
+func (w *Worker) swapHandler(ctx context.Context, path string) error {
 	r := w.runner.Load()
 	if r == nil {
 		return errors.New("no handler configured (passthrough): set handler.path and restart")
 	}
-	return r.Swap(ctx, path)
+	if err := r.Swap(ctx, path); err != nil {
+		return err
+	}
+	if w.candidate != nil { // the code it ran is gone for good
+		w.candidate()
+		w.candidate = nil
+	}
+	return nil
 }
 
 // Handler returns the handler runner, or nil in passthrough mode.
