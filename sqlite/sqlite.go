@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -187,16 +186,12 @@ func fromNullMS(ms sql.NullInt64) *time.Time {
 	return &t
 }
 
-// isUnique reports whether err is a UNIQUE constraint violation.
+// isUnique reports whether err is a UNIQUE constraint violation. The
+// driver returns every SQLite failure as a *sqlite.Error with extended
+// result codes, so the code says it; the message text is never parsed.
 func isUnique(err error) bool {
-	if err == nil {
-		return false
-	}
 	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-	}
-	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 // principal returns the request's principal or EUNAUTHORIZED.

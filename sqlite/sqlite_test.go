@@ -380,6 +380,29 @@ func TestPasswordChangeKeepsCredentialsResetLosesThem(t *testing.T) {
 	f.addAWS(bob, "prod") // and the name is free again
 }
 
+// A taken name is a conflict the user can fix, told apart from other
+// failures by SQLite's extended result code.
+func TestTakenNamesConflict(t *testing.T) {
+	f := newFixture(t)
+	ctx := f.user(context.Background(), "ada", "correct horse battery")
+	f.addAWS(ctx, "prod")
+	err := f.svc.Credentials.CreateCredential(ctx, &myt.Credential{Name: "prod", Kind: "aws", Public: map[string]string{"access_key_id": "AKIAIOSFODNN7EXAMPLE"}}, myt.Secret{"secret_access_key": awsSecret})
+	if fe := myt.ErrorFields(err); myt.ErrorCode(err) != myt.ECONFLICT || len(fe) != 1 || fe[0].Field != "name" {
+		t.Errorf("second credential named prod: %v, want a conflict on name", err)
+	}
+	d := myt.NewDesign()
+	d.Metadata.Name = "home"
+	d.Spec.Target = myt.Target{Provider: "local", DeviceCIDRs: []string{"0.0.0.0/0"}}
+	d.Spec.Database.Kind = "influxdb"
+	if _, err := f.svc.Platforms.CreatePlatform(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Platforms.CreatePlatform(ctx, d)
+	if fe := myt.ErrorFields(err); myt.ErrorCode(err) != myt.ECONFLICT || len(fe) != 1 || fe[0].Field != "metadata.name" {
+		t.Errorf("second platform named home: %v, want a conflict on metadata.name", err)
+	}
+}
+
 // Users see only their own credentials and platforms; admins are no
 // exception for credentials.
 func TestIsolation(t *testing.T) {
