@@ -25,7 +25,7 @@ func (r *renderer) ansible() error {
 		if err != nil {
 			return err
 		}
-		r.b.add(p, b, 0o644)
+		r.b.add(p, b)
 		return nil
 	})
 	if err != nil {
@@ -35,12 +35,12 @@ func (r *renderer) ansible() error {
 	if err != nil {
 		return err
 	}
-	r.b.add("ansible/inventory.yml", inv, 0o644)
+	r.b.add("ansible/inventory.yml", inv)
 	vars, err := r.groupVars()
 	if err != nil {
 		return err
 	}
-	r.b.add("ansible/group_vars/all.yml", vars, 0o644)
+	r.b.add("ansible/group_vars/all.yml", vars)
 	return nil
 }
 

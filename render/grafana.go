@@ -66,7 +66,7 @@ func (r *renderer) grafana() error {
 	if err != nil {
 		return fmt.Errorf("grafana datasource: %w", err)
 	}
-	r.b.add("platform/grafana/provisioning/datasources/myt.yaml", append([]byte("# Rendered by myt: the platform's database, read-only in the UI.\n"), b...), 0o644)
+	r.b.add("platform/grafana/provisioning/datasources/myt.yaml", append([]byte("# Rendered by myt: the platform's database, read-only in the UI.\n"), b...))
 
 	prov := map[string]any{"apiVersion": 1, "providers": []any{map[string]any{
 		"name": "myt", "orgId": 1, "folder": "MyT", "type": "file", "disableDeletion": true,
@@ -75,13 +75,13 @@ func (r *renderer) grafana() error {
 	if b, err = yaml.MarshalWithOptions(prov, yaml.IndentSequence(true)); err != nil {
 		return fmt.Errorf("grafana dashboards provider: %w", err)
 	}
-	r.b.add("platform/grafana/provisioning/dashboards/myt.yaml", b, 0o644)
+	r.b.add("platform/grafana/provisioning/dashboards/myt.yaml", b)
 
 	dash, err := json.MarshalIndent(r.dashboard(ds.Type), "", "  ")
 	if err != nil {
 		return fmt.Errorf("grafana dashboard: %w", err)
 	}
-	r.b.add("platform/grafana/dashboards/myt.json", append(dash, '\n'), 0o644)
+	r.b.add("platform/grafana/dashboards/myt.json", append(dash, '\n'))
 	return nil
 }
 

@@ -84,12 +84,12 @@ func (r *renderer) infra() error {
 		return err
 	}
 	for name, b := range mod {
-		r.b.add("infra/"+name, b, 0o644)
+		r.b.add("infra/"+name, b)
 	}
 	vars, err := json.MarshalIndent(TFVars(r.d, r.sshPub), "", "  ")
 	if err != nil {
 		return fmt.Errorf("tfvars: %w", err)
 	}
-	r.b.add("infra/terraform.tfvars.json", append(vars, '\n'), 0o644)
+	r.b.add("infra/terraform.tfvars.json", append(vars, '\n'))
 	return nil
 }

@@ -205,8 +205,8 @@ func (r *renderer) platform() error {
 	if err != nil {
 		return err
 	}
-	r.b.add("platform/compose.yaml", compose, 0o644)
-	r.b.add("platform/owners.txt", r.ownersFile(secretNames), 0o644)
+	r.b.add("platform/compose.yaml", compose)
+	r.b.add("platform/owners.txt", r.ownersFile(secretNames))
 
 	// RabbitMQ
 	conf, err := execTemplate("platform/rabbitmq.conf.tmpl", map[string]any{
@@ -215,16 +215,16 @@ func (r *renderer) platform() error {
 	if err != nil {
 		return err
 	}
-	r.b.add("platform/rabbitmq/rabbitmq.conf", conf, 0o644)
-	r.b.add("platform/rabbitmq/enabled_plugins", []byte("[rabbitmq_management,rabbitmq_mqtt,rabbitmq_prometheus].\n"), 0o644)
+	r.b.add("platform/rabbitmq/rabbitmq.conf", conf)
+	r.b.add("platform/rabbitmq/enabled_plugins", []byte("[rabbitmq_management,rabbitmq_mqtt,rabbitmq_prometheus].\n"))
 
 	// TLS
-	r.b.add("platform/tls/ca.crt", r.ca.CertPEM, 0o644)
-	r.b.add("platform/tls/server.crt", append(slices.Clone(r.server.CertPEM), r.ca.CertPEM...), 0o644)
+	r.b.add("platform/tls/ca.crt", r.ca.CertPEM)
+	r.b.add("platform/tls/server.crt", append(slices.Clone(r.server.CertPEM), r.ca.CertPEM...))
 
 	// Database init
 	if db == myt.DatabaseTimescaleDB {
-		r.b.add("platform/db/init/001-timescaledb.sql", []byte(timescaleInit), 0o644)
+		r.b.add("platform/db/init/001-timescaledb.sql", []byte(timescaleInit))
 	}
 
 	// Worker
@@ -232,12 +232,12 @@ func (r *renderer) platform() error {
 	if err != nil {
 		return err
 	}
-	r.b.add("platform/worker/worker.yaml", wy, 0o644)
+	r.b.add("platform/worker/worker.yaml", wy)
 	if h := d.Spec.Processing.Handler; h != "" {
 		if !strings.HasSuffix(h, "\n") {
 			h += "\n"
 		}
-		r.b.add("platform/worker/handler/handler.py", []byte(h), 0o644)
+		r.b.add("platform/worker/handler/handler.py", []byte(h))
 	}
 
 	// Grafana
@@ -429,6 +429,6 @@ func (r *renderer) readme() error {
 	if err != nil {
 		return err
 	}
-	r.b.add("README.md", b, 0o644)
+	r.b.add("README.md", b)
 	return nil
 }

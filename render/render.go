@@ -157,7 +157,7 @@ type File struct {
 	// Path is slash-separated and relative to the bundle root.
 	Path string
 	Data []byte
-	// Mode is 0600 for secrets, 0644 otherwise (0755 for scripts).
+	// Mode is 0600 for secrets, 0644 otherwise.
 	Mode fs.FileMode
 	// Secret marks files holding secret values; they are written 0600 and
 	// the server seals them at rest.
@@ -166,10 +166,8 @@ type File struct {
 
 // Bundle is a rendered deployment.
 type Bundle struct {
-	// Name is the platform name.
-	Name     string
-	Provider string
-	Files    []File
+	// Files are sorted by Path.
+	Files []File
 }
 
 // File returns the file at path p, or nil.
@@ -182,18 +180,9 @@ func (b *Bundle) File(p string) *File {
 	return nil
 }
 
-// Paths returns every file path, sorted.
-func (b *Bundle) Paths() []string {
-	ps := make([]string, len(b.Files))
-	for i, f := range b.Files {
-		ps[i] = f.Path
-	}
-	slices.Sort(ps)
-	return ps
-}
-
-func (b *Bundle) add(p string, data []byte, mode fs.FileMode) {
-	b.Files = append(b.Files, File{Path: p, Data: data, Mode: mode})
+// add adds a file that is not secret (0644).
+func (b *Bundle) add(p string, data []byte) {
+	b.Files = append(b.Files, File{Path: p, Data: data, Mode: 0o644})
 }
 
 func (b *Bundle) addSecret(p string, data []byte) {
@@ -262,7 +251,7 @@ func Render(ctx context.Context, d *myt.Design, opts Options) (*Bundle, error) {
 	if opts.SSH.User != "" && !userRE(opts.SSH.User) {
 		return nil, myt.Errorf(myt.EINVALID, "The SSH user %q is not valid.", opts.SSH.User)
 	}
-	r := &renderer{ctx: ctx, d: d, opts: opts, secrets: map[string]string{}, b: &Bundle{Name: d.Metadata.Name, Provider: t.Provider}}
+	r := &renderer{ctx: ctx, d: d, opts: opts, secrets: map[string]string{}, b: &Bundle{}}
 	steps := []func() error{r.pki, r.platform}
 	if cloud(t.Provider) {
 		steps = append(steps, r.sshKey, r.infra)
@@ -358,7 +347,7 @@ func (r *renderer) pki() error {
 		return fmt.Errorf("server certificate: %w", err)
 	}
 	r.ca, r.server = ca, srv
-	r.b.add("pki/ca.crt", ca.CertPEM, 0o644)
+	r.b.add("pki/ca.crt", ca.CertPEM)
 	r.b.addSecret("pki/ca.key", ca.KeyPEM)
 	return nil
 }
@@ -390,7 +379,7 @@ func (r *renderer) sshKey() error {
 	}
 	r.sshPub = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " myt-" + r.d.Metadata.Name
 	r.b.addSecret("ssh/id_ed25519", pem.EncodeToMemory(block))
-	r.b.add("ssh/id_ed25519.pub", []byte(r.sshPub+"\n"), 0o644)
+	r.b.add("ssh/id_ed25519.pub", []byte(r.sshPub+"\n"))
 	return nil
 }
 
