@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -229,7 +230,7 @@ func (w *Worker) serveImport(rw http.ResponseWriter, r *http.Request) {
 	for sc.Scan() {
 		line++
 		b := sc.Bytes()
-		if len(strings.TrimSpace(string(b))) == 0 {
+		if len(bytes.TrimSpace(b)) == 0 {
 			continue
 		}
 		var in struct {
@@ -239,7 +240,7 @@ func (w *Worker) serveImport(rw http.ResponseWriter, r *http.Request) {
 			TS     any            `json:"ts"`
 			Fields map[string]any `json:"fields"`
 		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.UseNumber()
 		if err := dec.Decode(&in); err != nil {
 			res.Rejected = append(res.Rejected, importError{Line: line, Error: "invalid JSON: " + err.Error()})
@@ -257,6 +258,8 @@ func (w *Worker) serveImport(rw http.ResponseWriter, r *http.Request) {
 		if in.ID == "" {
 			s := sha256.Sum256(b)
 			in.ID = "imp:" + hex.EncodeToString(s[:16])
+		} else {
+			in.ID = record.CapID(in.ID) // as message ids: every sink can store it
 		}
 		if in.Topic == "" {
 			in.Topic = w.cfg.TopicPrefix + "/" + in.Device

@@ -109,7 +109,7 @@ func Decode(m Message, prefix string) (Input, error) {
 // gets the same id).
 func MessageID(m Message) string {
 	if m.MessageID != "" {
-		return capID(m.MessageID)
+		return CapID(m.MessageID)
 	}
 	h := sha256.New()
 	h.Write([]byte(m.RoutingKey))
@@ -119,7 +119,9 @@ func MessageID(m Message) string {
 	return hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
-func capID(id string) string {
+// CapID returns id, or "h:" and its hash when it is longer than MaxIDLen,
+// so that every sink can store and index it (MySQL's id is VARCHAR(128)).
+func CapID(id string) string {
 	if len(id) <= MaxIDLen {
 		return id
 	}
@@ -192,7 +194,7 @@ func FromHandler(in Input, result any) ([]Record, error) {
 			}
 			id := in.ID
 			if i > 0 {
-				id = capID(in.ID + "#" + strconv.Itoa(i))
+				id = CapID(in.ID + "#" + strconv.Itoa(i))
 			}
 			r, err := fromObject(in, id, obj)
 			if err != nil {
