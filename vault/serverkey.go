@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -30,7 +31,7 @@ func LoadServerKey(dataDir string) (key []byte, fromEnv bool, err error) {
 		return k, true, nil
 	}
 	path := filepath.Join(dataDir, ServerKeyFile)
-	k, err := readKeyFile(path)
+	k, err := ReadKeyFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		k = NewKey()
 		if err := WriteKeyFile(path, k); err != nil {
@@ -41,7 +42,9 @@ func LoadServerKey(dataDir string) (key []byte, fromEnv bool, err error) {
 	return k, false, err
 }
 
-func readKeyFile(path string) ([]byte, error) {
+// ReadKeyFile reads a key written by WriteKeyFile, refusing a file that
+// others may read.
+func ReadKeyFile(path string) ([]byte, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -53,25 +56,15 @@ func readKeyFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := base64.StdEncoding.DecodeString(string(trimSpace(b)))
+	k, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(b)))
 	if err != nil || len(k) != KeySize {
 		return nil, fmt.Errorf("server key %s is not %d base64-encoded bytes", path, KeySize)
 	}
 	return k, nil
 }
 
-// ReadKeyFile reads a key written by WriteKeyFile.
-func ReadKeyFile(path string) ([]byte, error) { return readKeyFile(path) }
-
 // WriteKeyFile writes key to path atomically with mode 0600 (temp file,
 // fsync, rename), so a crash leaves the old key or the new one, never half.
 func WriteKeyFile(path string, key []byte) error {
 	return atomicfile.Write(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

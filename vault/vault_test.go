@@ -2,6 +2,7 @@ package vault_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -89,6 +90,14 @@ func TestServerKeyFile(t *testing.T) {
 	k2, _, err := vault.LoadServerKey(dir)
 	if err != nil || !bytes.Equal(k1, k2) {
 		t.Fatalf("second load returned another key (%v)", err)
+	}
+	// A key file saved by an editor (CRLF, trailing space) still reads.
+	edited := filepath.Join(dir, "edited.key")
+	if err := os.WriteFile(edited, []byte(base64.StdEncoding.EncodeToString(k1)+" \r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if k3, err := vault.ReadKeyFile(edited); err != nil || !bytes.Equal(k1, k3) {
+		t.Fatalf("ReadKeyFile of an edited key file = %v; want the key", err)
 	}
 	os.Chmod(filepath.Join(dir, vault.ServerKeyFile), 0o644)
 	if _, _, err := vault.LoadServerKey(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
