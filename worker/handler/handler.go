@@ -182,6 +182,12 @@ func (r *Runner) Process(ctx context.Context, ins []record.Input) ([]Result, err
 		rest := ins[len(out):]
 		n, failure, err := r.p.serve(ctx, rest, r.opts.Timeout, &out)
 		if err != nil {
+			if ctx.Err() != nil {
+				// The process still owes results for this batch: a later
+				// batch would read them as its own. Start afresh.
+				r.p.kill()
+				r.p = nil
+			}
 			return nil, err
 		}
 		if failure.Kind == OK {

@@ -220,3 +220,26 @@ func TestUndecodableResult(t *testing.T) {
 		t.Errorf("restarts = %d, want 0", r.Restarts())
 	}
 }
+
+// A batch abandoned when ctx ends leaves no results behind for the next
+// batch to take as its own.
+func TestProcessCanceled(t *testing.T) {
+	requirePython(t)
+	r := newRunner(t, writeHandler(t, "import time\ndef process(m):\n    if m['payload'].get('slow'):\n        time.sleep(0.5)\n    return {'id': m['id']}\n"), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := r.Process(ctx, inputs(map[string]any{}, map[string]any{"slow": true}, map[string]any{})); err == nil {
+		t.Fatal("Process outlived its context")
+	}
+	time.Sleep(time.Second) // an old process would have written its results by now
+	ins := []record.Input{{ID: "next-1", Payload: map[string]any{}}, {ID: "next-2", Payload: map[string]any{}}}
+	res, err := r.Process(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range res {
+		if v, _ := x.Value.(map[string]any); v["id"] != ins[i].ID {
+			t.Errorf("result %d = %+v, want the one for %s", i, x, ins[i].ID)
+		}
+	}
+}
