@@ -57,20 +57,19 @@ var DefaultParams = Params{Time: 2, Memory: 19 * 1024, Threads: 1}
 const saltSize = 16
 
 // NewKey returns a random key.
-func NewKey() []byte { return Random(KeySize) }
+func NewKey() []byte { return random(KeySize) }
 
-// Random returns n bytes from crypto/rand.
-func Random(n int) []byte {
+// random returns n bytes from crypto/rand, whose Read never returns an
+// error (it crashes the program if the system has no randomness).
+func random(n int) []byte {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic("vault: crypto/rand failed: " + err.Error()) // never happens on Linux
-	}
+	rand.Read(b)
 	return b
 }
 
 // HashPassword returns the argon2id PHC string of password with a fresh salt.
 func HashPassword(password string, p Params) string {
-	salt := Random(saltSize)
+	salt := random(saltSize)
 	sum := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, KeySize)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(sum))
@@ -105,7 +104,7 @@ func VerifyPassword(encoded, password string) (bool, error) {
 }
 
 // NewSalt returns a fresh salt for DeriveKey.
-func NewSalt() []byte { return Random(saltSize) }
+func NewSalt() []byte { return random(saltSize) }
 
 // DeriveKey derives a locking key from a password with argon2id. Its salt
 // must not be the password hash's salt.
@@ -143,7 +142,7 @@ func TokenHash(token string) []byte {
 // NewToken returns a bearer token: 256 random bits, URL-safe, with a prefix
 // that makes leaked tokens easy to recognise (and to scan for).
 func NewToken(prefix string) string {
-	return prefix + base64.RawURLEncoding.EncodeToString(Random(32))
+	return prefix + base64.RawURLEncoding.EncodeToString(random(32))
 }
 
 // sealVersion prefixes every sealed value so the format can evolve.
@@ -158,7 +157,7 @@ func Seal(key, plaintext, aad []byte) ([]byte, error) {
 	}
 	out := make([]byte, 1, 1+aead.NonceSize()+len(plaintext)+aead.Overhead())
 	out[0] = sealVersion
-	out = append(out, Random(aead.NonceSize())...)
+	out = append(out, random(aead.NonceSize())...)
 	return aead.Seal(out, out[1:], plaintext, aad), nil
 }
 
