@@ -2,7 +2,9 @@ package render_test
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,7 +42,7 @@ func TestCheckRunsRealTools(t *testing.T) {
 }
 
 // TestCheckReportsMissingTools: with nothing installed every check is
-// skipped with a reason, and a broken compose file fails.
+// skipped with a reason, and a directory without a bundle is an error.
 func TestCheckReportsMissingTools(t *testing.T) {
 	dir := writeBundle(t, mustRender(t, designNamed(t, "aws-timescaledb")))
 	none := func(string) (string, error) { return "", exec.ErrNotFound }
@@ -58,5 +60,65 @@ func TestCheckReportsMissingTools(t *testing.T) {
 	}
 	if _, err := render.Check(context.Background(), t.TempDir(), render.CheckOptions{}); err == nil {
 		t.Error("Check accepted a directory that is not a bundle")
+	}
+}
+
+// TestCheckReportsFailingTools: a tool that exits non-zero is a failed
+// result whose Detail carries the tool's output and exit status; validate
+// is skipped when init failed.
+func TestCheckReportsFailingTools(t *testing.T) {
+	dir := writeBundle(t, mustRender(t, designNamed(t, "aws-timescaledb")))
+	bin := filepath.Join(t.TempDir(), "failing-tool")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho \"tool refused: $*\" >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	failing := func(string) (string, error) { return bin, nil }
+	res, err := render.Check(context.Background(), dir, render.CheckOptions{LookPath: failing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]render.CheckResult{}
+	for _, r := range res {
+		status[r.Tool] = r
+	}
+	for _, tool := range []string{"tofu fmt -check", "tofu init -backend=false", "ansible-playbook --syntax-check", "ansible-lint", "docker-compose config"} {
+		r, ok := status[tool]
+		if !ok {
+			t.Errorf("no %s result in %+v", tool, res)
+			continue
+		}
+		if r.Status != render.CheckFailed || !strings.Contains(r.Detail, "tool refused: ") || !strings.Contains(r.Detail, "exit status 3") {
+			t.Errorf("%s: %+v", tool, r)
+		}
+	}
+	if r := status["tofu validate"]; r.Status != render.CheckSkipped || !strings.Contains(r.Detail, "init failed") {
+		t.Errorf("validate after a failed init: %+v", r)
+	}
+	if len(res) != 6 {
+		t.Errorf("%d results, want 6: %+v", len(res), res)
+	}
+}
+
+// TestCheckBrokenComposeFile: the real Compose refuses a compose.yaml that
+// depends on an undefined service, and Check reports it failed with
+// Compose's message.
+func TestCheckBrokenComposeFile(t *testing.T) {
+	composeCommand(t)
+	dir := writeBundle(t, mustRender(t, designNamed(t, "local-influxdb")))
+	if err := os.WriteFile(filepath.Join(dir, "platform", "compose.yaml"), []byte("services:\n  broken:\n    image: x\n    depends_on: [missingservice]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	onlyCompose := func(name string) (string, error) {
+		if name == "docker" || name == "docker-compose" {
+			return exec.LookPath(name)
+		}
+		return "", exec.ErrNotFound
+	}
+	res, err := render.Check(context.Background(), dir, render.CheckOptions{LookPath: onlyCompose})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Part != "platform" || res[0].Status != render.CheckFailed || !strings.Contains(res[0].Detail, "missingservice") {
+		t.Errorf("results %+v", res)
 	}
 }
