@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -308,6 +309,59 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	if n != len(httpapi.Routes()) {
 		t.Errorf("documented %d operations, serve %d", n, len(httpapi.Routes()))
+	}
+	// Every entry of the docs table describes a served route: OpenAPI()
+	// walks the routes, so a stale entry would silently not appear.
+	for _, rt := range httpapi.DocumentedRoutes() {
+		if !slices.Contains(httpapi.Routes(), rt) {
+			t.Errorf("docs describe %s, which is not served", rt)
+		}
+	}
+	// Every operation names its success status.
+	for path, item := range paths {
+		for method, op := range item.(map[string]any) {
+			responses, _ := op.(map[string]any)["responses"].(map[string]any)
+			if len(responses) < 2 {
+				t.Errorf("%s %s: responses %v lack a success status", method, path, responses)
+			}
+			for st := range responses {
+				if st != "default" && (len(st) != 3 || st[0] < '1' || st[0] > '5') {
+					t.Errorf("%s %s: response status %q", method, path, st)
+				}
+			}
+		}
+	}
+	// Every $ref resolves under components.schemas.
+	schemas, _ := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	if len(schemas) == 0 {
+		t.Fatal("no components.schemas")
+	}
+	refs := 0
+	var walk func(where string, v any)
+	walk = func(where string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if k == "$ref" {
+					refs++
+					ref, _ := x.(string)
+					name, ok := strings.CutPrefix(ref, "#/components/schemas/")
+					if _, found := schemas[name]; !ok || !found {
+						t.Errorf("%s: $ref %q does not resolve under components.schemas", where, ref)
+					}
+					continue
+				}
+				walk(where+"/"+k, x)
+			}
+		case []any:
+			for i, x := range v {
+				walk(where+"/"+strconv.Itoa(i), x)
+			}
+		}
+	}
+	walk("#", doc)
+	if refs < len(httpapi.Routes()) {
+		t.Errorf("found %d $refs, fewer than the %d routes (each has at least the error's)", refs, len(httpapi.Routes()))
 	}
 }
 
