@@ -411,3 +411,56 @@ func TestClientAccountCalls(t *testing.T) {
 		t.Errorf("DeleteToken of another user's token: %v, want not found", err)
 	}
 }
+
+// The document's enums list what the server really uses: the credential
+// kinds it serves, and error codes that each have their own HTTP status.
+func TestOpenAPIEnums(t *testing.T) {
+	e := newEnv(t, nil)
+	ada, _, _ := e.setup()
+	_, doc := e.call("GET", "/api/v1/openapi.json", "", "")
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	enumOf := func(schema any, path ...string) []string {
+		t.Helper()
+		v := schema
+		for _, p := range path {
+			v = v.(map[string]any)[p]
+		}
+		var out []string
+		for _, x := range v.([]any) {
+			out = append(out, x.(string))
+		}
+		slices.Sort(out)
+		return out
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/credential-kinds", nil)
+	req.Header.Set("Authorization", "Bearer "+ada)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []struct{ Name string }
+	err = json.NewDecoder(resp.Body).Decode(&kinds)
+	resp.Body.Close()
+	if err != nil || len(kinds) == 0 {
+		t.Fatalf("credential kinds: %v, %v", kinds, err)
+	}
+	var served []string
+	for _, k := range kinds {
+		served = append(served, k.Name)
+	}
+	slices.Sort(served)
+	if got := enumOf(schemas["Credential"], "properties", "kind", "enum"); !slices.Equal(got, served) {
+		t.Errorf("Credential.kind enum = %v, served kinds %v", got, served)
+	}
+	codes := enumOf(schemas["Error"], "properties", "error", "properties", "code", "enum")
+	for _, c := range []string{myt.EINVALID, myt.ENOTFOUND, myt.ECONFLICT, myt.EUNAUTHORIZED, myt.EFORBIDDEN, myt.ETOOMANY, myt.EINTERNAL} {
+		if !slices.Contains(codes, c) {
+			t.Errorf("Error.code enum %v lacks %q", codes, c)
+		}
+	}
+	for _, c := range codes {
+		if myt.HTTPStatus(c) == http.StatusInternalServerError && c != myt.EINTERNAL {
+			t.Errorf("Error.code %q has no HTTP status of its own", c)
+		}
+	}
+}

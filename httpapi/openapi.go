@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/credential"
 )
 
 // doc describes one route in the OpenAPI document.
@@ -73,7 +74,7 @@ func schemas() obj {
 	return obj{
 		"Object": obj{"type": "object"},
 		"Error": object(obj{"error": object(obj{
-			"code":    enum([]string{myt.EINVALID, myt.ENOTFOUND, myt.ECONFLICT, myt.EUNAUTHORIZED, myt.EFORBIDDEN, myt.ETOOMANY, myt.EINTERNAL}),
+			"code":    enum(myt.ErrorCodes()),
 			"message": str(),
 			"fields":  arr(object(obj{"field": str(), "message": str()})),
 		}, "code", "message")}, "error"),
@@ -90,7 +91,7 @@ func schemas() obj {
 		"Settings":      object(obj{"openSignup": boolean()}),
 		"Invite":        object(obj{"id": integer(), "code": str(), "created": dateTime(), "expires": dateTime(), "used": boolean()}),
 		"InviteRequest": object(obj{"ttl": obj{"type": "string", "example": "72h"}}),
-		"Credential": object(obj{"id": integer(), "name": str(), "kind": enum([]string{"aws", "openstack", "azure", "gcp", "ssh"}),
+		"Credential": object(obj{"id": integer(), "name": str(), "kind": enum(credential.Names()),
 			"public": strMap(), "masked": strMap(), "created": dateTime(), "locked": boolean()}),
 		"CredentialRequest": object(obj{"name": str(), "kind": str(), "public": strMap(), "secret": strMap()}, "name", "kind"),
 		"Platform": object(obj{"id": integer(), "name": str(), "status": enum([]string{myt.StatusDesigned, myt.StatusDeploying, myt.StatusRunning, myt.StatusFailed, myt.StatusDestroying, myt.StatusDestroyed}),
