@@ -4,11 +4,10 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/goccy/go-yaml"
-
-	"github.com/myt-iot/myt"
 )
 
 // ansibleFS holds the static playbook and roles.
@@ -86,9 +85,20 @@ func (r *renderer) groupVars() ([]byte, error) {
 	for _, v := range r.volumes {
 		volumes[v.Name] = v.UID
 	}
-	items := []string{"compose.yaml", "rabbitmq", "tls", "worker", "grafana"}
-	if r.d.Spec.Database.Kind == myt.DatabaseTimescaleDB {
-		items = append(items, "db")
+	// What the platform role copies: every top-level entry of platform/
+	// in the order platform() added them, except the secrets (installed
+	// one by one with their owners) and owners.txt (what the role applies
+	// from myt_secret_owners and myt_data_volumes).
+	var items []string
+	for _, f := range r.b.Files {
+		rest, ok := strings.CutPrefix(f.Path, "platform/")
+		if !ok {
+			continue
+		}
+		top, _, _ := strings.Cut(rest, "/")
+		if top != "secrets" && top != "owners.txt" && !slices.Contains(items, top) {
+			items = append(items, top)
+		}
 	}
 	admin := t.AdminCIDRs
 	if admin == nil {

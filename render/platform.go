@@ -222,11 +222,6 @@ func (r *renderer) platform() error {
 	r.b.add("platform/tls/ca.crt", r.ca.CertPEM)
 	r.b.add("platform/tls/server.crt", append(slices.Clone(r.server.CertPEM), r.ca.CertPEM...))
 
-	// Database init
-	if db == myt.DatabaseTimescaleDB {
-		r.b.add("platform/db/init/001-timescaledb.sql", []byte(timescaleInit))
-	}
-
 	// Worker
 	wy, err := workerYAML(d.Metadata.Name, wc)
 	if err != nil {
@@ -241,7 +236,15 @@ func (r *renderer) platform() error {
 	}
 
 	// Grafana
-	return r.grafana()
+	if err := r.grafana(); err != nil {
+		return err
+	}
+
+	// Database init
+	if db == myt.DatabaseTimescaleDB {
+		r.b.add("platform/db/init/001-timescaledb.sql", []byte(timescaleInit))
+	}
+	return nil
 }
 
 // definitions is RabbitMQ's definitions.json: the vhost, users (with
