@@ -152,6 +152,7 @@ func TestSwap(t *testing.T) {
 	done := make(chan struct{})
 	swapped := make(chan struct{})
 	counts := map[string]int{}
+	var seq []string // versions in processing order
 	total := 0
 	go func() {
 		defer close(done)
@@ -169,7 +170,9 @@ func TestSwap(t *testing.T) {
 				return
 			}
 			for _, x := range res {
-				counts[string(x.Value.(map[string]any)["ver"].(json.Number))]++
+				v := string(x.Value.(map[string]any)["ver"].(json.Number))
+				counts[v]++
+				seq = append(seq, v)
 			}
 		}
 	}()
@@ -181,6 +184,22 @@ func TestSwap(t *testing.T) {
 	<-done
 	if counts["1"]+counts["2"] != total || counts["2"] == 0 || counts["1"] == 0 {
 		t.Errorf("versions seen: %v", counts)
+	}
+	// One switch point: 1…1 then 2…2, never the old version after the new.
+	switched, back := 0, -1
+	for i, v := range seq {
+		if v != "1" && v != "2" {
+			t.Fatalf("message %d processed by version %q", i, v)
+		}
+		if i > 0 && v != seq[i-1] {
+			switched++
+			if v != "2" && back < 0 {
+				back = i
+			}
+		}
+	}
+	if switched != 1 || seq[0] != "1" || back >= 0 {
+		t.Errorf("versions switched %d times, first back to 1 at message %d of %d (want one switch, 1 to 2)", switched, back, len(seq))
 	}
 	t.Logf("messages by version across the swap: %v", counts)
 }
