@@ -474,7 +474,7 @@ func bannerCheck(ctx context.Context, port int, want []byte) error {
 	}
 	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if _, err := c.Read(buf); err == io.EOF {
-		return fmt.Errorf("port %d: connection closed: %w", port, errNotReady)
+		return fmt.Errorf("port %d: connection closed before the service answered", port)
 	}
 	return nil
 }

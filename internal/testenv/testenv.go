@@ -17,7 +17,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -35,8 +34,7 @@ const DefaultStatePath = "/run/myt-testenv/state.json"
 // Env is the running test environment (private engine + images), found via
 // the state file written by `scripts/testenv up`.
 type Env struct {
-	path string
-	st   state
+	st state
 }
 
 type state struct {
@@ -87,7 +85,7 @@ func Load() (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read test environment state: %w", err)
 	}
-	e := &Env{path: path}
+	e := &Env{}
 	if err := json.Unmarshal(b, &e.st); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", path, err)
 	}
@@ -193,5 +191,3 @@ func (e *Env) docker(ctx context.Context, env []string, args ...string) (string,
 	}
 	return stdout.String(), nil
 }
-
-var errNotReady = errors.New("not ready")
