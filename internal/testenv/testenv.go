@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -139,14 +140,8 @@ func (e *Env) Environ() []string {
 }
 
 // ImageEnv maps the platform compose file's image variables
-// (MYT_IMAGE_RABBITMQ, ...) to local image references.
-func (e *Env) ImageEnv() map[string]string {
-	m := make(map[string]string, len(e.st.ImageEnv))
-	for k, v := range e.st.ImageEnv {
-		m[k] = v
-	}
-	return m
-}
+// (MYT_IMAGE_RABBITMQ, ...) to local image references. The map is a copy.
+func (e *Env) ImageEnv() map[string]string { return maps.Clone(e.st.ImageEnv) }
 
 // Image returns the local image reference for "base", "python",
 // "rabbitmq", "mariadb", "postgres", "influxdb", "mongodb" or "worker",

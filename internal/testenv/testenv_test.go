@@ -101,6 +101,10 @@ func TestEngineAndImages(t *testing.T) {
 			t.Errorf("ImageEnv()[%s] is empty", k)
 		}
 	}
+	env["MYT_IMAGE_WORKER"] = "changed by the caller"
+	if e.ImageEnv()["MYT_IMAGE_WORKER"] == "changed by the caller" {
+		t.Error("ImageEnv returned the environment's own map, not a copy")
+	}
 }
 
 func TestRabbitMQ(t *testing.T) {
