@@ -109,13 +109,6 @@ func New(ctx context.Context, o Options) (*Runner, error) {
 	return r, nil
 }
 
-// Path returns the handler file in use.
-func (r *Runner) Path() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.opts.Path
-}
-
 // SetPath changes the file used for later restarts (after the running
 // code's file was renamed).
 func (r *Runner) SetPath(path string) {

@@ -33,7 +33,6 @@ const IDField = "myt_id"
 type Sink struct {
 	opts   sink.Options
 	log    *slog.Logger
-	names  []string
 	client *http.Client
 	base   *url.URL
 	v2     bool
@@ -56,8 +55,7 @@ var (
 //	http://[user:password@]host:8086/?db=NAME            (v1)
 //	http://host:8086/?org=ORG&bucket=BUCKET&token=TOKEN  (v2)
 func New(o sink.Options) *Sink {
-	return &Sink{opts: o, log: o.Logger().With("sink", "influxdb"), names: o.FieldNames(),
-		client: &http.Client{Timeout: 30 * time.Second}}
+	return &Sink{opts: o, log: o.Logger().With("sink", "influxdb"), client: &http.Client{Timeout: 30 * time.Second}}
 }
 
 func (s *Sink) parseDSN() error {

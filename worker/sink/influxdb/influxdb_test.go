@@ -14,5 +14,5 @@ func TestConformance(t *testing.T) {
 		o.DSN = dsn
 		o.Log = sinktest.Logger(t)
 		return influxdb.New(o)
-	}, table, sinktest.Caps{NumbersAsFloat: true, NoNested: true})
+	}, table, sinktest.Caps{NoNested: true})
 }
