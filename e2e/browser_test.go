@@ -69,7 +69,7 @@ type browser struct {
 	ctx  context.Context
 	base string
 	dir  string
-	axe  string // axe-core's source, "" when not checking accessibility
+	axe  string // axe-core's source
 }
 
 func newBrowser(t *testing.T, base string) *browser {
@@ -93,9 +93,11 @@ func newBrowser(t *testing.T, base string) *browser {
 	b := &browser{t: t, ctx: ctx, base: strings.TrimRight(base, "/"), dir: screenshotDir(t)}
 	p := axePath()
 	testenv.Need(t, "axe-core (accessibility rules)", p != "", "install it with `npm install -g axe-core@4`, or set MYT_AXE_JS to its axe.min.js")
-	if src, err := os.ReadFile(p); err == nil {
-		b.axe = string(src)
+	src, err := os.ReadFile(p)
+	if err != nil || len(src) == 0 {
+		t.Fatalf("read axe-core from %s: %v (%d bytes)", p, err, len(src))
 	}
+	b.axe = string(src)
 	// Start the browser without a deadline (a timeout here would stop it).
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatalf("start chromium: %v", err)
@@ -252,9 +254,6 @@ type axeViolation struct {
 // not subject to the page's CSP, so the page itself stays strict.
 func (b *browser) accessible(page string) {
 	b.t.Helper()
-	if b.axe == "" {
-		return
-	}
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](b.axe+";0")); err != nil {
