@@ -33,34 +33,15 @@ type gfDatasource struct {
 	SecureJSONData map[string]string `yaml:"secureJsonData"`
 }
 
-// grafanaDatasource returns the provisioned datasource for the database
-// kind, with its secret read by Grafana from a file ($__file{...}).
-func grafanaDatasource(kind string) gfDatasource {
-	file := func(n string) string { return "$__file{/run/secrets/" + n + "}" }
-	switch kind {
-	case myt.DatabaseMySQL:
-		return gfDatasource{Name: "MyT MySQL", Type: "mysql", URL: "mysql:3306", User: "myt",
-			JSONData:       map[string]any{"database": "myt", "maxOpenConns": 10},
-			SecureJSONData: map[string]string{"password": file("grafana_db_password")}}
-	case myt.DatabaseTimescaleDB:
-		return gfDatasource{Name: "MyT TimescaleDB", Type: "grafana-postgresql-datasource", URL: "timescaledb:5432", User: "myt",
-			JSONData:       map[string]any{"database": "myt", "sslmode": "disable", "timescaledb": true, "postgresVersion": 1600, "maxOpenConns": 10},
-			SecureJSONData: map[string]string{"password": file("grafana_db_password")}}
-	case myt.DatabaseInfluxDB:
-		return gfDatasource{Name: "MyT InfluxDB", Type: "influxdb", URL: "http://influxdb:8086",
-			JSONData:       map[string]any{"version": "Flux", "organization": "myt", "defaultBucket": "myt"},
-			SecureJSONData: map[string]string{"token": file("grafana_influxdb_token")}}
-	default: // mongodb: through the worker's export API
-		return gfDatasource{Name: "MyT worker export", Type: infinityPlugin, URL: fmt.Sprintf("http://worker:%d", WorkerAPIPort),
-			JSONData:       map[string]any{"auth_method": "bearerToken", "allowedHosts": []string{fmt.Sprintf("http://worker:%d", WorkerAPIPort)}},
-			SecureJSONData: map[string]string{"bearerToken": file("grafana_worker_token")}}
-	}
-}
-
 func (r *renderer) grafana() error {
-	kind := r.d.Spec.Database.Kind
-	ds := grafanaDatasource(kind)
+	db, err := databaseOf(r.d.Spec.Database.Kind)
+	if err != nil {
+		return err
+	}
+	ds := db.datasource()
 	ds.UID, ds.Access, ds.IsDefault, ds.Editable = DatasourceUID, "proxy", true, false
+	// Grafana reads its credential from the file ($__file{...}).
+	ds.SecureJSONData = map[string]string{db.secureKey: "$__file{/run/secrets/" + db.grafanaFile + "}"}
 	dsDoc := map[string]any{"apiVersion": 1, "datasources": []gfDatasource{ds}}
 	b, err := yaml.MarshalWithOptions(dsDoc, yaml.IndentSequence(true))
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -100,13 +99,12 @@ func (r *renderer) platform() error {
 	if err != nil {
 		return err
 	}
-	switch db {
-	case myt.DatabaseMySQL:
-		if s[SecretDBRoot], err = r.secret(SecretDBRoot); err != nil {
-			return err
-		}
-	case myt.DatabaseInfluxDB:
-		if s[SecretInfluxToken], err = r.secret(SecretInfluxToken); err != nil {
+	kind, err := databaseOf(db)
+	if err != nil {
+		return err
+	}
+	if n := kind.ownSecret; n != "" {
+		if s[n], err = r.secret(n); err != nil {
 			return err
 		}
 	}
@@ -119,14 +117,7 @@ func (r *renderer) platform() error {
 	if err != nil {
 		return fmt.Errorf("rabbitmq definitions: %w", err)
 	}
-	dsn := databaseDSN(db, s)
-	grafanaDBSecret, grafanaDBValue := "grafana_db_password", s[SecretDB]
-	switch db {
-	case myt.DatabaseInfluxDB:
-		grafanaDBSecret, grafanaDBValue = "grafana_influxdb_token", s[SecretInfluxToken]
-	case myt.DatabaseMongoDB:
-		grafanaDBSecret, grafanaDBValue = "grafana_worker_token", s[SecretWorkerToken]
-	}
+	dsn := kind.dsn(s)
 	files := []secretFile{
 		{"rabbitmq_definitions.json", "rabbitmq", append(defs, '\n')},
 		{"rabbitmq_tls_key", "rabbitmq", r.server.KeyPEM},
@@ -135,14 +126,11 @@ func (r *renderer) platform() error {
 		{"worker_api_token", "worker", []byte(s[SecretWorkerToken] + "\n")},
 		{"grafana_admin_password", "grafana", []byte(s[SecretGrafanaAdmin] + "\n")},
 		{"grafana_tls_key", "grafana", r.server.KeyPEM},
-		{grafanaDBSecret, "grafana", []byte(grafanaDBValue + "\n")},
+		{kind.grafanaFile, "grafana", []byte(s[kind.grafanaSecret] + "\n")},
 		{"db_password", "db", []byte(s[SecretDB] + "\n")},
 	}
-	if db == myt.DatabaseMySQL {
-		files = append(files, secretFile{"db_root_password", "db", []byte(s[SecretDBRoot] + "\n")})
-	}
-	if db == myt.DatabaseInfluxDB {
-		files = append(files, secretFile{"influxdb_token", "db", []byte(s[SecretInfluxToken] + "\n")})
+	if n := kind.ownSecret; n != "" {
+		files = append(files, secretFile{n, "db", []byte(s[n] + "\n")})
 	}
 	var secretNames []string
 	owners := map[string]int{}
@@ -196,7 +184,7 @@ func (r *renderer) platform() error {
 		"Handler":         d.Spec.Processing.Handler != "",
 		"InfluxRetention": influxRetention(d.Spec.Database.RetentionDays),
 		"GrafanaPlugins":  plugins,
-		"GrafanaDBSecret": grafanaDBSecret,
+		"GrafanaDBSecret": kind.grafanaFile,
 		"Volumes":         r.volumes,
 		"SecretFiles":     secretNames,
 		"Local":           d.Spec.Target.Provider == myt.ProviderLocal,
@@ -306,26 +294,6 @@ func rabbitHash(user, pw string) string {
 	salt := s[:4]
 	h := sha256.Sum256(append(slices.Clone(salt), pw...))
 	return base64.StdEncoding.EncodeToString(append(slices.Clone(salt), h[:]...))
-}
-
-// databaseDSN is the worker's DSN for the platform's database service.
-// Formats per kind are in docs/worker.md.
-func databaseDSN(kind string, s map[string]string) string {
-	pw := s[SecretDB]
-	switch kind {
-	case myt.DatabaseMySQL:
-		return "myt:" + pw + "@tcp(mysql:3306)/myt?parseTime=true"
-	case myt.DatabaseTimescaleDB:
-		u := url.URL{Scheme: "postgres", User: url.UserPassword("myt", pw), Host: "timescaledb:5432", Path: "/myt", RawQuery: "sslmode=disable"}
-		return u.String()
-	case myt.DatabaseMongoDB:
-		u := url.URL{Scheme: "mongodb", User: url.UserPassword("myt", pw), Host: "mongodb:27017", Path: "/myt", RawQuery: "authSource=admin"}
-		return u.String()
-	case myt.DatabaseInfluxDB:
-		q := url.Values{"org": {"myt"}, "bucket": {"myt"}, "token": {s[SecretInfluxToken]}}
-		return "http://influxdb:8086/?" + q.Encode()
-	}
-	return ""
 }
 
 func influxRetention(days int) string {

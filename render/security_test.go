@@ -481,3 +481,45 @@ func TestPlatformItems(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabaseSecrets: each database kind gets exactly its secret files,
+// and Grafana's datasource reads the file compose gives it.
+func TestDatabaseSecrets(t *testing.T) {
+	want := map[string][]string{
+		myt.DatabaseMySQL:       {"db_root_password", "grafana_db_password"},
+		myt.DatabaseTimescaleDB: {"grafana_db_password"},
+		myt.DatabaseMongoDB:     {"grafana_worker_token"},
+		myt.DatabaseInfluxDB:    {"grafana_influxdb_token", "influxdb_token"},
+	}
+	common := []string{"db_dsn", "db_password", "grafana_admin_password", "grafana_tls_key", "rabbitmq_definitions.json", "rabbitmq_tls_key", "rabbitmq_worker_password", "worker_api_token"}
+	seen := map[string]bool{}
+	for _, c := range designs(t) {
+		kind := c.d.Spec.Database.Kind
+		seen[kind] = true
+		b := mustRender(t, c.d)
+		var got []string
+		for _, f := range b.Files {
+			if n, ok := strings.CutPrefix(f.Path, "platform/secrets/"); ok {
+				got = append(got, n)
+			}
+		}
+		exp := slices.Sorted(slices.Values(append(slices.Clone(common), want[kind]...)))
+		if !slices.Equal(got, exp) {
+			t.Errorf("%s: secret files %v, want %v", c.name, got, exp)
+		}
+		cf := loadCompose(t, b)
+		ds := string(b.File("platform/grafana/provisioning/datasources/myt.yaml").Data)
+		for _, n := range want[kind] {
+			if strings.HasPrefix(n, "grafana_") {
+				if !slices.Contains(cf.Services["grafana"].Secrets, n) || !strings.Contains(ds, "$__file{/run/secrets/"+n+"}") {
+					t.Errorf("%s: Grafana's datasource does not read %s through compose", c.name, n)
+				}
+			} else if !slices.Contains(cf.Services[kind].Secrets, n) {
+				t.Errorf("%s: %s is not given to %s", c.name, n, kind)
+			}
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("designs cover %v, want every kind in %v", seen, want)
+	}
+}
