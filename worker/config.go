@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/myt-iot/myt/worker/record"
 )
 
 // Database kinds accepted in database.kind.
@@ -21,15 +24,6 @@ const (
 	KindTimescaleDB = "timescaledb"
 	KindMongoDB     = "mongodb"
 	KindInfluxDB    = "influxdb"
-)
-
-// Field types accepted in database.fields; the same vocabulary as a design's
-// spec.database.fields.
-const (
-	FieldFloat  = "float"
-	FieldInt    = "int"
-	FieldBool   = "bool"
-	FieldString = "string"
 )
 
 // Defaults applied by ParseConfig before the file is read.
@@ -301,12 +295,7 @@ func (c *Config) Validate() error {
 	if !identRe.MatchString(c.Database.Table) {
 		bad("database.table", "must be a letter or '_' then letters, digits or '_' (max 63; got %q)", c.Database.Table)
 	}
-	names := make([]string, 0, len(c.Database.Fields))
-	for n := range c.Database.Fields {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(c.Database.Fields)) {
 		key := "database.fields." + n
 		if !identRe.MatchString(n) {
 			bad(key, "field name must be a letter or '_' then letters, digits or '_' (max 63)")
@@ -315,7 +304,7 @@ func (c *Config) Validate() error {
 			bad(key, "name is reserved (id, device, topic, ts, doc)")
 		}
 		switch c.Database.Fields[n] {
-		case FieldFloat, FieldInt, FieldBool, FieldString:
+		case record.Float, record.Int, record.Bool, record.String:
 		default:
 			bad(key, "type must be one of float, int, bool, string (got %q)", c.Database.Fields[n])
 		}

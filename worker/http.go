@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,11 +119,7 @@ func (w *Worker) serveExport(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var emit func(record.Record) error
-	names := make([]string, 0, len(w.cfg.Database.Fields))
-	for k := range w.cfg.Database.Fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(w.cfg.Database.Fields))
 	if format == "csv" {
 		rw.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		cw := csv.NewWriter(bw)

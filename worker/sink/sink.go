@@ -7,7 +7,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/myt-iot/myt/worker/record"
@@ -89,12 +90,7 @@ type Options struct {
 
 // FieldNames returns the declared field names, sorted.
 func (o Options) FieldNames() []string {
-	names := make([]string, 0, len(o.Fields))
-	for n := range o.Fields {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(o.Fields))
 }
 
 // Logger returns o.Log or a discarding logger.
