@@ -92,11 +92,9 @@ func (s *server) platformPage(w http.ResponseWriter, r *http.Request) error {
 	if h := p.Design.Spec.Processing.Handler; h != "" {
 		v.HandlerLines = strings.Count(strings.TrimRight(h, "\n"), "\n") + 1
 	}
-	for _, st := range []bool{true, false} {
-		for _, ts := range []bool{true, false} {
-			if k, why := myt.RecommendDatabase(st, ts); k == p.Design.Spec.Database.Kind {
-				v.DatabaseReason = why
-			}
+	for _, rec := range recommendations {
+		if rec.Kind == p.Design.Spec.Database.Kind {
+			v.DatabaseReason = rec.Why
 		}
 	}
 	pg := &page{Title: p.Name, Section: "platforms", Data: v}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -502,6 +503,16 @@ func TestWizardCreatesTheDesign(t *testing.T) {
 	if r.status != 200 || !strings.Contains(r.body, "Recommended database") || !strings.Contains(r.body, "Structured time series: TimescaleDB") {
 		t.Fatalf("step 2: %d", r.status)
 	}
+	// The wizard's script gets every recommendation, each with its reason.
+	for _, st := range []bool{true, false} {
+		for _, ts := range []bool{true, false} {
+			k, why := myt.RecommendDatabase(st, ts)
+			want := fmt.Sprintf(`data-structured="%t" data-time-series="%t" data-kind="%s"`, st, ts, k)
+			if !strings.Contains(r.body, want) || !strings.Contains(html.UnescapeString(r.body), why) {
+				t.Errorf("the wizard lacks the recommendation %s", want)
+			}
+		}
+	}
 	// Create.
 	r = c.post("/platforms/new", wizardForm("greenhouse"))
 	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, "/platforms/") {
@@ -520,6 +531,9 @@ func TestWizardCreatesTheDesign(t *testing.T) {
 	detail := c.get(r.location)
 	if !strings.Contains(detail.body, "Not deployed yet") || !strings.Contains(detail.body, "kind: timescaledb") {
 		t.Errorf("detail page lacks the design or the empty panels")
+	}
+	if _, why := myt.RecommendDatabase(true, true); !strings.Contains(html.UnescapeString(detail.body), why) {
+		t.Errorf("detail page lacks the reason for TimescaleDB: %q", why)
 	}
 	creds, _ := e.svc.Credentials.FindCredentials(e.ctxOf(t, "ada", adminPW), myt.CredentialFilter{})
 	if !strings.Contains(detail.body, `href="/credentials/`+itoa(creds[0].ID)+`"`) {

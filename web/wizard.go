@@ -60,6 +60,20 @@ type recommendation struct {
 	Kind, Name, Why        string
 }
 
+// recommendations are myt.RecommendDatabase's answers to the four
+// combinations of its two questions, built once: the wizard's script shows
+// the one matching the answers, the platform page the reason for its kind.
+var recommendations = func() []recommendation {
+	var out []recommendation
+	for _, st := range []bool{true, false} {
+		for _, ts := range []bool{true, false} {
+			k, why := myt.RecommendDatabase(st, ts)
+			out = append(out, recommendation{st, ts, k, databaseName(k), why})
+		}
+	}
+	return out
+}()
+
 // Steps returns the step numbers and titles for the progress bar.
 func (wz *wizard) Steps() []struct {
 	N     int
@@ -281,13 +295,7 @@ func (wz *wizard) build() {
 	}
 
 	wz.RecKind, wz.RecWhy = myt.RecommendDatabase(wz.Is("structured"), wz.Is("time_series"))
-	wz.Recs = nil
-	for _, st := range []bool{true, false} {
-		for _, ts := range []bool{true, false} {
-			k, why := myt.RecommendDatabase(st, ts)
-			wz.Recs = append(wz.Recs, recommendation{st, ts, k, databaseName(k), why})
-		}
-	}
+	wz.Recs = recommendations
 	d.Spec.Database.Kind = wz.RecKind
 	if k := wz.Get("db_kind"); k != "" {
 		d.Spec.Database.Kind = k
