@@ -100,18 +100,14 @@ func (r *renderer) groupVars() ([]byte, error) {
 			items = append(items, top)
 		}
 	}
-	admin := t.AdminCIDRs
-	if admin == nil {
-		admin = []string{}
-	}
 	v := map[string]any{
 		"myt_platform_name":  r.d.Metadata.Name,
 		"myt_platform_dir":   HostPlatformDir,
 		"myt_data_dir":       HostDataDir,
-		"myt_admin_cidrs":    admin,
+		"myt_admin_cidrs":    nonNil(t.AdminCIDRs),
 		"myt_admin_ports":    []int{GrafanaPort},
 		"myt_device_cidrs":   nonNil(t.DeviceCIDRs),
-		"myt_device_ports":   nonNilInts(r.d.Spec.Broker.Ports()),
+		"myt_device_ports":   nonNil(r.d.Spec.Broker.Ports()),
 		"myt_ssh_port":       r.opts.SSH.Port,
 		"myt_platform_items": items,
 		"myt_secret_owners":  r.secretOwners,

@@ -50,7 +50,7 @@ func TFVars(d *myt.Design, sshPublicKey string) map[string]any {
 		"admin_cidrs":    nonNil(t.AdminCIDRs),
 		"admin_ports":    []int{GrafanaPort},
 		"device_cidrs":   nonNil(t.DeviceCIDRs),
-		"device_ports":   nonNilInts(d.Spec.Broker.Ports()),
+		"device_ports":   nonNil(d.Spec.Broker.Ports()),
 		"ssh_public_key": sshPublicKey,
 	}
 	switch t.Provider {
@@ -63,16 +63,10 @@ func TFVars(d *myt.Design, sshPublicKey string) map[string]any {
 	return v
 }
 
-func nonNil(s []string) []string {
+// nonNil makes an absent list encode as [] rather than null.
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func nonNilInts(s []int) []int {
-	if s == nil {
-		return []int{}
+		return []T{}
 	}
 	return s
 }
