@@ -20,14 +20,16 @@ import (
 // DOCKER_HOST and DOCKER_CONFIG for them) and `docker compose up -d` run
 // there deploys onto that engine. Ports such a deploy publishes are in the
 // host's network namespace: tests reach them on 127.0.0.1.
+//
+// The JSON tags match what `scripts/testenv host-up` prints.
 type SSHHost struct {
-	Name       string // network namespace, e.g. myt-th3
-	Addr       string // the host's address, e.g. 10.250.0.14
-	HostAddr   string // the other end of its link, in the host's namespace
-	Port       int    // 22
-	User       string // root
-	KeyFile    string // private key (0600) that logs in as User
-	KnownHosts string // known_hosts line for Addr's host key
+	Name       string `json:"name"`        // network namespace, e.g. myt-th3
+	Addr       string `json:"addr"`        // the host's address, e.g. 10.250.0.14
+	HostAddr   string `json:"host_addr"`   // the other end of its link, in the host's namespace
+	Port       int    `json:"port"`        // 22
+	User       string `json:"user"`        // root
+	KeyFile    string `json:"key_file"`    // private key (0600) that logs in as User
+	KnownHosts string `json:"known_hosts"` // known_hosts file holding Addr's host key
 }
 
 // SSHHost starts a fresh SSH test host (root and the ip and sshd commands
@@ -62,19 +64,11 @@ func (e *Env) SSHHost(t testing.TB) *SSHHost {
 	if err != nil {
 		t.Fatalf("start SSH test host %d: %v: %s", n, err, out)
 	}
-	var info struct {
-		Name       string `json:"name"`
-		Addr       string `json:"addr"`
-		HostAddr   string `json:"host_addr"`
-		Port       int    `json:"port"`
-		User       string `json:"user"`
-		KeyFile    string `json:"key_file"`
-		KnownHosts string `json:"known_hosts"`
-	}
-	if err := json.Unmarshal([]byte(lastLine(out)), &info); err != nil {
+	var h SSHHost
+	if err := json.Unmarshal([]byte(lastLine(out)), &h); err != nil {
 		t.Fatalf("SSH test host %d: parse %q: %v", n, out, err)
 	}
-	return &SSHHost{Name: info.Name, Addr: info.Addr, HostAddr: info.HostAddr, Port: info.Port, User: info.User, KeyFile: info.KeyFile, KnownHosts: info.KnownHosts}
+	return &h
 }
 
 // script runs scripts/testenv with args.

@@ -461,6 +461,9 @@ func TestAnsibleComposeOnSSHHost(t *testing.T) {
 	_, err := exec.LookPath("ansible-playbook")
 	testenv.Need(t, "ansible-playbook", err == nil, "apt-get install ansible-core, or run `scripts/testenv up`")
 	h := e.SSHHost(t)
+	if h.Name == "" || h.HostAddr == "" || h.Port != 22 || h.User != "root" || h.KeyFile == "" || h.KnownHosts == "" {
+		t.Fatalf("SSH test host = %+v: a field the script prints was not read", *h)
+	}
 
 	// The host really is another machine on the network.
 	if out := h.Run(t, "ip -4 -o addr show dev eth0"); !strings.Contains(out, " "+h.Addr+"/") {
