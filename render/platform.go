@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -155,10 +156,7 @@ func (r *renderer) platform() error {
 	if n := d.Spec.Processing.Workers; n > 1 {
 		workerPorts = fmt.Sprintf("%d-%d", WorkerAPIPort, WorkerAPIPort+n-1)
 	}
-	images := map[string]string{}
-	for k, v := range Images {
-		images[k] = v
-	}
+	images := maps.Clone(Images)
 	images["worker"] = Images["worker"] + ":" + r.opts.WorkerImageTag
 	// Each service's image reference, overridable by its variable.
 	imageRefs := map[string]string{}
