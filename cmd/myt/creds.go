@@ -76,7 +76,7 @@ func newCredsAddKindCmd(k credential.Kind) *cobra.Command {
 			}
 			cred, err := c.CreateCredential(cmd.Context(), req)
 			if err != nil {
-				return flagErrors(err)
+				return flagErrors(k, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Saved %s credential %q.\n", cred.Kind, cred.Name)
 			if pk := cred.Public["public_key"]; k.Name == "ssh" && secret == "" && pk != "" {
@@ -107,9 +107,9 @@ func newCredsAddKindCmd(k credential.Kind) *cobra.Command {
 	return cmd
 }
 
-// flagErrors rewrites field names in a validation error to the flags a CLI
-// user typed.
-func flagErrors(err error) error {
+// flagErrors rewrites field names in a validation error of a credential
+// of kind k to the flags a CLI user typed.
+func flagErrors(k credential.Kind, err error) error {
 	fields := myt.ErrorFields(err)
 	if len(fields) == 0 {
 		return err
@@ -122,11 +122,9 @@ func flagErrors(err error) error {
 			continue
 		}
 		isSecret := false
-		for _, k := range credential.Kinds {
-			for _, kf := range k.Fields {
-				if kf.Name == f.Field && kf.Secret {
-					isSecret = true
-				}
+		for _, kf := range k.Fields {
+			if kf.Name == f.Field && kf.Secret {
+				isSecret = true
 			}
 		}
 		if isSecret {
