@@ -23,6 +23,10 @@ import (
 //go:embed platform/*.tmpl bundle/*.tmpl
 var platformFS embed.FS
 
+// templates are the embedded templates, parsed once, each named by its
+// file's base name. A missing key is an error, not "<no value>".
+var templates = template.Must(template.New("").Option("missingkey=error").ParseFS(platformFS, "platform/*.tmpl", "bundle/*.tmpl"))
+
 // Images are the upstream images a platform runs, pinned by version. Each
 // is overridable at `docker compose` time by the environment variable
 // ImageEnv[service] (the test environment substitutes locally built ones).
@@ -348,13 +352,10 @@ func workerYAML(name string, c *worker.Config) ([]byte, error) {
 	return append([]byte(head), body...), nil
 }
 
+// execTemplate executes the embedded template at path name.
 func execTemplate(name string, data any) ([]byte, error) {
-	t, err := template.New(path.Base(name)).Option("missingkey=error").ParseFS(platformFS, name)
-	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", name, err)
-	}
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, data); err != nil {
+	if err := templates.ExecuteTemplate(&buf, path.Base(name), data); err != nil {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
 	return buf.Bytes(), nil
