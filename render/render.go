@@ -96,33 +96,29 @@ func (r *randomSecrets) Secret(_ context.Context, name string) (string, error) {
 	if v, ok := r.m[name]; ok {
 		return v, nil
 	}
-	v, err := RandomPassword(32)
-	if err != nil {
-		return "", fmt.Errorf("generate %s: %w", name, err)
-	}
+	v := randomPassword(32)
 	r.m[name] = v
 	return v, nil
 }
 
 const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-// RandomPassword returns n characters of [A-Za-z0-9] from crypto/rand,
+// randomPassword returns n characters of [A-Za-z0-9] from crypto/rand,
 // without modulo bias. The alphabet needs no quoting in URLs, shells,
-// YAML or SQL.
-func RandomPassword(n int) (string, error) {
+// YAML or SQL. crypto/rand.Read never returns an error (Go 1.24+: it
+// crashes the program instead), so there is none to return.
+func randomPassword(n int) string {
 	out := make([]byte, 0, n)
 	buf := make([]byte, 64)
 	for len(out) < n {
-		if _, err := rand.Read(buf); err != nil {
-			return "", err
-		}
+		rand.Read(buf)
 		for _, b := range buf {
 			if int(b) < 256-256%len(alphabet) && len(out) < n {
 				out = append(out, alphabet[int(b)%len(alphabet)])
 			}
 		}
 	}
-	return string(out), nil
+	return string(out)
 }
 
 // DirSecrets returns a SecretSource that first reads each secret from an
