@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -345,51 +346,58 @@ func (wz *wizard) Rows() [][2]string {
 	return rows
 }
 
-// wizardInput maps a design path to the wizard's input, its label and step.
+// designInputs maps design paths to the wizard input that sets them. A
+// path ending in "*" is a prefix. name is "" when no input shows the
+// error (it goes to the summary); on names the input whose step the error
+// belongs to when name is not one of stepInputs.
+var designInputs = []struct {
+	path, name, label, on string
+}{
+	{"metadata.name", "name", "Name", ""},
+	{"metadata.description", "description", "Description", ""},
+	{"spec.target.provider", "provider", "Where it runs", ""},
+	{"spec.target.credentials", "credentials", "Credential", ""},
+	{"spec.target.region", "region", "Region", ""},
+	{"spec.target.zone", "zone", "Zone", ""},
+	{"spec.target.size", "size", "Size", ""},
+	{"spec.target.adminCIDRs", "admin_cidrs", "Admin networks", ""},
+	{"spec.target.deviceCIDRs", "device_cidrs", "Device networks", ""},
+	{"spec.target.dataVolumeGB", "data_volume_gb", "Data volume", ""},
+	{"spec.target.*", "", "", "provider"},
+	{"spec.database.kind", "db_kind", "Database", ""},
+	{"spec.database.fields*", "field_name", "Fields", ""},
+	{"spec.database.retentionDays", "retention_days", "Retention", ""},
+	{"spec.broker*", "broker", "Broker", "mqtt"}, // one message for the group
+	{"spec.processing.handler", "handler", "Handler", ""},
+	{"spec.processing.timeoutSeconds", "timeout_seconds", "Timeout", ""},
+	{"spec.processing.workers", "workers", "Workers", ""},
+}
+
+// wizardInput maps a design path to the wizard's input, its label and
+// step: the step whose stepInputs hold the input (review for a path the
+// wizard has no input for).
 func wizardInput(path string) (name, label string, step int) {
 	base := path
 	if i := strings.IndexByte(base, '['); i >= 0 {
 		base = base[:i]
 	}
-	switch {
-	case base == "metadata.name":
-		return "name", "Name", stepTarget
-	case base == "metadata.description":
-		return "description", "Description", stepTarget
-	case base == "spec.target.provider":
-		return "provider", "Where it runs", stepTarget
-	case base == "spec.target.credentials":
-		return "credentials", "Credential", stepTarget
-	case base == "spec.target.region":
-		return "region", "Region", stepTarget
-	case base == "spec.target.zone":
-		return "zone", "Zone", stepTarget
-	case base == "spec.target.size":
-		return "size", "Size", stepTarget
-	case base == "spec.target.adminCIDRs":
-		return "admin_cidrs", "Admin networks", stepTarget
-	case base == "spec.target.deviceCIDRs":
-		return "device_cidrs", "Device networks", stepTarget
-	case base == "spec.target.dataVolumeGB":
-		return "data_volume_gb", "Data volume", stepTarget
-	case strings.HasPrefix(base, "spec.target."):
-		return "", "", stepTarget
-	case base == "spec.database.kind":
-		return "db_kind", "Database", stepData
-	case strings.HasPrefix(base, "spec.database.fields"):
-		return "field_name", "Fields", stepData
-	case base == "spec.database.retentionDays":
-		return "retention_days", "Retention", stepData
-	case strings.HasPrefix(base, "spec.broker"):
-		return "broker", "Broker", stepBroker
-	case base == "spec.processing.handler":
-		return "handler", "Handler", stepProcessing
-	case base == "spec.processing.timeoutSeconds":
-		return "timeout_seconds", "Timeout", stepProcessing
-	case base == "spec.processing.workers":
-		return "workers", "Workers", stepProcessing
+	for _, in := range designInputs {
+		p, prefix := strings.CutSuffix(in.path, "*")
+		if base == p || prefix && strings.HasPrefix(base, p) {
+			return in.name, in.label, stepOf(cmp.Or(in.on, in.name))
+		}
 	}
 	return "", "", stepReview
+}
+
+// stepOf returns the step that shows input, stepReview when none does.
+func stepOf(input string) int {
+	for step, names := range stepInputs {
+		if slices.Contains(names, input) {
+			return step
+		}
+	}
+	return stepReview
 }
 
 // errorsFor turns err (validation or service) into form errors for the
