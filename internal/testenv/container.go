@@ -370,22 +370,7 @@ func (e *Env) InfluxDB(t testing.TB, opts ...Option) *Influx {
 	in.Container = e.run(t, spec{service: "influxdb", image: "influxdb", ports: []int{8086},
 		env: map[string]string{"INFLUXDB_DB": in.Database}}.with(opts))
 	in.URL = "http://" + hostPort(in.HostPort(8086))
-	in.ready = func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+"/query?q="+url.QueryEscape("SHOW DATABASES"), nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("SHOW DATABASES: %s", resp.Status)
-		}
-		if !strings.Contains(string(body), `"`+in.Database+`"`) {
-			return fmt.Errorf("database %q not created yet", in.Database)
-		}
-		return nil
-	}
+	in.ready = in.databaseListed
 	in.wait(t)
 	return in
 }
@@ -402,22 +387,34 @@ func (e *Env) InfluxDB2(t testing.TB, opts ...Option) *Influx {
 			"DOCKER_INFLUXDB_INIT_BUCKET": in.Database, "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN": in.Token,
 			"DOCKER_INFLUXDB_INIT_USERNAME": "myt", "DOCKER_INFLUXDB_INIT_PASSWORD": randHex(12)}}.with(opts))
 	in.URL = "http://" + hostPort(in.HostPort(8086))
-	in.ready = func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+"/query?q="+url.QueryEscape("SHOW DATABASES"), nil)
-		req.Header.Set("Authorization", "Token "+in.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"`+in.Database+`"`) {
-			return fmt.Errorf("SHOW DATABASES: %s %s", resp.Status, body)
-		}
-		return nil
-	}
+	in.ready = in.databaseListed
 	in.wait(t)
 	return in
+}
+
+// databaseListed is the readiness check of both modes: SHOW DATABASES
+// (with the token in 2.x mode) lists Database.
+func (in *Influx) databaseListed(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.URL+"/query?q="+url.QueryEscape("SHOW DATABASES"), nil)
+	if err != nil {
+		return err
+	}
+	if in.Token != "" {
+		req.Header.Set("Authorization", "Token "+in.Token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("SHOW DATABASES: %s %s", resp.Status, body)
+	}
+	if !strings.Contains(string(body), `"`+in.Database+`"`) {
+		return fmt.Errorf("database %q not created yet", in.Database)
+	}
+	return nil
 }
 
 // Mongo is a MongoDB wire-protocol server (FerretDB on SQLite; no
