@@ -159,8 +159,9 @@ func TestParseErrorOrderIsStable(t *testing.T) {
 	}
 }
 
-// FuzzParse checks that no input panics the parser, that any accepted design
-// validates, and that it survives a round trip unchanged.
+// FuzzParse checks that no input panics the parser, that only validation
+// errors are returned, and that an accepted design survives a round trip
+// (MarshalYAML, then Parse again, which validates it) unchanged.
 func FuzzParse(f *testing.F) {
 	seed, _ := os.ReadFile("testdata/greenhouse.yaml")
 	f.Add(seed)
@@ -173,9 +174,6 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("non-validation error %v", err)
 			}
 			return
-		}
-		if err := d.Validate(); err != nil {
-			t.Fatalf("accepted design fails Validate: %v", err)
 		}
 		out, err := design.MarshalYAML(d)
 		if err != nil {
