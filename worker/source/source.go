@@ -255,7 +255,10 @@ func (s *Source) dial(attempt int) (*Session, error) {
 	if err := sess.publish.Confirm(false); err != nil {
 		return fail("confirm mode", err)
 	}
-	sess.returns = sess.publish.NotifyReturn(make(chan amqp.Return, 64))
+	// One DeadLetter call publishes at most a batch (<= prefetch) of
+	// messages; every one may come back. amqp091 waits 5 s on a full
+	// return channel (and then drops the return), stalling the reader.
+	sess.returns = sess.publish.NotifyReturn(make(chan amqp.Return, max(64, s.o.Prefetch)))
 	if sess.deliveries, err = sess.consume.Consume(s.o.Queue, sess.tag, false, false, false, false, nil); err != nil {
 		return fail("consume "+s.o.Queue, err)
 	}
