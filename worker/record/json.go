@@ -33,6 +33,22 @@ func DecodeJSON(b []byte) (any, error) {
 	return v, nil
 }
 
+// DecodeFields parses a stored fields document (a sink's JSON column):
+// a JSON object, decoded as DecodeJSON does; null is no fields.
+func DecodeFields(b []byte) (map[string]any, error) {
+	v, err := DecodeJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	switch m := v.(type) {
+	case map[string]any:
+		return m, nil
+	case nil:
+		return map[string]any{}, nil
+	}
+	return nil, fmt.Errorf("fields document is %T, want an object", v)
+}
+
 func readValue(d *jsontext.Decoder) (any, error) {
 	tok, err := d.ReadToken()
 	if err != nil {

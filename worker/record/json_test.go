@@ -52,3 +52,21 @@ func BenchmarkEncodingJSON(b *testing.B) {
 		stdDecode(sample)
 	}
 }
+
+// DecodeFields reads a stored fields document: an object as DecodeJSON
+// gives it, null as no fields, anything else an error.
+func TestDecodeFields(t *testing.T) {
+	got, err := record.DecodeFields([]byte(`{"a":1.50,"b":{"c":[2]}}`))
+	want := map[string]any{"a": json.Number("1.50"), "b": map[string]any{"c": []any{json.Number("2")}}}
+	if diff := cmp.Diff(want, got); err != nil || diff != "" {
+		t.Errorf("object: err %v, (-want +got)\n%s", err, diff)
+	}
+	if got, err := record.DecodeFields([]byte(`null`)); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("null: %v, %v; want an empty map", got, err)
+	}
+	for _, bad := range []string{`[1]`, `"s"`, `{"a":`, `{} {}`} {
+		if got, err := record.DecodeFields([]byte(bad)); err == nil {
+			t.Errorf("%s: %v, want an error", bad, got)
+		}
+	}
+}

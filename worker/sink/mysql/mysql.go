@@ -262,9 +262,7 @@ func (s *Sink) Export(ctx context.Context, q sink.Query, fn func(record.Record) 
 		}
 		r.Fields = map[string]any{}
 		if doc.Valid {
-			dec := json.NewDecoder(strings.NewReader(doc.String))
-			dec.UseNumber()
-			if err := dec.Decode(&r.Fields); err != nil {
+			if r.Fields, err = record.DecodeFields([]byte(doc.String)); err != nil {
 				return fmt.Errorf("mysql export: doc of %s: %w", r.ID, err)
 			}
 		}

@@ -342,9 +342,7 @@ func (s *Sink) Export(ctx context.Context, q sink.Query, fn func(record.Record) 
 		r.TS = r.TS.UTC()
 		r.Fields = map[string]any{}
 		if doc != nil {
-			dec := json.NewDecoder(strings.NewReader(*doc))
-			dec.UseNumber()
-			if err := dec.Decode(&r.Fields); err != nil {
+			if r.Fields, err = record.DecodeFields([]byte(*doc)); err != nil {
 				return fmt.Errorf("postgres export: doc of %s: %w", r.ID, err)
 			}
 		}
