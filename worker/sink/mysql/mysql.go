@@ -27,6 +27,9 @@ type Sink struct {
 	db    *sql.DB
 	cols  string // column list of the insert
 	doc   string // doc or extra
+	// insert is "INSERT INTO table (cols) VALUES "; row is one row's
+	// placeholders.
+	insert, row string
 }
 
 var (
@@ -133,6 +136,8 @@ func (s *Sink) schema(ctx context.Context) error {
 	}
 	all = append(all, s.doc)
 	s.cols = strings.Join(all, ", ")
+	s.insert = "INSERT INTO " + t + " (" + s.cols + ") VALUES "
+	s.row = "(" + strings.TrimSuffix(strings.Repeat("?,", len(all)), ",") + ")"
 	s.log.Info("mysql sink ready", "table", s.opts.Table, "typedFields", len(s.names))
 	return nil
 }
@@ -143,7 +148,6 @@ func (s *Sink) Write(ctx context.Context, batch []record.Record) error {
 		return nil
 	}
 	width := len(s.names) + 5
-	rowPh := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",") + ")"
 	args := make([]any, 0, width*min(len(batch), rowsPerStatement))
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -155,12 +159,12 @@ func (s *Sink) Write(ctx context.Context, batch []record.Record) error {
 		chunk := batch[start:min(start+rowsPerStatement, len(batch))]
 		args = args[:0]
 		sb.Reset()
-		sb.WriteString("INSERT INTO " + ident(s.opts.Table) + " (" + s.cols + ") VALUES ")
+		sb.WriteString(s.insert)
 		for i, r := range chunk {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
-			sb.WriteString(rowPh)
+			sb.WriteString(s.row)
 			args = append(args, r.ID, r.Device, r.Topic, r.TS.UTC())
 			fields := r.Fields
 			if len(s.names) > 0 {

@@ -28,6 +28,7 @@ type Sink struct {
 	hypertable bool
 	insert     string // plain insert
 	guarded    string // insert that also skips ids already present (hypertables)
+	export     string // SELECT ... FROM table, for Export
 }
 
 var (
@@ -179,6 +180,8 @@ func (s *Sink) schema(ctx context.Context) error {
 		t, strings.Join(names, ", "), strings.Join(sel, ", "), strings.Join(args, ", "), strings.Join(alias, ", "))
 	s.insert = base + " ON CONFLICT DO NOTHING"
 	s.guarded = base + fmt.Sprintf(" WHERE NOT EXISTS (SELECT 1 FROM %s x WHERE x.id = u.c0) ON CONFLICT DO NOTHING", t)
+	// The export query: the same columns, the JSON one as text.
+	s.export = "SELECT " + strings.Join(append(names[:k:k], docCol+"::text"), ", ") + " FROM " + t
 	return nil
 }
 
@@ -294,15 +297,6 @@ func (s *Sink) Ping(ctx context.Context) error {
 
 // Export streams records in time order.
 func (s *Sink) Export(ctx context.Context, q sink.Query, fn func(record.Record) error) error {
-	cols := []string{"id", "device", "topic", "ts"}
-	for _, n := range s.names {
-		cols = append(cols, ident(n))
-	}
-	docCol := "doc"
-	if len(s.names) > 0 {
-		docCol = "extra"
-	}
-	cols = append(cols, docCol+"::text")
 	var where []string
 	var args []any
 	if !q.From.IsZero() {
@@ -317,7 +311,7 @@ func (s *Sink) Export(ctx context.Context, q sink.Query, fn func(record.Record) 
 		args = append(args, q.Device)
 		where = append(where, fmt.Sprintf("device = $%d", len(args)))
 	}
-	sqlq := "SELECT " + strings.Join(cols, ", ") + " FROM " + ident(s.opts.Table)
+	sqlq := s.export
 	if len(where) > 0 {
 		sqlq += " WHERE " + strings.Join(where, " AND ")
 	}
