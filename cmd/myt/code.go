@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/myt-iot/myt/worker"
 	"github.com/myt-iot/myt/worker/handler"
 	"github.com/myt-iot/myt/worker/record"
 )
@@ -96,7 +97,7 @@ Exit status 1 when any sample fails.`,
 				}
 				in, err := record.Decode(m, strings.SplitN(topic, "/", 2)[0])
 				if err != nil {
-					results = append(results, result{Line: n, Reason: "invalid-json", Error: err.Error()})
+					results = append(results, result{Line: n, Reason: worker.ReasonInvalidJSON, Error: err.Error()})
 					failed++
 					continue
 				}
@@ -111,14 +112,14 @@ Exit status 1 when any sample fails.`,
 				}
 				for j, x := range res {
 					rr := &results[lines[j]]
-					if x.Err != "" {
-						rr.Reason, rr.Error = "handler-error", x.Err
+					if x.Kind != handler.OK || x.Err != "" {
+						rr.Reason, rr.Error = worker.HandlerReason(x.Kind), x.Err
 						failed++
 						continue
 					}
 					recs, err := record.FromHandler(ins[j], x.Value)
 					if err != nil {
-						rr.Reason, rr.Error = "handler-result", err.Error()
+						rr.Reason, rr.Error = worker.ReasonHandlerResult, err.Error()
 						failed++
 						continue
 					}

@@ -65,6 +65,15 @@ not json
 	if !strings.Contains(lines[2], `"reason":"invalid-json"`) {
 		t.Errorf("third sample: %s", lines[2])
 	}
+
+	// A result the worker cannot decode (a lone surrogate) is named as the
+	// worker names it: handler-result, not handler-error.
+	os.WriteFile(hp, []byte("def process(msg):\n    return {'s': '\\ud800'} if msg['payload'].get('bad') else msg['payload']\n"), 0o600)
+	os.WriteFile(sp, []byte("{\"bad\": true}\n{\"v\": 1}\n"), 0o600)
+	out, err = run("code", "test", hp, sp)
+	if err == nil || !strings.Contains(out, `"reason":"handler-result"`) || strings.Contains(out, `"reason":"handler-error"`) {
+		t.Errorf("undecodable result: err %v, output:\n%s", err, out)
+	}
 }
 
 // TestWorkerCheck: `myt worker --check` accepts a complete config and names
