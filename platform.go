@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Platform statuses. A platform starts designed; the deploy and destroy jobs
-// of later releases move it along.
+// Platform statuses. A platform starts designed; deploy, update and
+// destroy jobs move it along: deploying (or destroying) while a job works,
+// then running, failed or destroyed.
 const (
 	StatusDesigned   = "designed"
 	StatusDeploying  = "deploying"
@@ -27,6 +28,11 @@ type Platform struct {
 	Updated time.Time `json:"updated"`
 	// Revision counts design changes, starting at 1.
 	Revision int `json:"revision"`
+	// DeployedRevision is the design revision running on the target: 0
+	// before the first successful deploy and after a destroy.
+	DeployedRevision int `json:"deployedRevision"`
+	// Endpoints say where the running platform is reached.
+	Endpoints *Endpoints `json:"endpoints,omitempty"`
 }
 
 // PlatformFilter selects platforms of the principal.
@@ -48,4 +54,15 @@ type PlatformService interface {
 	// deployed or destroyed; the name cannot change (EINVALID).
 	UpdatePlatform(ctx context.Context, id int64, d *Design) (*Platform, error)
 	DeletePlatform(ctx context.Context, id int64) error
+}
+
+// PlatformDeployment is what a job records on its platform.
+type PlatformDeployment struct {
+	Status string
+	// DeployedRevision, when not nil, replaces the deployed revision.
+	DeployedRevision *int
+	// Endpoints replace the platform's when SetEndpoints (nil clears
+	// them).
+	Endpoints    *Endpoints
+	SetEndpoints bool
 }

@@ -88,7 +88,7 @@ func (s *PlatformService) CreatePlatform(ctx context.Context, d *myt.Design) (*m
 func (s *PlatformService) find(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, userID int64, where string, args ...any) ([]*myt.Platform, error) {
-	rows, err := q.QueryContext(ctx, "SELECT id, name, status, design, revision, created, updated FROM platforms WHERE user_id = ? "+where+" ORDER BY name",
+	rows, err := q.QueryContext(ctx, "SELECT id, name, status, design, revision, deployed_revision, endpoints, created, updated FROM platforms WHERE user_id = ? "+where+" ORDER BY name",
 		append([]any{userID}, args...)...)
 	if err != nil {
 		return nil, err
@@ -98,9 +98,16 @@ func (s *PlatformService) find(ctx context.Context, q interface {
 	for rows.Next() {
 		p := &myt.Platform{UserID: userID}
 		var doc string
+		var endpoints sql.NullString
 		var created, updated int64
-		if err := rows.Scan(&p.ID, &p.Name, &p.Status, &doc, &p.Revision, &created, &updated); err != nil {
+		if err := rows.Scan(&p.ID, &p.Name, &p.Status, &doc, &p.Revision, &p.DeployedRevision, &endpoints, &created, &updated); err != nil {
 			return nil, err
+		}
+		if endpoints.Valid {
+			p.Endpoints = new(myt.Endpoints)
+			if err := json.Unmarshal([]byte(endpoints.String), p.Endpoints); err != nil {
+				return nil, fmt.Errorf("platform %d endpoints: %w", p.ID, err)
+			}
 		}
 		p.Created, p.Updated = fromMS(created), fromMS(updated)
 		p.Design = myt.NewDesign()

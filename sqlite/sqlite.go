@@ -186,6 +186,13 @@ func fromNullMS(ms sql.NullInt64) *time.Time {
 	return &t
 }
 
+func toNullMS(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
 // isUnique reports whether err is a UNIQUE constraint violation. The
 // driver returns every SQLite failure as a *sqlite.Error with extended
 // result codes, so the code says it; the message text is never parsed.
