@@ -186,6 +186,47 @@ func (ca *CA) IssueServer(names []string, o Options) (*Server, error) {
 	}, nil
 }
 
+// Covers reports whether srv is a server certificate that ca signed,
+// naming every one of names, and valid at until (so it need not be
+// replaced yet). A certificate that does not parse is not covered.
+func (ca *CA) Covers(srv *Server, names []string, until time.Time) bool {
+	if srv == nil {
+		return false
+	}
+	b, _ := pem.Decode(srv.CertPEM)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return false
+	}
+	cert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil || cert.CheckSignatureFrom(ca.Cert) != nil || until.After(cert.NotAfter) {
+		return false
+	}
+	kb, _ := pem.Decode(srv.KeyPEM)
+	if kb == nil {
+		return false
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return false
+	}
+	if key, ok := k.(*ecdsa.PrivateKey); !ok || !key.PublicKey.Equal(cert.PublicKey) {
+		return false
+	}
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		if ip := net.ParseIP(n); ip != nil {
+			if !slices.ContainsFunc(cert.IPAddresses, ip.Equal) {
+				return false
+			}
+		} else if !slices.Contains(cert.DNSNames, n) {
+			return false
+		}
+	}
+	return true
+}
+
 // newKey makes a P-256 key from crypto/rand (tests make it deterministic
 // with testing/cryptotest.SetGlobalRandom).
 func newKey() (*ecdsa.PrivateKey, error) {

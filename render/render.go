@@ -46,6 +46,12 @@ type Options struct {
 	// CA is the platform's existing CA; nil makes a new one. Pass the
 	// previous CA on re-render so devices keep trusting the broker.
 	CA *pki.CA
+	// Server is the previous server certificate. It is kept when CA
+	// signed it, it names every name the new one would, and it is valid
+	// for another 30 days; otherwise a new one is issued. Keeping it
+	// keeps a re-render byte for byte the same, so a re-deploy restarts
+	// nothing.
+	Server *pki.Server
 	// WorkerImageTag is the tag of the default worker image; empty means
 	// myt.Version.
 	WorkerImageTag string
@@ -164,6 +170,10 @@ type File struct {
 type Bundle struct {
 	// Files are sorted by Path.
 	Files []File
+	// CA and Server are the TLS material the bundle was made with (also
+	// in Files), for the caller to keep and pass back on re-render.
+	CA     *pki.CA
+	Server *pki.Server
 }
 
 // File returns the file at path p, or nil.
@@ -338,11 +348,15 @@ func (r *renderer) pki() error {
 		names = append(names, r.opts.SSH.Host)
 	}
 	names = append(names, r.opts.ServerNames...)
-	srv, err := ca.IssueServer(names, pki.Options{Now: now})
-	if err != nil {
-		return fmt.Errorf("server certificate: %w", err)
+	srv := r.opts.Server
+	if srv == nil || !ca.Covers(srv, names, now.Add(30*24*time.Hour)) {
+		var err error
+		if srv, err = ca.IssueServer(names, pki.Options{Now: now}); err != nil {
+			return fmt.Errorf("server certificate: %w", err)
+		}
 	}
 	r.ca, r.server = ca, srv
+	r.b.CA, r.b.Server = ca, srv
 	r.b.add("pki/ca.crt", ca.CertPEM)
 	r.b.addSecret("pki/ca.key", ca.KeyPEM)
 	return nil
