@@ -112,6 +112,8 @@ func (r *renderer) groupVars() ([]byte, error) {
 		"myt_platform_items": items,
 		"myt_secret_owners":  r.secretOwners,
 		"myt_data_volumes":   volumes,
+		"myt_worker_image":   Images["worker"] + ":" + r.opts.WorkerImageTag,
+		"myt_python_image":   Images["python"],
 	}
 	if cloud(t.Provider) {
 		v["myt_ssh_port"] = 22

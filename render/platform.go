@@ -37,7 +37,11 @@ var Images = map[string]string{
 	"mongodb":     "mongo:7.0.15",
 	"influxdb":    "influxdb:2.7.10",
 	"grafana":     "grafana/grafana-oss:11.3.1",
-	"worker":      "myt-iot/myt", // tagged with Options.WorkerImageTag
+	// The worker exists in no registry: the platform role builds it on
+	// the host from the myt binary and the pinned Python image, tagged
+	// with Options.WorkerImageTag (platform/worker/image/Dockerfile).
+	"worker": "myt-worker",
+	"python": "python:3.12.8-slim-bookworm",
 }
 
 // ImageEnv names the variable that overrides each service's image.
@@ -49,6 +53,7 @@ var ImageEnv = map[string]string{
 	"influxdb":    "MYT_IMAGE_INFLUXDB",
 	"grafana":     "MYT_IMAGE_GRAFANA",
 	"worker":      "MYT_IMAGE_WORKER",
+	"python":      "MYT_IMAGE_PYTHON",
 }
 
 // UIDs are the numeric users the services run as; the platform role makes
@@ -67,6 +72,13 @@ const (
 	WorkerAPIPort = 8080
 	// GrafanaPort is Grafana's HTTPS port (open to admin CIDRs).
 	GrafanaPort = 3000
+	// VHost is the RabbitMQ virtual host devices and the worker use.
+	VHost = "myt"
+	// DeviceUser is the broker account devices share.
+	DeviceUser = "myt-device"
+	// TopicPrefix is the first topic level of every device message
+	// (MQTT "myt/<device>/...").
+	TopicPrefix = worker.DefaultTopicPrefix
 	// ManagementPort is RabbitMQ's management port (loopback only).
 	ManagementPort = 15672
 )
@@ -218,6 +230,11 @@ func (r *renderer) platform() error {
 		return err
 	}
 	r.b.add("platform/worker/worker.yaml", wy)
+	df, err := execTemplate("platform/Dockerfile.worker.tmpl", map[string]any{"Python": Images["python"], "UID": UIDs["worker"]})
+	if err != nil {
+		return err
+	}
+	r.b.add("platform/worker/image/Dockerfile", df)
 	if h := d.Spec.Processing.Handler; h != "" {
 		if !strings.HasSuffix(h, "\n") {
 			h += "\n"
@@ -259,7 +276,7 @@ func definitions(s map[string]string, c *worker.Config) map[string]any {
 		"users": []any{
 			user("myt-admin", s[SecretRabbitMQAdmin], "administrator"),
 			user("myt-worker", s[SecretRabbitMQWorker]),
-			user("myt-device", s[SecretRabbitMQDevice]),
+			user(DeviceUser, s[SecretRabbitMQDevice]),
 		},
 		"vhosts": []any{map[string]any{"name": "myt"}},
 		"permissions": []any{
