@@ -192,3 +192,64 @@ func (c *Client) Raw(ctx context.Context, method, path string, body []byte, cont
 	}
 	return c.do(ctx, method, path, body, contentType, out)
 }
+
+// StartJob starts a job on a platform.
+func (c *Client) StartJob(ctx context.Context, platformID int64, req myt.JobRequest) (*myt.Job, error) {
+	var j myt.Job
+	err := c.do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/platforms/%d/jobs", platformID), req, "", &j)
+	return &j, err
+}
+
+// Jobs lists jobs, newest first; platformID 0 means every platform.
+func (c *Client) Jobs(ctx context.Context, platformID int64, limit int) ([]*myt.Job, error) {
+	q := url.Values{}
+	if platformID != 0 {
+		q.Set("platform", fmt.Sprint(platformID))
+	}
+	if limit > 0 {
+		q.Set("limit", fmt.Sprint(limit))
+	}
+	var out []*myt.Job
+	err := c.do(ctx, http.MethodGet, "/api/v1/jobs?"+q.Encode(), nil, "", &out)
+	return out, err
+}
+
+// Job returns one job.
+func (c *Client) Job(ctx context.Context, id int64) (*myt.Job, error) {
+	var j myt.Job
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/jobs/%d", id), nil, "", &j)
+	return &j, err
+}
+
+// ApproveJob applies the plan of a job awaiting approval.
+func (c *Client) ApproveJob(ctx context.Context, id int64, confirm string) (*myt.Job, error) {
+	var j myt.Job
+	err := c.do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/jobs/%d/approve", id), Approval{Confirm: confirm}, "", &j)
+	return &j, err
+}
+
+// CancelJob cancels an active job.
+func (c *Client) CancelJob(ctx context.Context, id int64) (*myt.Job, error) {
+	var j myt.Job
+	err := c.do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/jobs/%d/cancel", id), nil, "", &j)
+	return &j, err
+}
+
+// JobLog returns the log chunks after seq after; with wait > 0 the server
+// holds the request until there is more or the job ends.
+func (c *Client) JobLog(ctx context.Context, id, after int64, wait time.Duration) (*JobLog, error) {
+	q := url.Values{"after": {fmt.Sprint(after)}}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	var l JobLog
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/jobs/%d/log?%s", id, q.Encode()), nil, "", &l)
+	return &l, err
+}
+
+// PlatformSecret reveals one of the platform's revealable secrets.
+func (c *Client) PlatformSecret(ctx context.Context, id int64, name string) (string, error) {
+	var s RevealedSecret
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/platforms/%d/secrets/%s", id, url.PathEscape(name)), nil, "", &s)
+	return s.Value, err
+}

@@ -33,6 +33,8 @@ type Config struct {
 	Credentials myt.CredentialService
 	Platforms   myt.PlatformService
 	Admin       myt.AdminService
+	Jobs        myt.JobService
+	Connections myt.ConnectionService
 	Logger      *slog.Logger
 	// LoginLimiter limits login and setup attempts per client address and
 	// per user name.
@@ -107,6 +109,14 @@ func routeTable() []route {
 		{"GET", "/api/v1/platforms/{id}", false, false, (*Server).getPlatform},
 		{"PUT", "/api/v1/platforms/{id}", false, false, (*Server).updatePlatform},
 		{"DELETE", "/api/v1/platforms/{id}", false, false, (*Server).deletePlatform},
+		{"POST", "/api/v1/platforms/{id}/jobs", false, false, (*Server).startJob},
+		{"GET", "/api/v1/platforms/{id}/ca.crt", false, false, (*Server).platformCA},
+		{"GET", "/api/v1/platforms/{id}/secrets/{name}", false, false, (*Server).platformSecret},
+		{"GET", "/api/v1/jobs", false, false, (*Server).listJobs},
+		{"GET", "/api/v1/jobs/{id}", false, false, (*Server).getJob},
+		{"POST", "/api/v1/jobs/{id}/approve", false, false, (*Server).approveJob},
+		{"POST", "/api/v1/jobs/{id}/cancel", false, false, (*Server).cancelJob},
+		{"GET", "/api/v1/jobs/{id}/log", false, false, (*Server).jobLog},
 		{"GET", "/api/v1/users", false, true, (*Server).listUsers},
 		{"POST", "/api/v1/users", false, true, (*Server).createUser},
 		{"GET", "/api/v1/users/{id}", false, false, (*Server).getUser},

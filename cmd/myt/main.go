@@ -44,7 +44,7 @@ func newRootCmd() *cobra.Command {
 		newVaultCmd(),
 	)
 	root.AddCommand(newWorkerCmd(), newCodeCmd())
-	root.AddCommand(newRenderCmd())
+	root.AddCommand(newRenderCmd(), newJobCmd(), newDoctorCmd())
 	return root
 }
 

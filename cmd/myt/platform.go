@@ -21,7 +21,11 @@ func newPlatformCmd() *cobra.Command {
 		Aliases: []string{"platforms"},
 		Short:   "Create and inspect your platforms",
 	}
-	cmd.AddCommand(newPlatformCreateCmd(), newPlatformListCmd(), newPlatformShowCmd(), newPlatformRmCmd())
+	cmd.AddCommand(newPlatformCreateCmd(), newPlatformListCmd(), newPlatformShowCmd(), newPlatformRmCmd(),
+		newPlatformJobCmd(myt.JobDeploy, "Deploy a platform: make its infrastructure (clouds: plan, then approve) and install it"),
+		newPlatformJobCmd(myt.JobUpdate, "Apply the platform's current design to where it runs"),
+		newPlatformJobCmd(myt.JobDestroy, "Destroy a platform; its data is kept unless --delete-data"),
+		newPlatformLogsCmd(), newPlatformStatusCmd())
 	return cmd
 }
 

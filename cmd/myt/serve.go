@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/deploy"
 	"github.com/myt-iot/myt/httpapi"
 	"github.com/myt-iot/myt/sqlite"
 	"github.com/myt-iot/myt/throttle"
@@ -35,6 +36,7 @@ type serveConfig struct {
 	SecureCookies bool
 	LogFormat     string
 	LogLevel      string
+	DeployConfig  string
 }
 
 func newServeCmd() *cobra.Command {
@@ -63,6 +65,7 @@ On first start, open the web UI to create the administrator account.`,
 	f.BoolVar(&cfg.SecureCookies, "secure-cookies", os.Getenv("MYT_SECURE_COOKIES") == "true", "mark cookies Secure (set when a proxy terminates TLS; implied by --tls-cert)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env MYT_LOG_FORMAT)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env MYT_LOG_LEVEL)")
+	f.StringVar(&cfg.DeployConfig, "deploy-config", os.Getenv("MYT_DEPLOY_CONFIG"), "how deploy jobs run their tools: a YAML file (see docs/deploy.md)")
 	return cmd
 }
 
@@ -152,12 +155,28 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	}
 	defer db.Close()
 	svc := sqlite.NewServices(db)
+	tools, sshTimeout, healthTimeout, err := loadDeployConfig(cfg.DeployConfig)
+	if err != nil {
+		return err
+	}
+	runner, err := deploy.New(ctx, deploy.Config{
+		Jobs: sqlite.NewJobStore(db), States: sqlite.NewStateStore(db), Secrets: svc.Secrets,
+		Platforms: svc.Platforms, Credentials: svc.Credentials, Tools: tools, DataDir: cfg.Data,
+		Logger: log.With("component", "deploy"), SSHTimeout: sshTimeout, HealthTimeout: healthTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	// Deferred after db.Close, so it runs first: jobs end before the
+	// database closes.
+	defer runner.Close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	limiter := throttle.New(10, 5) // shared by the UI and the API
 	api := httpapi.New(httpapi.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
+		Jobs: runner, Connections: runner,
 		Logger: log.With("component", "api"), LoginLimiter: limiter, Registerer: reg,
 	})
 	ui, err := web.New(web.Config{

@@ -1,0 +1,317 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/render"
+)
+
+// The local target: the platform runs on the MyT server's own Docker
+// engine, from DataDir/platforms/<id>/ (platform/ and data/).
+
+func (w *work) localDirs() (platform, data string) {
+	root := filepath.Join(w.r.cfg.DataDir, "platforms", strconv.FormatInt(w.p.ID, 10))
+	return filepath.Join(root, "platform"), filepath.Join(root, "data")
+}
+
+// docker runs the docker CLI, logging its output; out (if not nil)
+// receives stdout instead.
+func (w *work) docker(ctx context.Context, dir string, env map[string]string, out io.Writer, args ...string) error {
+	path, err := lookPath(w.r.cfg.Tools.Docker, "docker")
+	if err != nil {
+		return err
+	}
+	return run(ctx, command{Path: path, Args: args, Dir: dir, Env: w.environ(env), Line: func(stream, line string) {
+		if out != nil && stream == "out" {
+			fmt.Fprintln(out, line)
+			return
+		}
+		w.log.Line(line)
+	}})
+}
+
+func (w *work) deployLocal() error {
+	if os.Geteuid() != 0 {
+		return myt.Errorf(myt.EINVALID, "A local platform needs MyT to run as root: its secret files must belong to the users its services run as. Run `myt serve` as root, or deploy to this machine through an ssh credential.")
+	}
+	if err := w.step(stepRender, func() (string, error) { return "", w.render() }); err != nil {
+		return err
+	}
+	rebuilt := false
+	if err := w.step(stepImage, func() (string, error) {
+		var err error
+		rebuilt, err = w.localWorkerImage()
+		if err != nil || !rebuilt {
+			return "up to date", err
+		}
+		return "built", nil
+	}); err != nil {
+		return err
+	}
+	platformDir, dataDir := w.localDirs()
+	env := w.localComposeEnv(dataDir)
+	if err := w.step(stepCompose, func() (string, error) {
+		changed, err := w.installLocal(platformDir, dataDir)
+		if err != nil {
+			return "", err
+		}
+		args := []string{"compose", "up", "--detach", "--wait", "--wait-timeout", strconv.Itoa(int(w.r.cfg.HealthTimeout.Seconds())), "--remove-orphans"}
+		if changed || rebuilt {
+			args = append(args, "--force-recreate")
+		}
+		var out bytes.Buffer
+		err = w.docker(w.ctx, platformDir, env, &out, args...)
+		// Compose reports on stderr what it did; stdout is logged too.
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			if l != "" {
+				w.log.Line(l)
+			}
+		}
+		if err != nil {
+			return "", fmt.Errorf("docker compose up: %w", err)
+		}
+		if !changed && !rebuilt && !w.changed {
+			w.job.Summary = fmt.Sprintf("Nothing changed: the platform already matched revision %d.", w.job.Revision)
+			return "nothing changed", nil
+		}
+		w.changed = true
+		w.job.Summary = fmt.Sprintf("Revision %d applied.", w.job.Revision)
+		return "started", nil
+	}); err != nil {
+		w.localDiagnose(platformDir, env)
+		return err
+	}
+	if err := w.step(stepHealth, func() (string, error) {
+		return w.waitHealthy(func(ctx context.Context) (string, error) {
+			var out bytes.Buffer
+			err := w.docker(ctx, platformDir, env, &out, "compose", "ps", "--all", "--format", "json")
+			return out.String(), err
+		}, func(ctx context.Context, svc string) (string, error) {
+			var out bytes.Buffer
+			err := w.docker(ctx, platformDir, env, &out, "compose", "logs", "--no-color", "--tail", "40", svc)
+			return out.String(), err
+		})
+	}); err != nil {
+		return err
+	}
+	w.address = "127.0.0.1"
+	return w.step(stepEndpoint, w.endpoints)
+}
+
+func (w *work) localComposeEnv(dataDir string) map[string]string {
+	env := map[string]string{"MYT_DATA_DIR": dataDir}
+	for k, v := range w.r.cfg.Tools.ComposeEnv {
+		env[k] = v
+	}
+	return env
+}
+
+// localDiagnose logs the containers' states after a failed start.
+func (w *work) localDiagnose(platformDir string, env map[string]string) {
+	ctx := context.WithoutCancel(w.ctx)
+	var out bytes.Buffer
+	if w.docker(ctx, platformDir, env, &out, "compose", "ps", "--all", "--format", "json") != nil {
+		return
+	}
+	all, err := parsePS(out.String())
+	if err != nil {
+		return
+	}
+	_, bad := unhealthy(all, platformServices(w.d))
+	for _, s := range all {
+		w.log.Printf("  %s", s)
+	}
+	for _, svc := range bad {
+		var logs bytes.Buffer
+		_ = w.docker(ctx, platformDir, env, &logs, "compose", "logs", "--no-color", "--tail", "40", svc)
+		w.log.Printf("--- last lines of %s's log ---", svc)
+		for _, l := range strings.Split(strings.TrimRight(logs.String(), "\n"), "\n") {
+			w.log.Line(l)
+		}
+	}
+}
+
+// binaryLabel records which myt binary a worker image was built from.
+const binaryLabel = "io.myt.binary-sha256"
+
+// localWorkerImage builds myt-worker:<version> on the local engine unless
+// an image built from the same binary is there (or MYT_IMAGE_WORKER
+// replaces it). It reports whether it built.
+func (w *work) localWorkerImage() (bool, error) {
+	if _, ok := w.r.cfg.Tools.ComposeEnv[render.ImageEnv["worker"]]; ok {
+		return false, nil
+	}
+	bin := w.r.cfg.Tools.WorkerBinaries[runtime.GOARCH]
+	if bin == "" {
+		return false, myt.Errorf(myt.EINVALID, "No myt binary for linux/%s to build the worker image from: set the worker binaries in the server configuration.", runtime.GOARCH)
+	}
+	sum, err := fileSHA256(bin)
+	if err != nil {
+		return false, fmt.Errorf("worker binary: %w", err)
+	}
+	tag := render.Images["worker"] + ":" + myt.Version
+	var label bytes.Buffer
+	err = w.docker(w.ctx, "", nil, &label, "image", "inspect", "--format", `{{index .Config.Labels "`+binaryLabel+`"}}`, tag)
+	if err == nil && strings.TrimSpace(label.String()) == sum {
+		w.log.Printf("%s is up to date", tag)
+		return false, nil
+	}
+	dir := filepath.Join(w.dir, "worker-image")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, err
+	}
+	df := w.bundle.File("platform/worker/image/Dockerfile")
+	if df == nil {
+		return false, errors.New("the bundle has no worker Dockerfile")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), df.Data, 0o644); err != nil {
+		return false, err
+	}
+	if err := copyFile(bin, filepath.Join(dir, "myt"), 0o755); err != nil {
+		return false, err
+	}
+	python := render.Images["python"]
+	if v, ok := w.r.cfg.Tools.ComposeEnv[render.ImageEnv["python"]]; ok {
+		python = v
+	}
+	w.log.Printf("building %s from %s", tag, python)
+	if err := w.docker(w.ctx, dir, nil, nil, "build", "--tag", tag, "--label", binaryLabel+"="+sum, "--build-arg", "PYTHON_IMAGE="+python, "."); err != nil {
+		return false, fmt.Errorf("build the worker image: %w", err)
+	}
+	w.changed = true
+	return true, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+var ownerLine = regexp.MustCompile(`^(secret|volume) (\S+) (\d+)$`)
+
+// installLocal writes the bundle's platform/ into platformDir (each
+// secret 0600 owned by its reader) and makes the data directories, as
+// the platform role does on a host. It reports whether a file changed.
+func (w *work) installLocal(platformDir, dataDir string) (bool, error) {
+	owners := w.bundle.File("platform/owners.txt")
+	if owners == nil {
+		return false, errors.New("the bundle has no owners.txt")
+	}
+	secretUID := map[string]int{}
+	volumeUID := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(owners.Data))
+	for sc.Scan() {
+		m := ownerLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		uid, _ := strconv.Atoi(m[3])
+		if m[1] == "secret" {
+			secretUID[m[2]] = uid
+		} else {
+			volumeUID[m[2]] = uid
+		}
+	}
+	for _, d := range []string{platformDir, filepath.Join(platformDir, "secrets")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return false, err
+		}
+	}
+	if err := os.Chmod(platformDir, 0o755); err != nil {
+		return false, err
+	}
+	changed := false
+	for _, f := range w.bundle.Files {
+		rel, ok := strings.CutPrefix(f.Path, "platform/")
+		if !ok || rel == "owners.txt" {
+			continue
+		}
+		dst := filepath.Join(platformDir, filepath.FromSlash(rel))
+		old, err := os.ReadFile(dst)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+		uid := 0
+		mode := os.FileMode(0o644)
+		if name, ok := strings.CutPrefix(rel, "secrets/"); ok {
+			uid, mode = secretUID[name], 0o600
+		}
+		if err == nil && bytes.Equal(old, f.Data) {
+			continue
+		}
+		changed = true
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return false, err
+		}
+		tmp := dst + ".tmp"
+		if err := os.WriteFile(tmp, f.Data, mode); err != nil {
+			return false, err
+		}
+		if err := os.Chown(tmp, uid, uid); err != nil {
+			os.Remove(tmp)
+			return false, err
+		}
+		if err := os.Rename(tmp, dst); err != nil {
+			return false, err
+		}
+	}
+	for name, uid := range volumeUID {
+		dir := filepath.Join(dataDir, name)
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return false, err
+		}
+		if uid != 0 {
+			if err := os.Chown(dir, uid, uid); err != nil {
+				return false, err
+			}
+		}
+	}
+	return changed, nil
+}
+
+func (w *work) destroyLocal() error {
+	if err := w.backupHook(); err != nil {
+		return err
+	}
+	platformDir, dataDir := w.localDirs()
+	return w.step(stepRemove, func() (string, error) {
+		w.changed = true
+		if _, err := os.Stat(filepath.Join(platformDir, "compose.yaml")); err == nil {
+			if err := w.docker(w.ctx, platformDir, w.localComposeEnv(dataDir), nil, "compose", "down", "--remove-orphans"); err != nil {
+				return "", fmt.Errorf("docker compose down: %w", err)
+			}
+		}
+		if err := os.RemoveAll(platformDir); err != nil {
+			return "", err
+		}
+		if w.job.DeleteData {
+			if err := os.RemoveAll(dataDir); err != nil {
+				return "", err
+			}
+		}
+		return w.destroyedSummary(dataDir), nil
+	})
+}
