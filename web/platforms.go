@@ -1,9 +1,11 @@
 package web
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -64,6 +66,158 @@ type platformView struct {
 	// Credential is the saved credential the design names, nil when it is
 	// missing (deleted, or never saved).
 	Credential *myt.Credential
+	// Jobs are the latest jobs, newest first; Active is the one still
+	// running, if any.
+	Jobs   []*myt.Job
+	Active *myt.Job
+	// MoreJobs says there are older jobs than those listed.
+	MoreJobs bool
+	// Revealed holds the passwords after a reveal (a POST), else nil.
+	Revealed *revealed
+	CSRF     string
+}
+
+// platformJobs is how many jobs the platform page lists.
+const platformJobs = 5
+
+// Deployed reports whether a revision of the design runs on the target.
+func (v *platformView) Deployed() bool { return v.P.DeployedRevision > 0 }
+
+// UpdatePending reports whether the saved design is newer than the one
+// running.
+func (v *platformView) UpdatePending() bool {
+	return v.P.DeployedRevision > 0 && v.P.Revision > v.P.DeployedRevision
+}
+
+// CanDeploy reports whether the Deploy action applies: nothing runs and
+// nothing is deployed.
+func (v *platformView) CanDeploy() bool {
+	return v.Active == nil && v.P.DeployedRevision == 0 && v.P.Status != myt.StatusDeploying && v.P.Status != myt.StatusDestroying
+}
+
+// CanUpdate reports whether the Update action applies.
+func (v *platformView) CanUpdate() bool { return v.Active == nil && v.P.DeployedRevision > 0 }
+
+// CanDestroy reports whether the Destroy action applies: something may
+// exist on the target.
+func (v *platformView) CanDestroy() bool {
+	switch v.P.Status {
+	case myt.StatusDesigned, myt.StatusDestroyed, myt.StatusDeploying, myt.StatusDestroying:
+		return false
+	}
+	return v.Active == nil
+}
+
+// Quickstart is what a device needs to publish to the running platform.
+type Quickstart struct {
+	Host     string
+	Port     int
+	TLS      bool
+	User     string
+	Topic    string
+	Password string // "" until revealed
+	// Payload is an example message (JSON) with the design's fields.
+	Payload string
+}
+
+// Quickstart returns the device quickstart, nil when the platform has no
+// MQTT endpoint.
+func (v *platformView) Quickstart() *Quickstart {
+	ep := v.P.Endpoints
+	if ep == nil {
+		return nil
+	}
+	q := &Quickstart{Host: ep.Address, Port: 8883, TLS: true, User: ep.DeviceUser, Topic: ep.TopicPrefix + "/sensor-1/data"}
+	raw := ep.MQTTS
+	if raw == "" {
+		raw, q.Port, q.TLS = ep.MQTT, 1883, false
+	}
+	if raw == "" {
+		return nil
+	}
+	if u, err := url.Parse(raw); err == nil {
+		q.Host = u.Hostname()
+		if p, err := strconv.Atoi(u.Port()); err == nil {
+			q.Port = p
+		}
+	}
+	if v.Revealed != nil {
+		q.Password = v.Revealed.Device
+	}
+	q.Payload = examplePayload(v.P.Design.Spec.Database.Fields)
+	return q
+}
+
+// Mosquitto is a mosquitto_pub command that publishes one message.
+func (q *Quickstart) Mosquitto() string {
+	pw := `"$MYT_DEVICE_PASSWORD"`
+	if q.Password != "" {
+		pw = shellQuote(q.Password)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "mosquitto_pub -h %s -p %d", shellQuote(q.Host), q.Port)
+	if q.TLS {
+		b.WriteString(" --cafile ca.crt")
+	}
+	fmt.Fprintf(&b, " \\\n  -u %s -P %s \\\n  -q 1 -t %s -m %s", shellQuote(q.User), pw, shellQuote(q.Topic), shellQuote(q.Payload))
+	return b.String()
+}
+
+// Python is a paho-mqtt (2.x) program that publishes one message.
+func (q *Quickstart) Python() string {
+	lit := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	pw := `os.environ["MYT_DEVICE_PASSWORD"]`
+	if q.Password != "" {
+		pw = lit(q.Password)
+	}
+	var b strings.Builder
+	b.WriteString("import json\n")
+	if q.Password == "" {
+		b.WriteString("import os\n")
+	}
+	b.WriteString("\nimport paho.mqtt.client as mqtt\n\n")
+	b.WriteString("client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=\"sensor-1\")\n")
+	fmt.Fprintf(&b, "client.username_pw_set(%s, %s)\n", lit(q.User), pw)
+	if q.TLS {
+		b.WriteString("client.tls_set(ca_certs=\"ca.crt\")\n")
+	}
+	fmt.Fprintf(&b, "client.connect(%s, %d)\n", lit(q.Host), q.Port)
+	b.WriteString("client.loop_start()\n")
+	fmt.Fprintf(&b, "msg = client.publish(%s, json.dumps(%s), qos=1)\n", lit(q.Topic), strings.ReplaceAll(q.Payload, ": true", ": True"))
+	b.WriteString("msg.wait_for_publish()\nclient.loop_stop()\nclient.disconnect()\n")
+	return b.String()
+}
+
+// examplePayload is a JSON message with every declared field.
+func examplePayload(fields map[string]string) string {
+	if len(fields) == 0 {
+		return `{"temperature": 21.5}`
+	}
+	var parts []string
+	for _, n := range sortedFieldNames(fields) {
+		var v string
+		switch fields[n] {
+		case "int":
+			v = "42"
+		case "bool":
+			v = "true"
+		case "string":
+			v = `"text"`
+		default:
+			v = "21.5"
+		}
+		k, _ := json.Marshal(n)
+		parts = append(parts, string(k)+": "+v)
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (s *server) platformPage(w http.ResponseWriter, r *http.Request) error {
@@ -71,11 +225,17 @@ func (s *server) platformPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return s.renderPlatform(w, r, p, nil)
+}
+
+// renderPlatform renders the platform page, with the passwords when rv
+// is not nil.
+func (s *server) renderPlatform(w http.ResponseWriter, r *http.Request, p *myt.Platform, rv *revealed) error {
 	y, err := design.MarshalYAML(p.Design)
 	if err != nil {
 		return fmt.Errorf("marshal design of platform %d: %w", p.ID, err)
 	}
-	v := &platformView{P: p, YAML: string(y), Ports: p.Design.Spec.Broker.Ports()}
+	v := &platformView{P: p, YAML: string(y), Ports: p.Design.Spec.Broker.Ports(), Revealed: rv, CSRF: s.csrfToken(w, r)}
 	if name := p.Design.Spec.Target.Credentials; name != "" {
 		kind := p.Design.Spec.Target.Provider
 		cs, err := s.cfg.Credentials.FindCredentials(r.Context(), myt.CredentialFilter{Name: &name, Kind: &kind})
@@ -85,6 +245,18 @@ func (s *server) platformPage(w http.ResponseWriter, r *http.Request) error {
 		if len(cs) > 0 {
 			v.Credential = cs[0]
 		}
+	}
+	pid := p.ID
+	jobs, err := s.cfg.Jobs.FindJobs(r.Context(), myt.JobFilter{PlatformID: &pid, Limit: platformJobs + 1})
+	if err != nil {
+		return err
+	}
+	if len(jobs) > platformJobs {
+		jobs, v.MoreJobs = jobs[:platformJobs], true
+	}
+	v.Jobs = jobs
+	if len(jobs) > 0 && jobs[0].Active() {
+		v.Active = jobs[0]
 	}
 	for _, n := range sortedFieldNames(p.Design.Spec.Database.Fields) {
 		v.Fields = append(v.Fields, [2]string{n, p.Design.Spec.Database.Fields[n]})
@@ -100,9 +272,12 @@ func (s *server) platformPage(w http.ResponseWriter, r *http.Request) error {
 	pg := &page{Title: p.Name, Section: "platforms", Data: v}
 	switch {
 	case r.URL.Query().Get("created") == "1":
-		pg.Notice = "The platform design was saved. Deploying it comes in a later release of MyT; for now you can review it and download its YAML."
+		pg.Notice = "The platform design was saved. Review it, then deploy it when you are ready."
 	case r.URL.Query().Get("updated") == "1":
 		pg.Notice = fmt.Sprintf("The design was updated to revision %d.", p.Revision)
+		if p.DeployedRevision > 0 {
+			pg.Notice += fmt.Sprintf(" Revision %d is still the one running: update the platform to apply it.", p.DeployedRevision)
+		}
 	}
 	s.render(w, r, http.StatusOK, "platform", pg)
 	return nil

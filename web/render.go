@@ -104,8 +104,20 @@ var funcs = template.FuncMap{
 		sort.Strings(keys)
 		return keys
 	},
-	"inc":   func(i int) int { return i + 1 },
-	"lower": strings.ToLower,
+	"inc":          func(i int) int { return i + 1 },
+	"lower":        strings.ToLower,
+	"kindName":     kindName,
+	"cidrs":        cidrList,
+	"words":        func(s string) string { return strings.ReplaceAll(s, "-", " ") },
+	"jobStateHelp": jobStateHelp,
+	"stepLabel":    stepLabel,
+	"duration":     duration,
+	"percent": func(done, total int) int {
+		if total <= 0 {
+			return 0
+		}
+		return done * 100 / total
+	},
 }
 
 func parseTemplates() (*templates, error) {
@@ -425,6 +437,83 @@ func statusHelp(st string) string {
 		return "Destroyed; the design is kept"
 	}
 	return st
+}
+
+// cidrList lists networks for people: 0.0.0.0/0 is "anywhere".
+func cidrList(cidrs []string) string {
+	out := make([]string, len(cidrs))
+	for i, c := range cidrs {
+		if c == "0.0.0.0/0" || c == "::/0" {
+			c = "anywhere (" + c + ")"
+		}
+		out[i] = c
+	}
+	return strings.Join(out, ", ")
+}
+
+func jobStateHelp(st string) string {
+	switch st {
+	case myt.JobQueued:
+		return "Waiting to start"
+	case myt.JobPlanning:
+		return "Working out what to change"
+	case myt.JobAwaitingApproval:
+		return "The plan waits for your approval"
+	case myt.JobRunning:
+		return "Changing the platform"
+	case myt.JobSucceeded:
+		return "Finished without errors"
+	case myt.JobFailed:
+		return "Stopped on an error"
+	case myt.JobCancelled:
+		return "Cancelled by a user"
+	case myt.JobInterrupted:
+		return "MyT stopped while the job ran"
+	}
+	return st
+}
+
+var stepLabels = map[string]string{
+	"render":       "Render the bundle",
+	"init":         "Initialise OpenTofu",
+	"plan":         "Plan the infrastructure",
+	"approval":     "Approval",
+	"apply":        "Apply the plan",
+	"outputs":      "Read the outputs",
+	"connect":      "Connect over SSH",
+	"ansible":      "Install with Ansible",
+	"worker image": "Build the worker image",
+	"compose":      "Start the containers",
+	"health":       "Check every service",
+	"endpoints":    "Publish the endpoints",
+	"backup":       "Back up the data",
+	"remove":       "Remove the platform",
+}
+
+// stepLabel names a job step for people.
+func stepLabel(name string) string {
+	if l, ok := stepLabels[name]; ok {
+		return l
+	}
+	return name
+}
+
+// duration says how long from start to end took ("" until both are set).
+func duration(start, end *time.Time) string {
+	if start == nil || end == nil {
+		return ""
+	}
+	d := end.Sub(*start).Round(time.Second)
+	switch {
+	case d < time.Second:
+		return "under 1 s"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min %d s", int(d.Minutes()), int(d.Seconds())%60)
+	default:
+		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
+	}
 }
 
 // sentence capitalises msg and ends it with a full stop, for a message that

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,10 @@ type Config struct {
 	Credentials myt.CredentialService
 	Platforms   myt.PlatformService
 	Admin       myt.AdminService
+	// Jobs starts and follows deploy, update and destroy jobs;
+	// Connections gives a running platform's CA and revealable secrets.
+	Jobs        myt.JobService
+	Connections myt.ConnectionService
 	Logger      *slog.Logger
 	// SecureCookies marks cookies Secure; set it when MyT is served over
 	// TLS (directly or behind a proxy that terminates it).
@@ -64,11 +69,17 @@ type server struct {
 	tmpl      *templates
 	csrfKey   []byte      // per-process key for session-bound tokens
 	setupDone atomic.Bool // true once a user exists: no more CountUsers
+
+	// shutdown holds, per http.Server, a channel closed when it shuts
+	// down: it ends the job event streams.
+	shutMu   sync.Mutex
+	shutdown map[*http.Server]chan struct{}
 }
 
 // New returns the web UI handler, to be mounted at "/".
 func New(cfg Config) (http.Handler, error) {
-	if cfg.Users == nil || cfg.Sessions == nil || cfg.Credentials == nil || cfg.Platforms == nil || cfg.Admin == nil {
+	if cfg.Users == nil || cfg.Sessions == nil || cfg.Credentials == nil || cfg.Platforms == nil || cfg.Admin == nil ||
+		cfg.Jobs == nil || cfg.Connections == nil {
 		return nil, errors.New("web: every service in Config is required")
 	}
 	if cfg.Logger == nil {
@@ -81,7 +92,7 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, tmpl: t, csrfKey: make([]byte, 32)}
+	s := &server{cfg: cfg, log: cfg.Logger, tmpl: t, csrfKey: make([]byte, 32), shutdown: map[*http.Server]chan struct{}{}}
 	rand.Read(s.csrfKey)
 
 	mux := http.NewServeMux()
@@ -117,6 +128,22 @@ func New(cfg Config) (http.Handler, error) {
 	s.route(mux, "POST /platforms/{id}/edit", user, s.platformEditSubmit)
 	s.route(mux, "GET /platforms/{id}/delete", user, s.platformDeletePage)
 	s.route(mux, "POST /platforms/{id}/delete", user, s.platformDeleteSubmit)
+	s.route(mux, "GET /platforms/{id}/ca.crt", user, s.platformCA)
+	s.route(mux, "POST /platforms/{id}/reveal", user, s.platformReveal)
+
+	// Deploy, update and destroy jobs.
+	s.route(mux, "GET /platforms/{id}/deploy", user, s.jobConfirmPage(myt.JobDeploy))
+	s.route(mux, "POST /platforms/{id}/deploy", user, s.jobStart(myt.JobDeploy))
+	s.route(mux, "GET /platforms/{id}/update", user, s.jobConfirmPage(myt.JobUpdate))
+	s.route(mux, "POST /platforms/{id}/update", user, s.jobStart(myt.JobUpdate))
+	s.route(mux, "GET /platforms/{id}/destroy", user, s.jobConfirmPage(myt.JobDestroy))
+	s.route(mux, "POST /platforms/{id}/destroy", user, s.jobStart(myt.JobDestroy))
+	s.route(mux, "GET /platforms/{id}/jobs", user, s.platformJobsPage)
+	s.route(mux, "GET /jobs/{id}", user, s.jobPage)
+	s.route(mux, "GET /jobs/{id}/events", user, s.jobEvents)
+	s.route(mux, "GET /jobs/{id}/log.txt", user, s.jobLogDownload)
+	s.route(mux, "POST /jobs/{id}/approve", user, s.jobApprove)
+	s.route(mux, "POST /jobs/{id}/cancel", user, s.jobCancel)
 
 	// Credentials.
 	s.route(mux, "GET /credentials", user, s.credentialsPage)

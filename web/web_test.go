@@ -21,9 +21,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/credential"
+	"github.com/myt-iot/myt/deploy"
 	"github.com/myt-iot/myt/sqlite"
 	"github.com/myt-iot/myt/vault"
 	"github.com/myt-iot/myt/web"
@@ -35,8 +37,12 @@ type env struct {
 	srv *httptest.Server
 	db  *sqlite.DB
 	svc *sqlite.Services
-	log *bytes.Buffer
-	lim *countingLimiter
+	// jobs is the job store the runner uses; runner runs jobs with fake
+	// tools that fail fast.
+	jobs   *sqlite.JobStore
+	runner *deploy.Runner
+	log    *bytes.Buffer
+	lim    *countingLimiter
 	// finds counts FindCredentials calls (each decrypts every credential).
 	finds *atomic.Int64
 }
@@ -72,7 +78,9 @@ func (l *countingLimiter) Ready(key string) bool {
 	return l.max == 0 || l.seen[key] < l.max
 }
 
-func newEnv(t *testing.T, secure bool) *env {
+// newEnv starts the UI; configure, if given, adjusts the HTTP server
+// before it starts.
+func newEnv(t *testing.T, secure bool, configure ...func(*http.Server)) *env {
 	t.Helper()
 	ctx := context.Background()
 	logBuf := &bytes.Buffer{}
@@ -90,19 +98,67 @@ func newEnv(t *testing.T, secure bool) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	svc := sqlite.NewServices(db)
+	jobs := sqlite.NewJobStore(db)
+	// Tools that pass the runner's checks and fail everything else: a
+	// local deploy starts, and fails fast.
+	tools := deploy.Tools{}
+	bin := t.TempDir()
+	for _, f := range []struct {
+		name, script string
+		path         *string
+	}{{"docker", fakeDocker, &tools.Docker}, {"tofu", fakeTofu, &tools.Tofu}, {"ansible-playbook", fakeAnsible, &tools.Ansible}} {
+		*f.path = filepath.Join(bin, f.name)
+		if err := os.WriteFile(*f.path, []byte(f.script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runner, err := deploy.New(ctx, deploy.Config{
+		Jobs: jobs, States: sqlite.NewStateStore(db), Secrets: svc.Secrets, Platforms: svc.Platforms, Credentials: svc.Credentials,
+		Tools:   tools,
+		DataDir: t.TempDir(), Logger: logger, SSHTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { runner.Close() })
 	lim := &countingLimiter{seen: map[string]int{}}
 	finds := &atomic.Int64{}
 	h, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: countingCredentials{svc.Credentials, finds}, Platforms: svc.Platforms, Admin: svc.Admin,
+		Jobs: runner, Connections: runner,
 		Logger: logger, SecureCookies: secure, LoginLimiter: lim,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	for _, f := range configure {
+		f(srv.Config)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, svc: svc, log: logBuf, lim: lim, finds: finds}
+	return &env{t: t, srv: srv, db: db, svc: svc, jobs: jobs, runner: runner, log: logBuf, lim: lim, finds: finds}
 }
+
+// The fake tools answer the runner's version checks and fail every
+// command.
+const (
+	fakeDocker = `#!/bin/sh
+case "$*" in
+"version --format {{.Server.Version}}") echo 24.0.7 ;;
+"compose version --short") echo 2.21.0 ;;
+*) echo "fake docker: cannot $1" >&2; exit 1 ;;
+esac
+`
+	fakeTofu = `#!/bin/sh
+[ "$1" = version ] && { echo "OpenTofu v1.8.0"; exit 0; }
+echo "fake tofu: cannot $1" >&2; exit 1
+`
+	fakeAnsible = `#!/bin/sh
+[ "$1" = --version ] && { echo "ansible-playbook [core 2.14.3]"; exit 0; }
+echo "fake ansible-playbook: cannot run" >&2; exit 1
+`
+)
 
 type writerFunc func([]byte) (int, error)
 
@@ -967,6 +1023,7 @@ func (e *env) snapshot(t *testing.T) string {
 	ws, _ := e.svc.Sessions.FindSessions(ctx, myt.SessionWeb)
 	is, _ := e.svc.Admin.FindInvites(ctx)
 	st, _ := e.svc.Admin.Settings(ctx)
+	js, _ := e.runner.FindJobs(ctx, myt.JobFilter{})
 	var b strings.Builder
 	for _, u := range us {
 		b.WriteString(u.Username + "/" + strconv.FormatBool(u.Disabled) + " ")
@@ -974,6 +1031,6 @@ func (e *env) snapshot(t *testing.T) string {
 	for _, p := range ps {
 		b.WriteString(p.Name + "@" + strconv.Itoa(p.Revision) + " ")
 	}
-	b.WriteString(strconv.Itoa(len(cs)) + " creds " + strconv.Itoa(len(ts)) + " tokens " + strconv.Itoa(len(ws)) + " sessions " + strconv.Itoa(len(is)) + " invites open=" + strconv.FormatBool(st.OpenSignup))
+	b.WriteString(strconv.Itoa(len(cs)) + " creds " + strconv.Itoa(len(ts)) + " tokens " + strconv.Itoa(len(ws)) + " sessions " + strconv.Itoa(len(is)) + " invites open=" + strconv.FormatBool(st.OpenSignup) + " " + strconv.Itoa(len(js)) + " jobs")
 	return b.String()
 }

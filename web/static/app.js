@@ -7,21 +7,21 @@
   var summary = document.querySelector("[data-autofocus]");
   if (summary) summary.focus();
 
-  // Forms that ask for confirmation before a destructive action.
-  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
-    f.addEventListener("submit", function (e) {
-      if (!window.confirm(f.getAttribute("data-confirm"))) e.preventDefault();
-    });
+  // Forms that ask for confirmation before a destructive action (also
+  // those the job page's live regions bring in later).
+  document.addEventListener("submit", function (e) {
+    var f = e.target;
+    if (f.matches && f.matches("form[data-confirm]") && !window.confirm(f.getAttribute("data-confirm"))) e.preventDefault();
   });
 
   // Copy buttons.
-  document.querySelectorAll("[data-copy]").forEach(function (b) {
-    b.addEventListener("click", function () {
-      var el = document.getElementById(b.getAttribute("data-copy"));
-      if (!el || !navigator.clipboard) return;
-      navigator.clipboard.writeText(el.textContent.trim()).then(function () {
-        var t = b.textContent; b.textContent = "Copied"; setTimeout(function () { b.textContent = t; }, 1500);
-      });
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest ? e.target.closest("[data-copy]") : null;
+    if (!b) return;
+    var el = document.getElementById(b.getAttribute("data-copy"));
+    if (!el || !navigator.clipboard) return;
+    navigator.clipboard.writeText(el.textContent.trim()).then(function () {
+      var t = b.textContent; b.textContent = "Copied"; setTimeout(function () { b.textContent = t; }, 1500);
     });
   });
 
@@ -98,5 +98,54 @@
       });
     };
     document.querySelectorAll("input[data-rec]").forEach(function (r) { r.addEventListener("change", update); });
+  }
+
+  // Job page: follow the job live. The server sends "log" events (a chunk
+  // of the log), "job" events (the state and the page's live regions,
+  // rendered on the server) and a last "end" event.
+  var job = document.getElementById("job");
+  if (job && job.hasAttribute("data-events") && window.EventSource) {
+    var log = document.getElementById("job-log");
+    var announce = document.getElementById("job-announce");
+    var seq = log ? log.getAttribute("data-seq") || "0" : "0";
+    var es = new EventSource(job.getAttribute("data-events") + "?after=" + encodeURIComponent(seq));
+    job.classList.add("live");
+    es.addEventListener("log", function (e) {
+      var c = JSON.parse(e.data);
+      if (!log) return;
+      var atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+      log.appendChild(document.createTextNode(c.text));
+      log.setAttribute("data-seq", String(c.seq));
+      var empty = document.querySelector("[data-log-empty]");
+      if (empty) empty.remove();
+      if (atEnd) log.scrollTop = log.scrollHeight;
+    });
+    es.addEventListener("job", function (e) {
+      var ev = JSON.parse(e.data);
+      Object.keys(ev.regions).forEach(function (name) {
+        var el = job.querySelector('[data-live="' + name + '"]');
+        var r = ev.regions[name];
+        if (el && el.getAttribute("data-sum") !== r.sum) {
+          el.innerHTML = r.html;
+          el.setAttribute("data-sum", r.sum);
+        }
+      });
+      if (job.getAttribute("data-job-state") !== ev.state) {
+        job.setAttribute("data-job-state", ev.state);
+        if (announce) announce.textContent = "The job is " + ev.state.replace("-", " ") + ".";
+      }
+    });
+    es.addEventListener("end", function (e) {
+      es.close();
+      job.classList.remove("live");
+      job.removeAttribute("data-events");
+      var st = JSON.parse(e.data).state;
+      if (st) job.setAttribute("data-job-state", st);
+    });
+    // After a network error the browser reconnects by itself, with the
+    // last log seq it saw; when it gives up, the Reload link comes back.
+    es.addEventListener("error", function () {
+      if (es.readyState === EventSource.CLOSED) job.classList.remove("live");
+    });
   }
 })();
