@@ -130,7 +130,12 @@ type spec struct {
 	args    []string          // command arguments after the image
 	network string            // user-defined network to join, if any
 	aliases []string          // DNS names on network
+	user    string            // --user, if set
+	mounts  []mount           // read-only bind mounts
 }
+
+// mount is a read-only bind mount of a host path.
+type mount struct{ src, dst string }
 
 // Option changes how a starter runs its container.
 type Option func(*spec)
@@ -159,6 +164,13 @@ func WithNetwork(network string, aliases ...string) Option {
 // for MariaDB or PostgreSQL: "-c", "max_connections=50").
 func WithArgs(args ...string) Option {
 	return func(s *spec) { s.args = append(s.args, args...) }
+}
+
+// WithMount bind-mounts the host path src read-only at dst in the
+// container (the private engine runs on this machine, so test files can be
+// mounted). The container's user must be able to read src.
+func WithMount(src, dst string) Option {
+	return func(s *spec) { s.mounts = append(s.mounts, mount{src: src, dst: dst}) }
 }
 
 func (s spec) with(opts []Option) spec {
@@ -191,6 +203,12 @@ func (e *Env) run(t testing.TB, s spec) *Container {
 			}
 			c.Ports[p] = hp
 			args = append(args, "-p", fmt.Sprintf("127.0.0.1:%d:%d", hp, p))
+		}
+		if s.user != "" {
+			args = append(args, "--user", s.user)
+		}
+		for _, m := range s.mounts {
+			args = append(args, "--mount", "type=bind,readonly,src="+m.src+",dst="+m.dst)
 		}
 		if s.network != "" {
 			args = append(args, "--network", s.network)

@@ -79,7 +79,7 @@ func TestEngineAndImages(t *testing.T) {
 	if got := e.DockerHost(); !strings.HasPrefix(got, "unix:///") {
 		t.Errorf("DockerHost() = %q, want a unix socket", got)
 	}
-	for _, name := range []string{"base", "python", "rabbitmq", "mariadb", "postgres", "influxdb", "mongodb", "worker"} {
+	for _, name := range []string{"base", "python", "rabbitmq", "mariadb", "postgres", "influxdb", "mongodb", "grafana", "worker"} {
 		ref := e.Image(name)
 		testenv.Need(t, "image "+name, ref != "", "scripts/testenv up did not build it")
 		e.Docker(t, "image", "inspect", ref)
@@ -96,7 +96,7 @@ func TestEngineAndImages(t *testing.T) {
 		t.Errorf("docker compose version = %q, want 2.x", v)
 	}
 	env := e.ImageEnv()
-	for _, k := range []string{"MYT_IMAGE_RABBITMQ", "MYT_IMAGE_MYSQL", "MYT_IMAGE_TIMESCALEDB", "MYT_IMAGE_MONGODB", "MYT_IMAGE_INFLUXDB", "MYT_IMAGE_WORKER"} {
+	for _, k := range []string{"MYT_IMAGE_RABBITMQ", "MYT_IMAGE_MYSQL", "MYT_IMAGE_TIMESCALEDB", "MYT_IMAGE_MONGODB", "MYT_IMAGE_INFLUXDB", "MYT_IMAGE_GRAFANA", "MYT_IMAGE_WORKER"} {
 		if env[k] == "" {
 			t.Errorf("ImageEnv()[%s] is empty", k)
 		}
