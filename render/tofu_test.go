@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -19,109 +16,40 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/internal/testenv"
 	"github.com/myt-iot/myt/render"
 )
-
-// OpenStack provider version built from the Go module proxy for plan tests.
-const openstackProviderVersion = "3.4.0"
 
 // tfBinary returns tofu or terraform.
 func tfBinary(t *testing.T) string {
 	return needTool(t, "the rendered modules are checked by a real OpenTofu/Terraform", "tofu", "terraform")
 }
 
-// tfMirror makes a filesystem mirror holding the AWS provider installed
-// under /opt/tf-plugins (or $MYT_TF_PLUGINS) and the OpenStack provider
-// built from the Go module proxy (cached), under both registry host names
-// so that tofu and terraform resolve them, and returns a CLI config file
-// that installs providers from it only.
-func tfMirror(t *testing.T, provider string) (cliConfig string) {
-	t.Helper()
-	root := t.TempDir()
-	mirror := filepath.Join(root, "mirror")
-	// The mirror is scanned without following directory symlinks, so
-	// directories are made and only files are linked.
-	link := func(ns, typ, src string) {
-		for _, host := range []string{"registry.terraform.io", "registry.opentofu.org"} {
-			dst := filepath.Join(mirror, host, ns, typ)
-			err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				rel, _ := filepath.Rel(src, p)
-				if e.IsDir() {
-					return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-				}
-				return os.Symlink(p, filepath.Join(dst, rel))
-			})
-			if err != nil {
-				t.Fatal(err)
+// tfBinaries returns every OpenTofu/Terraform there is: tofu and terraform
+// on PATH and the OpenTofu that `scripts/testenv up` built, so that plans
+// are checked with each.
+func tfBinaries(t *testing.T) []string {
+	var bins []string
+	for _, n := range []string{"terraform", "tofu"} {
+		if p, err := exec.LookPath(n); err == nil {
+			bins = append(bins, p)
+		}
+	}
+	if e, err := testenv.Load(); err == nil {
+		if p := e.Tool("tofu").Path; p != "" && !slices.Contains(bins, p) {
+			if _, err := os.Stat(p); err == nil {
+				bins = append(bins, p)
 			}
 		}
 	}
-	switch provider {
-	case myt.ProviderAWS:
-		plugins := os.Getenv("MYT_TF_PLUGINS")
-		if plugins == "" {
-			plugins = "/opt/tf-plugins"
-		}
-		src := filepath.Join(plugins, "registry.terraform.io", "hashicorp", "aws")
-		_, err := os.Stat(src)
-		need(t, "the AWS provider in "+plugins, err == nil, "plan needs hashicorp/aws from a local filesystem mirror")
-		link("hashicorp", "aws", src)
-	case myt.ProviderOpenStack:
-		link("terraform-provider-openstack", "openstack", openstackProvider(t))
-	}
-	cli := filepath.Join(root, "tf.rc")
-	body := fmt.Sprintf("provider_installation {\n  filesystem_mirror {\n    path = %q\n  }\n}\n", mirror)
-	if err := os.WriteFile(cli, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cli
+	need(t, "tofu or terraform", len(bins) > 0, "the rendered modules are checked by a real OpenTofu/Terraform (`scripts/testenv up` builds tofu)")
+	return bins
 }
 
-// openstackProvider returns a directory laid out as
-// <version>/<os>_<arch>/terraform-provider-openstack_v<version>, building
-// the provider with `go install` into a cache the first time.
-func openstackProvider(t *testing.T) string {
+// tfMirror is testenv.ProviderMirror for one provider.
+func tfMirror(t *testing.T, provider string) (cliConfig string) {
 	t.Helper()
-	cache := os.Getenv("MYT_TF_CACHE")
-	if cache == "" {
-		uc, err := os.UserCacheDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cache = filepath.Join(uc, "myt", "tf-providers")
-	}
-	dir := filepath.Join(cache, "openstack")
-	plat := runtime.GOOS + "_" + runtime.GOARCH
-	bin := filepath.Join(dir, openstackProviderVersion, plat, "terraform-provider-openstack_v"+openstackProviderVersion)
-	if _, err := os.Stat(bin); err == nil {
-		return dir
-	}
-	gobin := t.TempDir()
-	t.Logf("building terraform-provider-openstack v%s from the Go module proxy into %s (once)", openstackProviderVersion, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "install", "github.com/terraform-provider-openstack/terraform-provider-openstack/v3@v"+openstackProviderVersion)
-	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
-	cmd.Dir = gobin
-	out, err := cmd.CombinedOutput()
-	need(t, "terraform-provider-openstack", err == nil, fmt.Sprintf("go install failed (is the Go module proxy reachable?): %v\n%s", err, out))
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(gobin, "terraform-provider-openstack"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin+".tmp", b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(bin+".tmp", bin); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testenv.ProviderMirror(t, provider)
 }
 
 // tfRun runs the tool in dir with a clean, offline environment.
@@ -187,11 +115,10 @@ type planJSON struct {
 	} `json:"resource_changes"`
 }
 
-// planBundle renders d, runs init, validate and plan on infra/ and
+// planBundle renders d, runs bin's init, validate and plan on infra/ and
 // returns the plan as JSON.
-func planBundle(t *testing.T, d *myt.Design) planJSON {
+func planBundle(t *testing.T, bin string, d *myt.Design) planJSON {
 	t.Helper()
-	bin := tfBinary(t)
 	cli := tfMirror(t, d.Spec.Target.Provider)
 	dir := filepath.Join(writeBundle(t, mustRender(t, d)), "infra")
 	if err := os.WriteFile(filepath.Join(dir, "myt_test_override.tf"), []byte(testOverride[d.Spec.Target.Provider]), 0o644); err != nil {
@@ -256,7 +183,12 @@ func ingressCIDRs(t *testing.T, p planJSON, typ string, cidrKeys []string, portK
 
 func TestTofuPlanAWS(t *testing.T) {
 	d := designNamed(t, "aws-timescaledb")
-	p := planBundle(t, d)
+	for _, bin := range tfBinaries(t) {
+		t.Run(filepath.Base(bin), func(t *testing.T) { checkPlanAWS(t, d, planBundle(t, bin, d)) })
+	}
+}
+
+func checkPlanAWS(t *testing.T, d *myt.Design, p planJSON) {
 	want := []string{
 		"aws_ebs_volume.data",
 		"aws_eip.this",
@@ -312,7 +244,12 @@ func TestTofuPlanAWS(t *testing.T) {
 
 func TestTofuPlanOpenStack(t *testing.T) {
 	d := designNamed(t, "openstack-mysql")
-	p := planBundle(t, d)
+	for _, bin := range tfBinaries(t) {
+		t.Run(filepath.Base(bin), func(t *testing.T) { checkPlanOpenStack(t, d, planBundle(t, bin, d)) })
+	}
+}
+
+func checkPlanOpenStack(t *testing.T, d *myt.Design, p planJSON) {
 	want := []string{
 		"openstack_blockstorage_volume_v3.data",
 		"openstack_compute_instance_v2.this",

@@ -47,6 +47,7 @@ type state struct {
 	Instance     int               `json:"instance"`
 	Images       map[string]string `json:"images"`
 	ImageEnv     map[string]string `json:"image_env"`
+	Tools        map[string]Tool   `json:"tools"`
 }
 
 // Need skips t loudly when ok is false, or fails it when the environment
