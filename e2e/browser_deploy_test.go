@@ -125,7 +125,7 @@ spec:
 	b.see("The deploy job started")
 	job := eval[string](b, "location.pathname")
 	b.waitFor("the job running", `document.querySelector('#job').dataset.jobState === 'running'`)
-	b.waitFor("the connect step in the log", `document.querySelector('#job-log').textContent.includes('waiting for SSH on 127.0.0.1:1')`)
+	b.waitFor("the connect step in the log", `document.querySelector('#job-log').textContent.includes('==> connect')`)
 	b.waitFor("the event stream", `document.querySelector('#job').classList.contains('live')`)
 	b.waitFor("the connect step running", `document.querySelector('.step-running') !== null && document.querySelector('.step-running').textContent.includes('Connect over SSH')`)
 	b.screenshot("23-job-running")
