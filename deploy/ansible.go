@@ -60,6 +60,8 @@ type ansibleEvent struct {
 	Stdout  string                    `json:"stdout"`
 	Stderr  string                    `json:"stderr"`
 	Items   []string                  `json:"items"`
+	Item    string                    `json:"item"`
+	Diff    string                    `json:"diff"`
 	Hosts   map[string]map[string]int `json:"hosts"`
 }
 
@@ -126,6 +128,9 @@ func (a *ansible) Playbook(ctx context.Context, task func(n int, name string), a
 					line += ": " + e.Msg
 				}
 				a.log.Line(line)
+				if e.Diff != "" {
+					a.log.Line("    " + strings.ReplaceAll(e.Diff, "\n", "\n    "))
+				}
 				if e.Changed {
 					res.Changed++
 				}
@@ -143,6 +148,10 @@ func (a *ansible) Playbook(ctx context.Context, task func(n int, name string), a
 						msg = lastLine(e.Stderr)
 					}
 					res.Failed = append(res.Failed, fmt.Sprintf("%s: %s", e.Task, msg))
+				}
+			case "item":
+				if e.Diff != "" {
+					a.log.Printf("    %s: %s", e.Item, strings.ReplaceAll(e.Diff, "\n", "; "))
 				}
 			case "stats":
 				res.Recap = e.Hosts

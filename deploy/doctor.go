@@ -47,8 +47,13 @@ func atLeast(s, min string) (string, bool) {
 
 // Doctor checks the tools: OpenTofu or Terraform (clouds), ansible-playbook
 // (clouds and ssh), docker with Compose v2 (local; and image archives).
-func Doctor(ctx context.Context, t Tools) []Check {
+// With a provider, only the tools that provider needs are checked.
+func Doctor(ctx context.Context, t Tools, provider string) []Check {
 	probe := func(c Check, configured string, names []string, args ...string) Check {
+		if provider != "" && !needs(c, provider) {
+			c.OK, c.Problem = true, "not checked: "+provider+" does not need it"
+			return c
+		}
 		path, err := lookPath(configured, names...)
 		if err != nil {
 			c.Problem = err.Error()
@@ -70,7 +75,8 @@ func Doctor(ctx context.Context, t Tools) []Check {
 		}
 		return c
 	}
-	checks := []Check{
+	var checks []Check
+	checks = append(checks,
 		probe(Check{Tool: "tofu", Minimum: "1.6", Needed: "aws, openstack, azure, gcp",
 			Fix: "install OpenTofu (https://opentofu.org/docs/intro/install/) or Terraform >= 1.6, or set `tofu:` in the deploy config"},
 			t.Tofu, []string{"tofu", "terraform"}, "version"),
@@ -83,15 +89,28 @@ func Doctor(ctx context.Context, t Tools) []Check {
 		probe(Check{Tool: "docker compose", Minimum: "2.0", Needed: "local",
 			Fix: "install Compose v2: apt-get install docker-compose-v2 (Ubuntu) or docker-compose-plugin (Docker's repository)"},
 			t.Docker, []string{"docker"}, "compose", "version", "--short"),
+	)
+	if provider != "" {
+		kept := checks[:0]
+		for _, c := range checks {
+			if needs(c, provider) {
+				kept = append(kept, c)
+			}
+		}
+		checks = kept
 	}
 	return checks
+}
+
+func needs(c Check, provider string) bool {
+	return strings.Contains(", "+c.Needed+",", " "+provider+",")
 }
 
 // Need returns the first failed check among the tools a target needs, or
 // nil.
 func Need(checks []Check, provider string) *Check {
 	for i, c := range checks {
-		if !c.OK && strings.Contains(", "+c.Needed+",", " "+provider+",") {
+		if !c.OK && needs(c, provider) {
 			return &checks[i]
 		}
 	}

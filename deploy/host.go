@@ -140,14 +140,18 @@ func (w *work) ansible(h sshHost) (string, error) {
 			binaries[a] = p
 		}
 	}
-	vars := map[string]any{
+	vars := map[string]any{}
+	for k, v := range w.r.cfg.Tools.AnsibleVars {
+		vars[k] = v
+	}
+	maps.Copy(vars, map[string]any{
 		"ansible_ssh_private_key_file": keyFile,
 		"ansible_ssh_common_args":      "-o UserKnownHostsFile=" + h.KnownHosts + " -o StrictHostKeyChecking=yes",
 		"ansible_user":                 h.User,
 		"myt_compose_env":              composeEnv(w.r.cfg.Tools.ComposeEnv),
 		"myt_worker_binaries":          binaries,
 		"myt_image_archives":           archives,
-	}
+	})
 	if h.User != "root" {
 		vars["ansible_become"] = true
 	}
@@ -166,7 +170,7 @@ func (w *work) ansible(h sshHost) (string, error) {
 	cb["ANSIBLE_LOCAL_TEMP"] = filepath.Join(w.dir, "tmp")
 	cb["ANSIBLE_HOME"] = filepath.Join(w.dir, "home", ".ansible")
 	a := &ansible{path: path, dir: filepath.Join(w.bundleDir, "ansible"), env: w.environ(cb), log: w.log}
-	args := []string{"site.yml", "-e", "@" + varsFile}
+	args := []string{"site.yml", "--diff", "-e", "@" + varsFile}
 	total, err := a.CountTasks(w.ctx, args...)
 	if err != nil {
 		return "", fmt.Errorf("list the playbook's tasks: %w", err)
@@ -222,11 +226,17 @@ func (w *work) imageArchives() ([]string, error) {
 		return nil, err
 	}
 	env := composeEnv(w.r.cfg.Tools.ComposeEnv)
-	out := []string{}
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		if !strings.HasPrefix(k, "MYT_IMAGE_") {
-			continue
+	// Only the images this platform runs (and the Python image its
+	// worker is built from).
+	var keys []string
+	for _, svc := range append(platformServices(w.d), "python") {
+		if k := render.ImageEnv[svc]; env[k] != "" {
+			keys = append(keys, k)
 		}
+	}
+	slices.Sort(keys)
+	out := []string{}
+	for _, k := range keys {
 		ref := env[k]
 		var id strings.Builder
 		err := run(w.ctx, command{Path: docker, Args: []string{"image", "inspect", "--format", "{{.Id}}", ref}, Env: w.environ(nil),

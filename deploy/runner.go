@@ -66,6 +66,10 @@ type Tools struct {
 	ShipImages bool
 	// Env is extra environment for every tool (for example DOCKER_HOST).
 	Env map[string]string
+	// AnsibleVars are extra variables for every playbook run (for example
+	// myt_apt_update_cache: false on hosts without an apt mirror, or
+	// docker_apt_repository); the job's own variables win.
+	AnsibleVars map[string]any
 }
 
 // Config wires a Runner.
@@ -326,7 +330,7 @@ func (r *Runner) StartJob(ctx context.Context, platformID int64, req myt.JobRequ
 	if r.ctx.Err() != nil {
 		return nil, myt.Errorf(myt.ECONFLICT, "MyT is shutting down; start the job again once it is back.")
 	}
-	if c := Need(Doctor(ctx, r.cfg.Tools), p.Design.Spec.Target.Provider); c != nil {
+	if c := Need(Doctor(ctx, r.cfg.Tools, p.Design.Spec.Target.Provider), p.Design.Spec.Target.Provider); c != nil {
 		return nil, myt.Errorf(myt.EINVALID, "The MyT server cannot run this job: %s (%s). To fix: %s.", c.Tool, c.Problem, c.Fix)
 	}
 	// The credential is opened now, with the user's key, and lives only

@@ -34,9 +34,12 @@ type deployConfig struct {
 	// archive (hosts without registry access).
 	ShipImages bool `yaml:"shipImages"`
 	// Env is extra environment for the tools (e.g. DOCKER_HOST).
-	Env           map[string]string `yaml:"env"`
-	SSHTimeout    string            `yaml:"sshTimeout"`
-	HealthTimeout string            `yaml:"healthTimeout"`
+	Env map[string]string `yaml:"env"`
+	// AnsibleVars are extra variables for every playbook run, e.g.
+	// myt_apt_update_cache: false on hosts without an apt mirror.
+	AnsibleVars   map[string]any `yaml:"ansibleVars"`
+	SSHTimeout    string         `yaml:"sshTimeout"`
+	HealthTimeout string         `yaml:"healthTimeout"`
 }
 
 // loadDeployConfig reads file (none when empty) and the environment, and
@@ -95,6 +98,6 @@ func loadDeployConfig(file string) (deploy.Tools, time.Duration, time.Duration, 
 	}
 	return deploy.Tools{
 		Tofu: c.Tofu, TofuCLIConfig: c.TofuCLIConfig, InfraOverrides: c.InfraOverrides, Ansible: c.Ansible, Docker: c.Docker,
-		WorkerBinaries: c.WorkerBinaries, ComposeEnv: c.ComposeEnv, ShipImages: c.ShipImages, Env: c.Env,
+		WorkerBinaries: c.WorkerBinaries, ComposeEnv: c.ComposeEnv, ShipImages: c.ShipImages, Env: c.Env, AnsibleVars: c.AnsibleVars,
 	}, sshT, healthT, nil
 }

@@ -30,7 +30,7 @@ func newDoctorCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		checks := deploy.Doctor(cmd.Context(), tools)
+		checks := deploy.Doctor(cmd.Context(), tools, "")
 		out := cmd.OutOrStdout()
 		if *output == "json" {
 			if err := printJSON(out, checks); err != nil {

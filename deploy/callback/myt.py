@@ -63,6 +63,8 @@ class CallbackModule(CallbackBase):
         else:
             if r.get("msg"):
                 out["msg"] = _text(r.get("msg"))
+            if status == "changed" and r.get("diff"):
+                out["diff"] = _text(self._diffs(r.get("diff")))
             if status in ("failed", "unreachable"):
                 for k in ("stdout", "stderr"):
                     if r.get(k):
@@ -72,6 +74,26 @@ class CallbackModule(CallbackBase):
                     if msgs:
                         out["items"] = msgs
         self._emit(**out)
+
+    def _diffs(self, diff):
+        # --diff results: file attributes before/after, or a text diff.
+        lines = []
+        for d in diff if isinstance(diff, list) else [diff]:
+            if not isinstance(d, dict):
+                continue
+            before, after = d.get("before"), d.get("after")
+            if isinstance(before, dict) and isinstance(after, dict):
+                for k in sorted(set(before) | set(after)):
+                    if k != "path" and before.get(k) != after.get(k):
+                        lines.append("%s: %s -> %s" % (k, before.get(k), after.get(k)))
+            elif isinstance(before, str) and isinstance(after, str):
+                lines.append(self._get_diff(d))
+        return "\n".join(x for x in lines if x)
+
+    def v2_runner_item_on_ok(self, result):
+        r = result._result
+        if r.get("changed") and r.get("diff") and not (r.get("_ansible_no_log") or result._task.no_log):
+            self._emit(event="item", task=result._task.get_name(), item=_text(self._get_item_label(r)), diff=_text(self._diffs(r.get("diff"))))
 
     def v2_runner_on_ok(self, result):
         self._result("changed" if result._result.get("changed") else "ok", result)
