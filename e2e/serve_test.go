@@ -37,8 +37,13 @@ func (s *server) Log() string { return s.log.String() }
 // dir and stops it (SIGTERM, expecting a clean exit) when the test ends.
 func startServer(t *testing.T) *server {
 	t.Helper()
+	return startServerWith(t, t.TempDir())
+}
+
+// startServerWith starts `myt serve` on data with extra flags.
+func startServerWith(t *testing.T, data string, flags ...string) *server {
+	t.Helper()
 	bin := mytBinary(t)
-	data := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +51,7 @@ func startServer(t *testing.T) *server {
 	addr := ln.Addr().String()
 	ln.Close()
 	s := &server{URL: "http://" + addr, Data: data, Bin: bin, log: &syncBuffer{}}
-	s.cmd = exec.Command(bin, "serve", "--addr", addr, "--data", data)
+	s.cmd = exec.Command(bin, append([]string{"serve", "--addr", addr, "--data", data}, flags...)...)
 	s.cmd.Env = append(cleanEnv(), "HOME="+data)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {

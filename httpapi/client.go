@@ -253,3 +253,29 @@ func (c *Client) PlatformSecret(ctx context.Context, id int64, name string) (str
 	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/platforms/%d/secrets/%s", id, url.PathEscape(name)), nil, "", &s)
 	return s.Value, err
 }
+
+// PlatformCA returns the platform's CA certificate (PEM).
+func (c *Client) PlatformCA(ctx context.Context, id int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/api/v1/platforms/%d/ca.crt", c.BaseURL, id), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach MyT at %s: %w", c.BaseURL, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb errorBody
+		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
+			return nil, &myt.Error{Code: eb.Error.Code, Message: eb.Error.Message}
+		}
+		return nil, fmt.Errorf("GET ca.crt: %s", resp.Status)
+	}
+	return b, nil
+}

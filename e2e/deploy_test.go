@@ -1,0 +1,405 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/goccy/go-yaml"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/httpapi"
+	"github.com/myt-iot/myt/internal/testenv"
+)
+
+// deployServer starts `myt serve` configured to deploy with the test
+// environment: its local images (shipped to hosts as archives), its Docker
+// engine for local platforms, and no apt refresh on hosts (test hosts
+// reach no mirror). It returns the server and an admin's API client.
+func deployServer(t *testing.T, e *testenv.Env, data string) (*server, *httpapi.Client) {
+	t.Helper()
+	images := e.ImageEnv()
+	// The worker is built on the host from the myt binary, as for users;
+	// only its Python base comes from the test environment.
+	delete(images, "MYT_IMAGE_WORKER")
+	images["MYT_IMAGE_PYTHON"] = e.Image("python")
+	env := map[string]string{}
+	for _, kv := range e.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "DOCKER_") {
+			env[k] = v
+		}
+	}
+	cfg := map[string]any{
+		"composeEnv":    images,
+		"shipImages":    true,
+		"env":           env,
+		"ansibleVars":   map[string]any{"myt_apt_update_cache": false},
+		"healthTimeout": "5m",
+		"sshTimeout":    "2m",
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "deploy.yaml")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServerWith(t, data, "--deploy-config", file)
+	c := httpapi.NewClient(srv.URL, "")
+	tok, err := c.Setup(context.Background(), "ada", "correct horse battery", "e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Token = tok.Token
+	return srv, c
+}
+
+// runJob starts a job and waits until it ends, failing the test unless it
+// succeeded. It logs the job's log on failure.
+func runJob(t *testing.T, c *httpapi.Client, platformID int64, req myt.JobRequest) *myt.Job {
+	t.Helper()
+	ctx := context.Background()
+	j, err := c.StartJob(ctx, platformID, req)
+	if err != nil {
+		t.Fatalf("start %s: %v", req.Kind, err)
+	}
+	j = waitJob(t, c, j.ID, 15*time.Minute)
+	if j.State != myt.JobSucceeded {
+		t.Fatalf("%s job %d %s: %s\n%s", j.Kind, j.ID, j.State, j.Error, jobLog(t, c, j.ID))
+	}
+	return j
+}
+
+// waitJob follows the job's log (long polls, as the CLI does) until it
+// ends or waits for approval.
+func waitJob(t *testing.T, c *httpapi.Client, id int64, timeout time.Duration) *myt.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var after int64
+	for {
+		l, err := c.JobLog(ctx, id, after, 20*time.Second)
+		if err != nil {
+			t.Fatalf("job %d log: %v", id, err)
+		}
+		for _, ch := range l.Chunks {
+			after = ch.Seq
+		}
+		j, err := c.Job(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Done || j.State == myt.JobAwaitingApproval {
+			return j
+		}
+	}
+}
+
+func jobLog(t *testing.T, c *httpapi.Client, id int64) string {
+	var b strings.Builder
+	var after int64
+	for {
+		l, err := c.JobLog(context.Background(), id, after, 0)
+		if err != nil {
+			return b.String() + "\n(log: " + err.Error() + ")"
+		}
+		for _, ch := range l.Chunks {
+			b.WriteString(ch.Text)
+			after = ch.Seq
+		}
+		if len(l.Chunks) == 0 {
+			return b.String()
+		}
+	}
+}
+
+// platformHost runs commands where a platform runs (its host, or this
+// machine's test engine for local).
+type platformHost struct {
+	name string
+	// docker runs a docker CLI command there.
+	docker func(t *testing.T, args ...string) string
+	// mqtt is where devices connect, and the TLS server name.
+	mqtt, serverName string
+	// dataDir is a platform's data directory there; listDir lists a
+	// directory.
+	dataDir func(p *myt.Platform) string
+	listDir func(t *testing.T, dir string) string
+}
+
+func createPlatform(t *testing.T, c *httpapi.Client, doc string) *myt.Platform {
+	t.Helper()
+	p, err := c.CreatePlatform(context.Background(), []byte(doc))
+	if err != nil {
+		t.Fatalf("create platform: %v", err)
+	}
+	return p
+}
+
+// publish sends n messages over MQTTS as the platform's device user,
+// trusting only the platform's CA, each with QoS 1 (acknowledged by the
+// broker).
+func publish(t *testing.T, c *httpapi.Client, p *myt.Platform, h platformHost, device string, n int, payload func(i int) map[string]any) {
+	t.Helper()
+	ctx := context.Background()
+	ca, err := c.PlatformCA(ctx, p.ID)
+	if err != nil {
+		t.Fatalf("CA: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		t.Fatalf("CA is not PEM: %q", ca)
+	}
+	pw, err := c.PlatformSecret(ctx, p.ID, myt.SecretDevice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := mqtt.NewClientOptions().AddBroker("ssl://" + h.mqtt).SetClientID("e2e-" + device).
+		SetUsername("myt-device").SetPassword(pw).SetCleanSession(true).SetAutoReconnect(false).
+		SetTLSConfig(&tls.Config{RootCAs: pool, ServerName: h.serverName, MinVersion: tls.VersionTLS12}).
+		SetConnectTimeout(20 * time.Second)
+	cl := mqtt.NewClient(opts)
+	if tok := cl.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+		t.Fatalf("MQTTS connect to %s: %v", h.mqtt, tok.Error())
+	}
+	defer cl.Disconnect(500)
+	var acked atomic.Int64
+	toks := make([]mqtt.Token, 0, n)
+	for i := 0; i < n; i++ {
+		b, _ := json.Marshal(payload(i))
+		toks = append(toks, cl.Publish("myt/"+device+"/data", 1, false, b))
+	}
+	for _, tok := range toks {
+		if tok.WaitTimeout(60*time.Second) && tok.Error() == nil {
+			acked.Add(1)
+		}
+	}
+	if acked.Load() != int64(n) {
+		t.Fatalf("%d of %d publishes acknowledged", acked.Load(), n)
+	}
+}
+
+// exportScript prints the worker's /v1/export (NDJSON) of one device,
+// from inside the worker container.
+const exportScript = `import sys, urllib.request
+tok = open('/run/secrets/worker_api_token').read().strip()
+req = urllib.request.Request('http://127.0.0.1:8080/v1/export?format=ndjson&device=' + sys.argv[1], headers={'Authorization': 'Bearer ' + tok})
+sys.stdout.write(urllib.request.urlopen(req, timeout=60).read().decode())`
+
+// records reads a device's records back through the worker's export,
+// which every sink implements.
+func records(t *testing.T, h platformHost, project, device string) []map[string]any {
+	t.Helper()
+	out := h.docker(t, "exec", project+"-worker-1", "python3", "-c", exportScript, device)
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("export line %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// waitRecords waits until the device has want records.
+func waitRecords(t *testing.T, h platformHost, project, device string, want int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		recs := records(t, h, project, device)
+		if len(recs) == want {
+			return recs
+		}
+		if len(recs) > want || time.Now().After(deadline) {
+			t.Fatalf("device %s has %d records, want exactly %d", device, len(recs), want)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// startTimes maps each of the project's containers to when it started.
+func startTimes(t *testing.T, h platformHost, project string) map[string]string {
+	t.Helper()
+	names := strings.Fields(h.docker(t, "ps", "--all", "--filter", "label=com.docker.compose.project="+project, "--format", "{{.Names}}"))
+	out := map[string]string{}
+	for _, n := range names {
+		out[n] = strings.TrimSpace(h.docker(t, "inspect", "--format", "{{.State.StartedAt}}", n))
+	}
+	return out
+}
+
+func fields(r map[string]any) map[string]any {
+	f, _ := r["fields"].(map[string]any)
+	return f
+}
+
+// lifecycle is the whole life of one platform, as a user lives it:
+// deploy, 1,000 messages stored exactly once, a deploy that changes and
+// restarts nothing, an update (new handler, one more typed field) that
+// changes what is stored from then on, and a destroy that removes every
+// container and keeps the data.
+func lifecycle(t *testing.T, c *httpapi.Client, h platformHost, doc string, full bool) {
+	p := createPlatform(t, c, doc)
+	project := "myt-" + p.Name
+	start := time.Now()
+	j := runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobDeploy})
+	t.Logf("deploy: %s (%s)", time.Since(start).Round(time.Second), j.Summary)
+	p, err := c.Platform(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != myt.StatusRunning || p.Endpoints == nil || p.Endpoints.MQTTS == "" {
+		t.Fatalf("after deploy: status %s, endpoints %+v", p.Status, p.Endpoints)
+	}
+
+	publish(t, c, p, h, "dev-1", 1000, func(i int) map[string]any { return map[string]any{"temperature": float64(i) + 0.25} })
+	recs := waitRecords(t, h, project, "dev-1", 1000)
+	seen := map[string]bool{}
+	for _, r := range recs {
+		seen[fmt.Sprint(r["id"])] = true
+	}
+	if len(seen) != 1000 {
+		t.Errorf("%d distinct ids among 1000 records", len(seen))
+	}
+
+	if full {
+		before := startTimes(t, h, project)
+		start = time.Now()
+		j = runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobDeploy})
+		t.Logf("second deploy: %s (%s)", time.Since(start).Round(time.Second), j.Summary)
+		if !strings.HasPrefix(j.Summary, "Nothing changed") {
+			t.Errorf("second deploy: %q, want nothing changed", j.Summary)
+		}
+		if after := startTimes(t, h, project); fmt.Sprint(after) != fmt.Sprint(before) || len(after) != 4 {
+			t.Errorf("second deploy restarted containers:\nbefore %v\nafter  %v", before, after)
+		}
+
+		// Update: a handler that scales the temperature, and humidity
+		// declared as a typed field.
+		updated := strings.Replace(doc, "fields: {temperature: float}", "fields: {temperature: float, humidity: float}", 1) +
+			"  processing:\n    handler: |\n      def process(msg):\n          out = dict(msg['payload'])\n          out['temperature'] = out['temperature'] * 10\n          return out\n"
+		if err := c.Raw(context.Background(), "PUT", fmt.Sprintf("/api/v1/platforms/%d", p.ID), []byte(updated), "application/yaml", nil); err != nil {
+			t.Fatalf("update the design: %v", err)
+		}
+		start = time.Now()
+		j = runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobUpdate})
+		t.Logf("update: %s (%s)", time.Since(start).Round(time.Second), j.Summary)
+		publish(t, c, p, h, "dev-2", 10, func(i int) map[string]any { return map[string]any{"temperature": 2.5, "humidity": 40.0 + float64(i)} })
+		recs = waitRecords(t, h, project, "dev-2", 10)
+		for _, r := range recs {
+			f := fields(r)
+			if fmt.Sprint(f["temperature"]) != "25" || f["humidity"] == nil {
+				t.Errorf("record after the update: %v, want temperature 25 (the new handler) and humidity", f)
+				break
+			}
+		}
+		if n := len(records(t, h, project, "dev-1")); n != 1000 {
+			t.Errorf("after the update dev-1 has %d records, want 1000", n)
+		}
+	}
+
+	start = time.Now()
+	j = runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobDestroy})
+	t.Logf("destroy: %s (%s)", time.Since(start).Round(time.Second), j.Summary)
+	if left := strings.TrimSpace(h.docker(t, "ps", "--all", "--filter", "label=com.docker.compose.project="+project, "--format", "{{.Names}}")); left != "" {
+		t.Errorf("containers left after destroy: %s", left)
+	}
+	if ls := h.listDir(t, h.dataDir(p)); !strings.Contains(ls, "-data") {
+		t.Errorf("data directory %s after destroy: %q, want the volumes kept", h.dataDir(p), ls)
+	}
+	p, err = c.Platform(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != myt.StatusDestroyed || p.Endpoints != nil {
+		t.Errorf("after destroy: status %s, endpoints %+v", p.Status, p.Endpoints)
+	}
+}
+
+// TestDeployEndToEnd drives deploys through the API exactly as the UI
+// does: an SSH credential for a real Debian 12 host with systemd (the
+// whole role set runs: base, data_volume, docker, platform), one platform
+// per database kind, and a local platform on this machine's engine.
+func TestDeployEndToEnd(t *testing.T) {
+	e := testenv.Require(t)
+	testenv.Need(t, "root", os.Geteuid() == 0, "local platforms and systemd test hosts need root")
+	h := e.SystemdHost(t)
+	data := t.TempDir()
+	_, c := deployServer(t, e, data)
+	t.Run("local", func(t *testing.T) {
+		local := platformHost{
+			name:       "local",
+			docker:     func(t *testing.T, args ...string) string { return e.Docker(t, args...) },
+			mqtt:       "127.0.0.1:8883",
+			serverName: "127.0.0.1",
+			dataDir:    func(p *myt.Platform) string { return filepath.Join(data, "platforms", fmt.Sprint(p.ID), "data") },
+			listDir: func(t *testing.T, dir string) string {
+				ents, err := os.ReadDir(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var names []string
+				for _, e := range ents {
+					names = append(names, e.Name())
+				}
+				return strings.Join(names, " ")
+			},
+		}
+		lifecycle(t, c, local, `apiVersion: myt/v1
+kind: Platform
+metadata: {name: here}
+spec:
+  target: {provider: local}
+  database: {kind: timescaledb, fields: {temperature: float}}
+`, true)
+	})
+	key, err := os.ReadFile(h.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateCredential(context.Background(), httpapi.CredentialRequest{Name: "lab", Kind: "ssh",
+		Public: map[string]string{"host": h.Addr, "user": h.User, "port": fmt.Sprint(h.Port)}, Secret: map[string]string{"private_key": string(key)}}); err != nil {
+		t.Fatal(err)
+	}
+	remote := platformHost{
+		name:       "ssh",
+		docker:     func(t *testing.T, args ...string) string { return h.Run(t, "docker "+shellJoin(args)) },
+		mqtt:       h.Addr + ":8883",
+		serverName: h.Addr,
+		dataDir:    func(*myt.Platform) string { return "/srv/myt/data" },
+		listDir:    func(t *testing.T, dir string) string { return h.Run(t, "ls "+dir) },
+	}
+	for i, db := range []string{"mysql", "timescaledb", "mongodb", "influxdb"} {
+		t.Run("ssh-"+db, func(t *testing.T) {
+			lifecycle(t, c, remote, fmt.Sprintf(`apiVersion: myt/v1
+kind: Platform
+metadata: {name: lab-%s}
+spec:
+  target: {provider: ssh, credentials: lab}
+  database: {kind: %s, fields: {temperature: float}}
+`, db, db), i == 0)
+		})
+	}
+}
+
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
