@@ -32,6 +32,13 @@ type store struct {
 
 func newStore(t *testing.T, designYAML string) *store {
 	t.Helper()
+	return newStoreWith(t, designYAML, nil)
+}
+
+// newStoreWith runs setup (saving credentials, say) as the user before it
+// creates the platform.
+func newStoreWith(t *testing.T, designYAML string, setup func(*store) error) *store {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "myt.db")
 	db, err := sqlite.Open(context.Background(), path, sqlite.Options{ServerKey: vault.NewKey(), Params: vault.Params{Time: 1, Memory: 1024, Threads: 1}})
 	if err != nil {
@@ -47,6 +54,11 @@ func newStore(t *testing.T, designYAML string) *store {
 		t.Fatal(err)
 	}
 	s.ctx = myt.NewContextWithAuth(context.Background(), a)
+	if setup != nil {
+		if err := setup(s); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d, err := design.Parse([]byte(designYAML))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,213 @@
+package deploy_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/deploy"
+	"github.com/myt-iot/myt/internal/testenv"
+	"github.com/myt-iot/myt/sqlite"
+)
+
+// Provider settings for plans with fake credentials: no request leaves
+// this machine (endpoints on a closed loopback port, validation skipped).
+var offlineProviders = map[string]string{
+	myt.ProviderAWS: `provider "aws" {
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  endpoints {
+    ec2 = "http://127.0.0.1:1"
+    sts = "http://127.0.0.1:1"
+    iam = "http://127.0.0.1:1"
+  }
+}
+`,
+	myt.ProviderOpenStack: `provider "openstack" {
+  delayed_auth = true
+}
+`,
+}
+
+const (
+	fakeAWSKey    = "AKIAIOSFODNN7EXAMPLE"
+	fakeAWSSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	fakeOSPass    = "openstack-fake-password-81f3"
+)
+
+// runner is a Runner over s with the given tools.
+func newRunner(t *testing.T, s *store, tools deploy.Tools) (*deploy.Runner, string) {
+	t.Helper()
+	data := t.TempDir()
+	r, err := deploy.New(context.Background(), deploy.Config{
+		Jobs: sqlite.NewJobStore(s.db), States: sqlite.NewStateStore(s.db), Secrets: s.svc.Secrets,
+		Platforms: s.svc.Platforms, Credentials: s.svc.Credentials, Tools: tools, DataDir: data,
+		Logger: testLogger(t), SSHTimeout: 20 * time.Second, HealthTimeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, data
+}
+
+// waitState polls the job until cond holds or a deadline passes.
+func waitState(t *testing.T, r *deploy.Runner, ctx context.Context, id int64, timeout time.Duration, cond func(*myt.Job) bool) *myt.Job {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		j, err := r.FindJobByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(j) {
+			return j
+		}
+		if time.Now().After(deadline) {
+			log, _, _ := r.JobLog(ctx, id, 0)
+			var b strings.Builder
+			for _, c := range log {
+				b.WriteString(c.Text)
+			}
+			t.Fatalf("job %d is %s after %s\n%s", id, j.State, timeout, b.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func fullLog(t *testing.T, r *deploy.Runner, ctx context.Context, id int64) string {
+	t.Helper()
+	var b strings.Builder
+	var after int64
+	for {
+		chunks, _, err := r.JobLog(ctx, id, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chunks) == 0 {
+			return b.String()
+		}
+		for _, c := range chunks {
+			b.WriteString(c.Text)
+			after = c.Seq
+		}
+	}
+}
+
+// TestCloudDeployPlansThenWaits deploys aws and openstack designs with
+// fake credentials: init takes the providers from a local mirror, a real
+// plan runs through MyT's state backend, and the job stops in
+// awaiting-approval with the plan's summary. A cancel then leaves nothing:
+// no state, no lock, no job directory, the platform as it was.
+func TestCloudDeployPlansThenWaits(t *testing.T) {
+	e := testenv.Require(t)
+	tofu := e.Tofu(t)
+	mirror := testenv.ProviderMirror(t, "aws", "openstack")
+	cases := []struct {
+		provider, design, secret string
+		cred                     func(s *store) error
+		add                      int
+		host, data               string
+	}{
+		{
+			provider: myt.ProviderAWS, secret: fakeAWSSecret, add: 18, host: "aws_instance.this", data: "aws_ebs_volume.data",
+			design: `apiVersion: myt/v1
+kind: Platform
+metadata: {name: cloudy}
+spec:
+  target: {provider: aws, credentials: my-aws, region: eu-west-1, image: ami-0123456789abcdef0, adminCIDRs: ["203.0.113.7/32", "2001:db8:7::/48"]}
+  database: {kind: timescaledb}
+`,
+			cred: func(s *store) error {
+				return s.svc.Credentials.CreateCredential(s.ctx, &myt.Credential{Name: "my-aws", Kind: "aws", Public: map[string]string{"access_key_id": fakeAWSKey}},
+					myt.Secret{"secret_access_key": fakeAWSSecret})
+			},
+		},
+		{
+			provider: myt.ProviderOpenStack, secret: fakeOSPass, add: 9, host: "openstack_compute_instance_v2.this", data: "openstack_blockstorage_volume_v3.data",
+			design: `apiVersion: myt/v1
+kind: Platform
+metadata: {name: stacky}
+spec:
+  target: {provider: openstack, credentials: my-os, region: RegionOne, externalNetwork: ext-net, adminCIDRs: ["198.51.100.0/24"]}
+  database: {kind: mysql}
+  broker: {amqp: false}
+`,
+			cred: func(s *store) error {
+				return s.svc.Credentials.CreateCredential(s.ctx, &myt.Credential{Name: "my-os", Kind: "openstack", Public: map[string]string{
+					"auth_url": "http://127.0.0.1:1/v3", "username": "myt-test", "project_name": "myt-test"}},
+					myt.Secret{"password": fakeOSPass})
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.provider, func(t *testing.T) {
+			s := newStoreWith(t, tc.design, tc.cred)
+			r, data := newRunner(t, s, deploy.Tools{Tofu: tofu, TofuCLIConfig: mirror, InfraOverrides: offlineProviders})
+			ctx := s.ctx
+			j, err := r.StartJob(ctx, s.platform.ID, myt.JobRequest{Kind: myt.JobDeploy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			j = waitState(t, r, ctx, j.ID, 8*time.Minute, func(j *myt.Job) bool { return !j.Active() || j.State == myt.JobAwaitingApproval })
+			log := fullLog(t, r, ctx, j.ID)
+			if j.State != myt.JobAwaitingApproval {
+				t.Fatalf("job %s (%s), want awaiting-approval\n%s", j.State, j.Error, log)
+			}
+			p := j.Plan
+			if p == nil || p.Add < tc.add || p.Change != 0 || p.Destroy != 0 || p.DestroysData || p.ReplacesHost {
+				t.Fatalf("plan %+v, want %d+ to add and nothing else\n%s", p, tc.add, log)
+			}
+			var isHost, isData bool
+			for _, c := range p.Changes {
+				isHost = isHost || c.Address == tc.host && c.Host && c.Action == "create"
+				isData = isData || c.Address == tc.data && c.Data && c.Action == "create"
+			}
+			if !isHost || !isData {
+				t.Errorf("plan changes do not mark %s as the host and %s as the data volume: %+v", tc.host, tc.data, p.Changes)
+			}
+			for _, st := range []string{"init", "plan"} {
+				if s := j.Step(st); s == nil || s.State != myt.StepSucceeded {
+					t.Errorf("step %s: %+v", st, s)
+				}
+			}
+			if strings.Contains(log, tc.secret) {
+				t.Errorf("the job log shows the credential's secret")
+			}
+			if _, err := r.ApproveJob(ctx, j.ID+1000, ""); myt.ErrorCode(err) != myt.ENOTFOUND {
+				t.Errorf("approve an unknown job: %v", err)
+			}
+
+			j, err = r.CancelJob(ctx, j.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.State != myt.JobCancelled {
+				t.Errorf("after cancel: %s", j.State)
+			}
+			pl, err := s.svc.Platforms.FindPlatformByID(ctx, s.platform.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pl.Status != myt.StatusDesigned {
+				t.Errorf("platform %s after a cancelled plan, want designed", pl.Status)
+			}
+			states := sqlite.NewStateStore(s.db)
+			if st, err := states.Get(ctx, s.platform.ID); err != nil || st != nil {
+				t.Errorf("state after a cancelled plan: %v %s", err, st)
+			}
+			if info, err := states.Locked(ctx, s.platform.ID); err != nil || info != "" {
+				t.Errorf("lock after a cancelled plan: %v %s", err, info)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(data, "jobs")); len(ents) != 0 {
+				t.Errorf("job directories left: %v", ents)
+			}
+		})
+	}
+}
