@@ -2,6 +2,9 @@ package deploy_test
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/deploy"
 	"github.com/myt-iot/myt/internal/testenv"
+	"github.com/myt-iot/myt/render"
 	"github.com/myt-iot/myt/sqlite"
 )
 
@@ -48,7 +52,7 @@ func newRunner(t *testing.T, s *store, tools deploy.Tools) (*deploy.Runner, stri
 	r, err := deploy.New(context.Background(), deploy.Config{
 		Jobs: sqlite.NewJobStore(s.db), States: sqlite.NewStateStore(s.db), Secrets: s.svc.Secrets,
 		Platforms: s.svc.Platforms, Credentials: s.svc.Credentials, Tools: tools, DataDir: data,
-		Logger: testLogger(t), SSHTimeout: 20 * time.Second, HealthTimeout: time.Minute,
+		Logger: testLogger(t), SSHTimeout: 20 * time.Second, HealthTimeout: 5 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -209,5 +213,127 @@ spec:
 				t.Errorf("job directories left: %v", ents)
 			}
 		})
+	}
+}
+
+// fixedSeed is a render.SecretSource giving a known SSH key seed, so the
+// test knows the key a cloud bundle authorizes.
+type fixedSeed struct{ seed string }
+
+func (f fixedSeed) Secret(_ context.Context, name string) (string, error) {
+	if name == render.SecretSSHKeySeed {
+		return f.seed, nil
+	}
+	return "x" + name + "-0123456789abcdef", nil
+}
+
+// TestCloudApplyOutputsInventory runs an aws deploy past the plan with a
+// recorded OpenTofu (testdata/fake-tofu replays what `tofu -json` prints):
+// apply progress is counted from its messages, the outputs become
+// infra/outputs.json, the bundle's real inventory resolves the host, user
+// and data device from them (an ansible-playbook stand-in runs
+// ansible-inventory), the server certificate is re-issued for the public
+// address, and the job connects over real SSH to that address (an SSH test
+// host holding the bundle's key) and records its host key. No platform is
+// installed there, so the health step fails, saying why.
+func TestCloudApplyOutputsInventory(t *testing.T) {
+	e := testenv.Require(t)
+	h := e.SSHHost(t)
+	testdata, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStoreWith(t, `apiVersion: myt/v1
+kind: Platform
+metadata: {name: cloudy}
+spec:
+  target: {provider: aws, credentials: my-aws, region: eu-west-1, image: ami-0123456789abcdef0, adminCIDRs: ["203.0.113.7/32"]}
+  database: {kind: timescaledb}
+`, func(s *store) error {
+		return s.svc.Credentials.CreateCredential(s.ctx, &myt.Credential{Name: "my-aws", Kind: "aws", Public: map[string]string{"access_key_id": fakeAWSKey}},
+			myt.Secret{"secret_access_key": fakeAWSSecret})
+	})
+	// The key the bundle authorizes on the machine comes from this seed.
+	const seed = "recorded-cloud-seed-6a1e0c"
+	if err := s.svc.Secrets.Put(s.ctx, s.platform.ID, render.SecretSSHKeySeed, []byte(seed)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := render.Render(context.Background(), s.platform.Design, render.Options{Secrets: fixedSeed{seed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := b.File("ssh/id_ed25519.pub")
+	auth := filepath.Join(filepath.Dir(h.KeyFile), "authorized_keys")
+	f, err := os.OpenFile(auth, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(pub.Data); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	inventory := filepath.Join(t.TempDir(), "inventory.json")
+	r, _ := newRunner(t, s, deploy.Tools{
+		Tofu: filepath.Join(testdata, "fake-tofu"), Ansible: filepath.Join(testdata, "fake-ansible-playbook"),
+		Env: map[string]string{"MYT_FAKE_ADDRESS": h.Addr, "MYT_FAKE_INVENTORY": inventory},
+	})
+	ctx := s.ctx
+	j, err := r.StartJob(ctx, s.platform.ID, myt.JobRequest{Kind: myt.JobDeploy, AutoApprove: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = waitState(t, r, ctx, j.ID, 5*time.Minute, func(j *myt.Job) bool { return !j.Active() })
+	log := fullLog(t, r, ctx, j.ID)
+	if j.State != myt.JobFailed || !strings.Contains(j.Error, "not healthy") || !strings.Contains(j.Error, "/srv/myt/platform") {
+		t.Fatalf("job %s: %q, want failed at health naming the missing services\n%s", j.State, j.Error, log)
+	}
+	want := map[string][2]string{
+		"plan":     {myt.StepSucceeded, "16 to add, 0 to change, 0 to destroy"},
+		"approval": {myt.StepSucceeded, "approved ahead (--yes)"},
+		"apply":    {myt.StepSucceeded, "16/16 resources"},
+		"outputs":  {myt.StepSucceeded, h.Addr},
+		"connect":  {myt.StepSucceeded, "connected to " + h.Addr + ":22"},
+		"ansible":  {myt.StepSucceeded, ""},
+		"health":   {myt.StepFailed, ""},
+	}
+	for name, w := range want {
+		st := j.Step(name)
+		if st == nil || st.State != w[0] || w[1] != "" && st.Detail != w[1] {
+			t.Errorf("step %s: %+v, want %s %q", name, st, w[0], w[1])
+		}
+	}
+	// The real inventory, resolved from the outputs the job wrote.
+	raw, err := os.ReadFile(inventory)
+	if err != nil {
+		t.Fatalf("the inventory was not resolved: %v\n%s", err, log)
+	}
+	// "cloudy | SUCCESS => {..."msg": "HOST,USER,DEVICE"}"
+	_, js, ok := strings.Cut(string(raw), "=> ")
+	var res struct{ Msg string }
+	if !ok || json.Unmarshal([]byte(js), &res) != nil {
+		t.Fatalf("inventory: %s", raw)
+	}
+	if want := h.Addr + ",root,/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"; res.Msg != want {
+		t.Errorf("the inventory resolves to %q, want %q", res.Msg, want)
+	}
+	// The certificate devices see names the public address.
+	certPEM, err := s.svc.Secrets.Get(ctx, s.platform.ID, "tls/server.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(certPEM)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cert.VerifyHostname(h.Addr); err != nil {
+		t.Errorf("server certificate: %v", err)
+	}
+	if kh, err := s.svc.Secrets.Get(ctx, s.platform.ID, "ssh/known_hosts"); err != nil || !strings.Contains(string(kh), h.Addr) {
+		t.Errorf("known host not recorded: %v %q", err, kh)
+	}
+	if strings.Contains(log, fakeAWSSecret) || strings.Contains(log, seed) {
+		t.Error("the log shows a secret")
 	}
 }

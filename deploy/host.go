@@ -431,9 +431,11 @@ func (w *work) destroySSH() error {
 	defer c.Close()
 	return w.step(stepRemove, func() (string, error) {
 		w.changed = true
+		// --volumes removes the volume objects, not the data: they are
+		// bind mounts of the data directory, which stays.
 		script := fmt.Sprintf(`set -e
 if [ -f %[1]s/compose.yaml ]; then
-  cd %[1]s && docker compose down --remove-orphans 2>&1
+  cd %[1]s && docker compose down --volumes --remove-orphans 2>&1
 fi
 rm -rf %[1]s
 `, render.HostPlatformDir)

@@ -300,7 +300,9 @@ func (w *work) destroyLocal() error {
 	return w.step(stepRemove, func() (string, error) {
 		w.changed = true
 		if _, err := os.Stat(filepath.Join(platformDir, "compose.yaml")); err == nil {
-			if err := w.docker(w.ctx, platformDir, w.localComposeEnv(dataDir), nil, "compose", "down", "--remove-orphans"); err != nil {
+			// --volumes removes the volume objects, not the data: they
+			// are bind mounts of dataDir, which stays.
+			if err := w.docker(w.ctx, platformDir, w.localComposeEnv(dataDir), nil, "compose", "down", "--volumes", "--remove-orphans"); err != nil {
 				return "", fmt.Errorf("docker compose down: %w", err)
 			}
 		}
