@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -253,8 +255,21 @@ func fields(r map[string]any) map[string]any {
 // changes what is stored from then on, and a destroy that removes every
 // container and keeps the data.
 func lifecycle(t *testing.T, c *httpapi.Client, h platformHost, doc string, full bool) {
+	lifecycleWith(t, c, h, doc, full, hooks{})
+}
+
+// hooks let a lifecycle do more around its first deploy.
+type hooks struct {
+	beforeDeploy func(p *myt.Platform)
+	afterDeploy  func(p *myt.Platform)
+}
+
+func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, full bool, hk hooks) {
 	p := createPlatform(t, c, doc)
 	project := "myt-" + p.Name
+	if hk.beforeDeploy != nil {
+		hk.beforeDeploy(p)
+	}
 	start := time.Now()
 	j := runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobDeploy})
 	t.Logf("deploy: %s (%s)", time.Since(start).Round(time.Second), j.Summary)
@@ -264,6 +279,9 @@ func lifecycle(t *testing.T, c *httpapi.Client, h platformHost, doc string, full
 	}
 	if p.Status != myt.StatusRunning || p.Endpoints == nil || p.Endpoints.MQTTS == "" {
 		t.Fatalf("after deploy: status %s, endpoints %+v", p.Status, p.Endpoints)
+	}
+	if hk.afterDeploy != nil {
+		hk.afterDeploy(p)
 	}
 
 	publish(t, c, p, h, "dev-1", 1000, func(i int) map[string]any { return map[string]any{"temperature": float64(i) + 0.25} })
@@ -339,7 +357,8 @@ func TestDeployEndToEnd(t *testing.T) {
 	testenv.Need(t, "root", os.Geteuid() == 0, "local platforms and systemd test hosts need root")
 	h := e.SystemdHost(t)
 	data := t.TempDir()
-	_, c := deployServer(t, e, data)
+	srv, c := deployServer(t, e, data)
+	top := t // the restarted server must outlive the subtest that restarts it
 	t.Run("local", func(t *testing.T) {
 		local := platformHost{
 			name:       "local",
@@ -359,13 +378,117 @@ func TestDeployEndToEnd(t *testing.T) {
 				return strings.Join(names, " ")
 			},
 		}
-		lifecycle(t, c, local, `apiVersion: myt/v1
+		var ps psSampler
+		stop := ps.start()
+		var secrets []string
+		lifecycleWith(t, c, local, `apiVersion: myt/v1
 kind: Platform
 metadata: {name: here}
 spec:
   target: {provider: local}
   database: {kind: timescaledb, fields: {temperature: float}}
-`, true)
+`, true, hooks{
+			// kill -9 of the server in the middle of the first deploy:
+			// after a restart the job is interrupted, and the deploy
+			// that follows converges.
+			beforeDeploy: func(p *myt.Platform) {
+				j, err := c.StartJob(context.Background(), p.ID, myt.JobRequest{Kind: myt.JobDeploy})
+				if err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.Now().Add(5 * time.Minute)
+				for {
+					j, err = c.Job(context.Background(), j.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if s := j.Step("compose"); s != nil && s.State == myt.StepRunning {
+						break
+					}
+					if !j.Active() || time.Now().After(deadline) {
+						t.Fatalf("job %d never reached the compose step: %s %s", j.ID, j.State, j.Error)
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				time.Sleep(3 * time.Second) // compose is at work
+				srv.kill(t)
+				srv = startServerWith(top, data, srv.flags...)
+				c.BaseURL = srv.URL
+				j, err = c.Job(context.Background(), j.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pl, err := c.Platform(context.Background(), p.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if j.State != myt.JobInterrupted || pl.Status != myt.StatusFailed {
+					t.Fatalf("after kill -9 and restart: job %s, platform %s; want interrupted, failed", j.State, pl.Status)
+				}
+				if ents, _ := os.ReadDir(filepath.Join(data, "jobs")); len(ents) != 0 {
+					t.Errorf("job directories left after the restart: %v", ents)
+				}
+			},
+			afterDeploy: func(p *myt.Platform) {
+				dir := filepath.Join(data, "platforms", fmt.Sprint(p.ID), "platform", "secrets")
+				for _, name := range []string{"db_password", "rabbitmq_worker_password", "worker_api_token", "grafana_admin_password", "rabbitmq_tls_key"} {
+					b, err := os.ReadFile(filepath.Join(dir, name))
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, l := range strings.Split(string(b), "\n") {
+						if l = strings.TrimSpace(l); len(l) >= 16 && !strings.HasPrefix(l, "-----") {
+							secrets = append(secrets, l)
+						}
+					}
+				}
+				dev, err := c.PlatformSecret(context.Background(), p.ID, myt.SecretDevice)
+				if err != nil {
+					t.Fatal(err)
+				}
+				secrets = append(secrets, dev)
+			},
+		})
+		samples := stop()
+		if len(secrets) < 6 {
+			t.Fatalf("collected %d secrets", len(secrets))
+		}
+		// No secret in any process's argv, in any job log, or in a file of
+		// MyT's data dir outside the platform's own runtime files.
+		for _, sec := range secrets {
+			if strings.Contains(samples, sec) {
+				t.Errorf("a secret appeared in ps argv")
+			}
+		}
+		jobs, err := c.Jobs(context.Background(), 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			l := jobLog(t, c, j.ID)
+			for _, sec := range secrets {
+				if strings.Contains(l, sec) {
+					t.Errorf("job %d's log shows a secret", j.ID)
+				}
+			}
+		}
+		filepath.WalkDir(data, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(path, ".tar") || strings.HasPrefix(filepath.Base(path), "myt.db") {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil
+			}
+			for _, sec := range secrets {
+				if strings.Contains(string(b), sec) {
+					t.Errorf("%s holds a secret in plaintext", path)
+					break
+				}
+			}
+			return nil
+		})
+		t.Logf("sampled ps %d times during the local lifecycle", ps.n.Load())
 	})
 	key, err := os.ReadFile(h.KeyFile)
 	if err != nil {
@@ -402,4 +525,46 @@ func shellJoin(args []string) string {
 		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(q, " ")
+}
+
+// psSampler records every process's command line, several times a second.
+type psSampler struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	n    atomic.Int64
+}
+
+func (s *psSampler) start() (stop func() string) {
+	s.seen = map[string]bool{}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			out, _ := exec.Command("ps", "-eo", "args", "--no-headers").Output()
+			s.mu.Lock()
+			for _, l := range strings.Split(string(out), "\n") {
+				s.seen[l] = true
+			}
+			s.mu.Unlock()
+			s.n.Add(1)
+			select {
+			case <-done:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+	return func() string {
+		close(done)
+		<-finished
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var b strings.Builder
+		for l := range s.seen {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		return b.String()
+	}
 }

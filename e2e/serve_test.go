@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,11 +24,23 @@ func mytBinary(t *testing.T) string { return testenv.MytBinary(t) }
 
 // server is a running `myt serve`.
 type server struct {
-	URL  string
-	Data string
-	Bin  string
-	cmd  *exec.Cmd
-	log  *syncBuffer
+	URL   string
+	Data  string
+	Bin   string
+	flags []string
+	cmd   *exec.Cmd
+	log   *syncBuffer
+	// killed is set by kill: the cleanup then expects no clean exit.
+	killed atomic.Bool
+}
+
+// kill ends the server with SIGKILL, as a crash would.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	s.killed.Store(true)
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Log returns what the server logged so far.
@@ -50,7 +63,7 @@ func startServerWith(t *testing.T, data string, flags ...string) *server {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &server{URL: "http://" + addr, Data: data, Bin: bin, log: &syncBuffer{}}
+	s := &server{URL: "http://" + addr, Data: data, Bin: bin, flags: flags, log: &syncBuffer{}}
 	s.cmd = exec.Command(bin, append([]string{"serve", "--addr", addr, "--data", data}, flags...)...)
 	s.cmd.Env = append(cleanEnv(), "HOME="+data)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
@@ -60,6 +73,10 @@ func startServerWith(t *testing.T, data string, flags ...string) *server {
 	exited := make(chan error, 1)
 	go func() { exited <- s.cmd.Wait() }()
 	t.Cleanup(func() {
+		if s.killed.Load() {
+			<-exited
+			return
+		}
 		s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:
