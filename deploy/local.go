@@ -210,7 +210,7 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-var ownerLine = regexp.MustCompile(`^(secret|volume) (\S+) (\d+)$`)
+var ownerLine = regexp.MustCompile(`^(secret|volume) (\S+) (\d+)(?: (\d+))?$`)
 
 // installLocal writes the bundle's platform/ into platformDir (each
 // secret 0600 owned by its reader) and makes the data directories, as
@@ -221,7 +221,7 @@ func (w *work) installLocal(platformDir, dataDir string) (bool, error) {
 		return false, errors.New("the bundle has no owners.txt")
 	}
 	secretUID := map[string]int{}
-	volumeUID := map[string]int{}
+	volumeUID := map[string][2]int{}
 	sc := bufio.NewScanner(bytes.NewReader(owners.Data))
 	for sc.Scan() {
 		m := ownerLine.FindStringSubmatch(sc.Text())
@@ -229,10 +229,14 @@ func (w *work) installLocal(platformDir, dataDir string) (bool, error) {
 			continue
 		}
 		uid, _ := strconv.Atoi(m[3])
+		gid := uid
+		if m[4] != "" {
+			gid, _ = strconv.Atoi(m[4])
+		}
 		if m[1] == "secret" {
 			secretUID[m[2]] = uid
 		} else {
-			volumeUID[m[2]] = uid
+			volumeUID[m[2]] = [2]int{uid, gid}
 		}
 	}
 	for _, d := range []string{platformDir, filepath.Join(platformDir, "secrets")} {
@@ -278,13 +282,13 @@ func (w *work) installLocal(platformDir, dataDir string) (bool, error) {
 			return false, err
 		}
 	}
-	for name, uid := range volumeUID {
+	for name, owner := range volumeUID {
 		dir := filepath.Join(dataDir, name)
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return false, err
 		}
-		if uid != 0 {
-			if err := os.Chown(dir, uid, uid); err != nil {
+		if owner[0] != 0 {
+			if err := os.Chown(dir, owner[0], owner[1]); err != nil {
 				return false, err
 			}
 		}

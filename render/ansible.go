@@ -82,8 +82,10 @@ func (r *renderer) inventory() ([]byte, error) {
 func (r *renderer) groupVars() ([]byte, error) {
 	t := r.d.Spec.Target
 	volumes := map[string]int{}
+	groups := map[string]int{}
 	for _, v := range r.volumes {
 		volumes[v.Name] = v.UID
+		groups[v.Name] = v.GID
 	}
 	// What the platform role copies: every top-level entry of platform/
 	// in the order platform() added them, except the secrets (installed
@@ -101,19 +103,20 @@ func (r *renderer) groupVars() ([]byte, error) {
 		}
 	}
 	v := map[string]any{
-		"myt_platform_name":  r.d.Metadata.Name,
-		"myt_platform_dir":   HostPlatformDir,
-		"myt_data_dir":       HostDataDir,
-		"myt_admin_cidrs":    nonNil(t.AdminCIDRs),
-		"myt_admin_ports":    []int{GrafanaPort},
-		"myt_device_cidrs":   nonNil(t.DeviceCIDRs),
-		"myt_device_ports":   nonNil(r.d.Spec.Broker.Ports()),
-		"myt_ssh_port":       r.opts.SSH.Port,
-		"myt_platform_items": items,
-		"myt_secret_owners":  r.secretOwners,
-		"myt_data_volumes":   volumes,
-		"myt_worker_image":   Images["worker"] + ":" + r.opts.WorkerImageTag,
-		"myt_python_image":   Images["python"],
+		"myt_platform_name":      r.d.Metadata.Name,
+		"myt_platform_dir":       HostPlatformDir,
+		"myt_data_dir":           HostDataDir,
+		"myt_admin_cidrs":        nonNil(t.AdminCIDRs),
+		"myt_admin_ports":        []int{GrafanaPort},
+		"myt_device_cidrs":       nonNil(t.DeviceCIDRs),
+		"myt_device_ports":       nonNil(r.d.Spec.Broker.Ports()),
+		"myt_ssh_port":           r.opts.SSH.Port,
+		"myt_platform_items":     items,
+		"myt_secret_owners":      r.secretOwners,
+		"myt_data_volumes":       volumes,
+		"myt_data_volume_groups": groups,
+		"myt_worker_image":       Images["worker"] + ":" + r.opts.WorkerImageTag,
+		"myt_python_image":       Images["python"],
 	}
 	if cloud(t.Provider) {
 		v["myt_ssh_port"] = 22

@@ -78,10 +78,14 @@ spec:
 	// What Ansible's platform role (or the local deploy) does: owners.
 	for _, line := range strings.Split(string(b.File("platform/owners.txt").Data), "\n") {
 		f := strings.Fields(line)
-		if len(f) != 3 || strings.HasPrefix(line, "#") {
+		if len(f) < 3 || strings.HasPrefix(line, "#") {
 			continue
 		}
 		uid, _ := strconv.Atoi(f[2])
+		gid := uid
+		if len(f) == 4 {
+			gid, _ = strconv.Atoi(f[3])
+		}
 		p := filepath.Join(dir, "secrets", f[1])
 		if f[0] == "volume" {
 			p = filepath.Join(data, f[1])
@@ -89,7 +93,7 @@ spec:
 				t.Fatal(err)
 			}
 		}
-		if err := os.Chown(p, uid, uid); err != nil {
+		if err := os.Chown(p, uid, gid); err != nil {
 			t.Fatal(err)
 		}
 	}

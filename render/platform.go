@@ -61,6 +61,11 @@ var ImageEnv = map[string]string{
 // start as root, read their secrets, then drop privileges themselves.
 var UIDs = map[string]int{"rabbitmq": 999, "grafana": 472, "worker": 10001, "db": 0}
 
+// GIDs are the services' primary groups (Grafana runs as 472:0, as its
+// image does: Docker's copy-up on first mount gives the data directory that
+// group, so the role must not set another).
+var GIDs = map[string]int{"rabbitmq": 999, "grafana": 0, "worker": 10001, "db": 0}
+
 // Platform paths inside containers and on the host.
 const (
 	// HostPlatformDir is where Ansible installs platform/ on the host.
@@ -84,10 +89,11 @@ const (
 )
 
 // dataVolume is a compose volume bind-mounted from the host's data
-// directory, and the uid that owns its directory there.
+// directory, and the uid and gid that own its directory there.
 type dataVolume struct {
 	Name string
 	UID  int
+	GID  int
 }
 
 // secretFile is a file under platform/secrets/ and the service whose user
@@ -161,9 +167,9 @@ func (r *renderer) platform() error {
 	// The compose volumes under the data directory, each with the uid
 	// that owns its directory (database images chown their own).
 	r.volumes = []dataVolume{
-		{"rabbitmq-data", UIDs["rabbitmq"]},
-		{db + "-data", UIDs["db"]},
-		{"grafana-data", UIDs["grafana"]},
+		{"rabbitmq-data", UIDs["rabbitmq"], GIDs["rabbitmq"]},
+		{db + "-data", UIDs["db"], GIDs["db"]},
+		{"grafana-data", UIDs["grafana"], GIDs["grafana"]},
 	}
 
 	// compose.yaml
@@ -192,6 +198,7 @@ func (r *renderer) platform() error {
 		"GrafanaPort":     GrafanaPort,
 		"ManagementPort":  ManagementPort,
 		"UIDs":            UIDs,
+		"GIDs":            GIDs,
 		"DevicePorts":     ports,
 		"Workers":         d.Spec.Processing.Workers,
 		"WorkerPorts":     workerPorts,
@@ -392,16 +399,17 @@ $$;
 `
 
 // ownersFile lists who must own each secret file and volume directory on
-// the host ("secret NAME UID" / "volume NAME UID"): the Ansible platform
-// role applies the same from group_vars, a local deploy from this file.
+// the host ("secret NAME UID" / "volume NAME UID GID"): the Ansible
+// platform role applies the same from group_vars, a local deploy from this
+// file.
 func (r *renderer) ownersFile(secretNames []string) []byte {
 	var b strings.Builder
-	b.WriteString("# kind name uid: chown each platform/secrets/NAME and $MYT_DATA_DIR/NAME to uid:uid before `docker compose up`.\n")
+	b.WriteString("# secret NAME UID: chown platform/secrets/NAME to UID:UID; volume NAME UID GID: chown $MYT_DATA_DIR/NAME to UID:GID (0: leave it to the image); before `docker compose up`.\n")
 	for _, n := range secretNames {
 		fmt.Fprintf(&b, "secret %s %d\n", n, r.secretOwners[n])
 	}
 	for _, v := range r.volumes {
-		fmt.Fprintf(&b, "volume %s %d\n", v.Name, v.UID)
+		fmt.Fprintf(&b, "volume %s %d %d\n", v.Name, v.UID, v.GID)
 	}
 	return []byte(b.String())
 }

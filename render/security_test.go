@@ -336,15 +336,20 @@ func TestOwners(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			b := mustRender(t, c.d)
 			cf := loadCompose(t, b)
-			secrets, volumes := map[string]int{}, map[string]int{}
+			secrets, volumes, groups := map[string]int{}, map[string]int{}, map[string]int{}
 			for _, line := range strings.Split(string(b.File("platform/owners.txt").Data), "\n") {
 				f := strings.Fields(line)
 				if len(f) == 0 || strings.HasPrefix(line, "#") {
 					continue
 				}
-				uid, err := strconv.Atoi(f[len(f)-1])
-				if len(f) != 3 || err != nil {
+				uid, err := strconv.Atoi(f[2])
+				if len(f) != map[string]int{"secret": 3, "volume": 4}[f[0]] || err != nil {
 					t.Fatalf("owners.txt line %q", line)
+				}
+				if f[0] == "volume" {
+					if groups[f[1]], err = strconv.Atoi(f[3]); err != nil {
+						t.Fatalf("owners.txt line %q", line)
+					}
 				}
 				m := map[string]map[string]int{"secret": secrets, "volume": volumes}[f[0]]
 				if m == nil {
@@ -372,13 +377,18 @@ func TestOwners(t *testing.T) {
 				if sv.User == "" {
 					continue // a database image takes its directory over
 				}
-				uid, err := strconv.Atoi(strings.Split(sv.User, ":")[0])
+				u, g, _ := strings.Cut(sv.User, ":")
+				uid, err := strconv.Atoi(u)
 				if err != nil {
 					t.Fatalf("%s user %q", svc, sv.User)
 				}
+				gid, err := strconv.Atoi(g)
+				if err != nil {
+					t.Fatalf("%s group %q", svc, sv.User)
+				}
 				for _, m := range sv.Volumes {
-					if name, _, _ := strings.Cut(m, ":"); !strings.HasPrefix(name, ".") && volumes[name] != uid {
-						t.Errorf("volume %s of %s (uid %d) is owned by %d", name, svc, uid, volumes[name])
+					if name, _, _ := strings.Cut(m, ":"); !strings.HasPrefix(name, ".") && (volumes[name] != uid || groups[name] != gid) {
+						t.Errorf("volume %s of %s (%d:%d) is owned by %d:%d", name, svc, uid, gid, volumes[name], groups[name])
 					}
 				}
 				for _, name := range sv.Secrets {
