@@ -46,7 +46,7 @@ const (
 )
 
 // runner is a Runner over s with the given tools.
-func newRunner(t *testing.T, s *store, tools deploy.Tools) (*deploy.Runner, string) {
+func newRunner(t testing.TB, s *store, tools deploy.Tools) (*deploy.Runner, string) {
 	t.Helper()
 	data := t.TempDir()
 	r, err := deploy.New(context.Background(), deploy.Config{

@@ -30,14 +30,14 @@ type store struct {
 	platform *myt.Platform
 }
 
-func newStore(t *testing.T, designYAML string) *store {
+func newStore(t testing.TB, designYAML string) *store {
 	t.Helper()
 	return newStoreWith(t, designYAML, nil)
 }
 
 // newStoreWith runs setup (saving credentials, say) as the user before it
 // creates the platform.
-func newStoreWith(t *testing.T, designYAML string, setup func(*store) error) *store {
+func newStoreWith(t testing.TB, designYAML string, setup func(*store) error) *store {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "myt.db")
 	db, err := sqlite.Open(context.Background(), path, sqlite.Options{ServerKey: vault.NewKey(), Params: vault.Params{Time: 1, Memory: 1024, Threads: 1}})
@@ -224,12 +224,12 @@ resource "terraform_data" "b" {
 	})
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // tWriter sends log output to the test's log.
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
