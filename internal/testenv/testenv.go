@@ -145,8 +145,9 @@ func (e *Env) Environ() []string {
 func (e *Env) ImageEnv() map[string]string { return maps.Clone(e.st.ImageEnv) }
 
 // Image returns the local image reference for "base", "python",
-// "rabbitmq", "mariadb", "postgres", "influxdb", "mongodb", "grafana" or "worker",
-// or "" when that image was not built (the worker image is left out when
+// "rabbitmq", "mariadb", "postgres", "influxdb", "mongodb", "grafana",
+// "worker" or "systemd" (systemd test hosts, see SystemdHost), or "" when
+// that image was not built (the worker image is left out when
 // ./cmd/myt does not build).
 func (e *Env) Image(name string) string { return e.st.Images[name] }
 
