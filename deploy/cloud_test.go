@@ -45,15 +45,20 @@ const (
 	fakeOSPass    = "openstack-fake-password-81f3"
 )
 
-// runner is a Runner over s with the given tools.
-func newRunner(t testing.TB, s *store, tools deploy.Tools) (*deploy.Runner, string) {
+// newRunner is a Runner over s with the given tools; health checks give
+// up after health (5 s when zero).
+func newRunner(t testing.TB, s *store, tools deploy.Tools, health ...time.Duration) (*deploy.Runner, string) {
 	t.Helper()
 	data := t.TempDir()
-	r, err := deploy.New(context.Background(), deploy.Config{
+	cfg := deploy.Config{
 		Jobs: sqlite.NewJobStore(s.db), States: sqlite.NewStateStore(s.db), Secrets: s.svc.Secrets,
 		Platforms: s.svc.Platforms, Credentials: s.svc.Credentials, Tools: tools, DataDir: data,
 		Logger: testLogger(t), SSHTimeout: 20 * time.Second, HealthTimeout: 5 * time.Second,
-	})
+	}
+	if len(health) > 0 {
+		cfg.HealthTimeout = health[0]
+	}
+	r, err := deploy.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
