@@ -102,6 +102,30 @@ type Runner struct {
 	mu      sync.Mutex
 	active  map[int64]*work
 	watches map[int64]map[chan struct{}]struct{}
+	// doctor caches each provider's tool check for a minute: a tool's
+	// --version can take seconds, and every job start asks.
+	doctor map[string]doctorResult
+}
+
+type doctorResult struct {
+	failed *Check
+	at     time.Time
+}
+
+// toolsMissing returns the first tool the provider needs that is missing
+// or too old, or nil.
+func (r *Runner) toolsMissing(ctx context.Context, provider string) *Check {
+	r.mu.Lock()
+	res, ok := r.doctor[provider]
+	r.mu.Unlock()
+	if ok && time.Since(res.at) < time.Minute {
+		return res.failed
+	}
+	failed := Need(Doctor(ctx, r.cfg.Tools, provider), provider)
+	r.mu.Lock()
+	r.doctor[provider] = doctorResult{failed: failed, at: time.Now()}
+	r.mu.Unlock()
+	return failed
 }
 
 var _ myt.JobService = (*Runner)(nil)
@@ -157,7 +181,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	return &Runner{
 		cfg: cfg, log: cfg.Logger, state: st, ctx: rctx, stop: stop,
-		active: map[int64]*work{}, watches: map[int64]map[chan struct{}]struct{}{},
+		active: map[int64]*work{}, watches: map[int64]map[chan struct{}]struct{}{}, doctor: map[string]doctorResult{},
 	}, nil
 }
 
@@ -330,7 +354,7 @@ func (r *Runner) StartJob(ctx context.Context, platformID int64, req myt.JobRequ
 	if r.ctx.Err() != nil {
 		return nil, myt.Errorf(myt.ECONFLICT, "MyT is shutting down; start the job again once it is back.")
 	}
-	if c := Need(Doctor(ctx, r.cfg.Tools, p.Design.Spec.Target.Provider), p.Design.Spec.Target.Provider); c != nil {
+	if c := r.toolsMissing(ctx, p.Design.Spec.Target.Provider); c != nil {
 		return nil, myt.Errorf(myt.EINVALID, "The MyT server cannot run this job: %s (%s). To fix: %s.", c.Tool, c.Problem, c.Fix)
 	}
 	// The credential is opened now, with the user's key, and lives only
