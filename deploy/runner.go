@@ -102,29 +102,27 @@ type Runner struct {
 	mu      sync.Mutex
 	active  map[int64]*work
 	watches map[int64]map[chan struct{}]struct{}
-	// doctor caches each provider's tool check for a minute: a tool's
-	// --version can take seconds, and every job start asks.
-	doctor map[string]doctorResult
-}
-
-type doctorResult struct {
-	failed *Check
-	at     time.Time
+	// doctor remembers when each provider's tools last passed the check:
+	// a tool's --version can take seconds, and every job start asks. A
+	// failed check is not remembered, so a tool just installed counts.
+	doctor map[string]time.Time
 }
 
 // toolsMissing returns the first tool the provider needs that is missing
 // or too old, or nil.
 func (r *Runner) toolsMissing(ctx context.Context, provider string) *Check {
 	r.mu.Lock()
-	res, ok := r.doctor[provider]
+	at, ok := r.doctor[provider]
 	r.mu.Unlock()
-	if ok && time.Since(res.at) < time.Minute {
-		return res.failed
+	if ok && time.Since(at) < time.Minute {
+		return nil
 	}
 	failed := Need(Doctor(ctx, r.cfg.Tools, provider), provider)
-	r.mu.Lock()
-	r.doctor[provider] = doctorResult{failed: failed, at: time.Now()}
-	r.mu.Unlock()
+	if failed == nil {
+		r.mu.Lock()
+		r.doctor[provider] = time.Now()
+		r.mu.Unlock()
+	}
 	return failed
 }
 
@@ -181,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	return &Runner{
 		cfg: cfg, log: cfg.Logger, state: st, ctx: rctx, stop: stop,
-		active: map[int64]*work{}, watches: map[int64]map[chan struct{}]struct{}{}, doctor: map[string]doctorResult{},
+		active: map[int64]*work{}, watches: map[int64]map[chan struct{}]struct{}{}, doctor: map[string]time.Time{},
 	}, nil
 }
 
