@@ -262,6 +262,9 @@ func lifecycle(t *testing.T, c *httpapi.Client, h platformHost, doc string, full
 type hooks struct {
 	beforeDeploy func(p *myt.Platform)
 	afterDeploy  func(p *myt.Platform)
+	// redeploy runs the second deploy (default: through the API) and
+	// returns its job.
+	redeploy func(p *myt.Platform) *myt.Job
 }
 
 func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, full bool, hk hooks) {
@@ -297,7 +300,11 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 	if full {
 		before := startTimes(t, h, project)
 		start = time.Now()
-		j = runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobDeploy})
+		if hk.redeploy != nil {
+			j = hk.redeploy(p)
+		} else {
+			j = runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobDeploy})
+		}
 		t.Logf("second deploy: %s (%s)", time.Since(start).Round(time.Second), j.Summary)
 		if !strings.HasPrefix(j.Summary, "Nothing changed") {
 			t.Errorf("second deploy: %q, want nothing changed", j.Summary)
@@ -348,14 +355,14 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 	}
 }
 
-// TestDeployEndToEnd drives deploys through the API exactly as the UI
-// does: an SSH credential for a real Debian 12 host with systemd (the
-// whole role set runs: base, data_volume, docker, platform), one platform
-// per database kind, and a local platform on this machine's engine.
-func TestDeployEndToEnd(t *testing.T) {
+// TestDeployLocal drives a local platform's life through the API exactly
+// as the UI does, on this machine's engine, with a crash of the server in
+// the middle of the first deploy. It runs beside TestDeploySSH, with a
+// server of its own (the crash must not touch the other's jobs).
+func TestDeployLocal(t *testing.T) {
+	t.Parallel()
 	e := testenv.Require(t)
-	testenv.Need(t, "root", os.Geteuid() == 0, "local platforms and systemd test hosts need root")
-	h := e.SystemdHost(t)
+	testenv.Need(t, "root", os.Geteuid() == 0, "a local platform's secret files are chowned to the services' users")
 	data := t.TempDir()
 	srv, c := deployServer(t, e, data)
 	top := t // the restarted server must outlive the subtest that restarts it
@@ -490,6 +497,18 @@ spec:
 		})
 		t.Logf("sampled ps %d times during the local lifecycle", ps.n.Load())
 	})
+}
+
+// TestDeploySSH drives deploys through the API exactly as the UI does: an
+// SSH credential for a real Debian 12 host with systemd (the whole role set
+// runs: base, data_volume, docker, platform), one platform per database
+// kind, one after the other on the same host.
+func TestDeploySSH(t *testing.T) {
+	t.Parallel()
+	e := testenv.Require(t)
+	testenv.Need(t, "root", os.Geteuid() == 0, "systemd test hosts attach a loop device")
+	h := e.SystemdHost(t)
+	_, c := deployServer(t, e, t.TempDir())
 	key, err := os.ReadFile(h.KeyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -508,13 +527,19 @@ spec:
 	}
 	for i, db := range []string{"mysql", "timescaledb", "mongodb", "influxdb"} {
 		t.Run("ssh-"+db, func(t *testing.T) {
-			lifecycle(t, c, remote, fmt.Sprintf(`apiVersion: myt/v1
+			var hk hooks
+			if i == 0 {
+				// The second deploy of the first platform is clicked in a
+				// real browser, which follows the live log to success.
+				hk.redeploy = func(p *myt.Platform) *myt.Job { return browserDeploy(t, c, p) }
+			}
+			lifecycleWith(t, c, remote, fmt.Sprintf(`apiVersion: myt/v1
 kind: Platform
 metadata: {name: lab-%s}
 spec:
   target: {provider: ssh, credentials: lab}
   database: {kind: %s, fields: {temperature: float}}
-`, db, db), i == 0)
+`, db, db), i == 0, hk)
 		})
 	}
 }
@@ -567,4 +592,52 @@ func (s *psSampler) start() (stop func() string) {
 		}
 		return b.String()
 	}
+}
+
+// browserDeploy clicks Deploy on the platform's page in headless Chromium,
+// confirms, watches the job page's live log reach success, and checks the
+// endpoints panel of the running platform.
+func browserDeploy(t *testing.T, c *httpapi.Client, p *myt.Platform) *myt.Job {
+	t.Helper()
+	chromiumPath(t)
+	b := newBrowser(t, c.BaseURL)
+	b.signIn("ada", "correct horse battery")
+	b.waitPath("/")
+	page := fmt.Sprintf("/platforms/%d", p.ID)
+	b.open(page)
+	b.click(`a[href="` + page + `/deploy"]`)
+	b.waitPath(page + "/deploy")
+	b.screenshot("40-real-deploy-confirm")
+	b.submit(`main form button[type=submit]`)
+	b.waitPath("/jobs/")
+	b.waitFor("the live log", `document.querySelector('#job').classList.contains('live')`)
+	b.screenshot("41-real-deploy-running")
+	deadline := time.Now().Add(10 * time.Minute)
+	for eval[string](b, `document.querySelector('#job').dataset.jobState`) != "succeeded" {
+		if st := eval[string](b, `document.querySelector('#job').dataset.jobState`); st == "failed" || st == "cancelled" || time.Now().After(deadline) {
+			t.Fatalf("the job page shows %s:\n%s", st, b.text("#job-log"))
+		}
+		time.Sleep(time.Second)
+	}
+	b.see("SUCCEEDED")
+	b.screenshot("42-real-deploy-succeeded")
+	var id int64
+	if _, err := fmt.Sscanf(eval[string](b, "location.pathname"), "/jobs/%d", &id); err != nil {
+		t.Fatal(err)
+	}
+	b.open(page)
+	b.waitFor("the endpoints panel", `document.querySelector('#endpoints') !== null`)
+	running, err := c.Platform(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running.Endpoints == nil || !strings.Contains(b.text("#endpoints"), running.Endpoints.MQTTS) {
+		t.Errorf("endpoints panel %q, want %+v", b.text("#endpoints"), running.Endpoints)
+	}
+	b.screenshot("43-real-platform-running")
+	j, err := c.Job(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
 }
