@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -340,5 +341,47 @@ spec:
 	}
 	if strings.Contains(log, fakeAWSSecret) || strings.Contains(log, seed) {
 		t.Error("the log shows a secret")
+	}
+}
+
+// TestCancelKillsTheToolsGroup cancels a job while its tool runs: the
+// tool and the child it started are gone when CancelJob returns.
+func TestCancelKillsTheToolsGroup(t *testing.T) {
+	testdata, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStoreWith(t, `apiVersion: myt/v1
+kind: Platform
+metadata: {name: cloudy}
+spec:
+  target: {provider: aws, credentials: my-aws, region: eu-west-1, image: ami-0123456789abcdef0, adminCIDRs: ["203.0.113.7/32"]}
+  database: {kind: timescaledb}
+`, func(s *store) error {
+		return s.svc.Credentials.CreateCredential(s.ctx, &myt.Credential{Name: "my-aws", Kind: "aws", Public: map[string]string{"access_key_id": fakeAWSKey}},
+			myt.Secret{"secret_access_key": fakeAWSSecret})
+	})
+	r, _ := newRunner(t, s, deploy.Tools{Tofu: filepath.Join(testdata, "hanging-tofu"), Ansible: filepath.Join(testdata, "fake-ansible-playbook")})
+	j, err := r.StartJob(s.ctx, s.platform.ID, myt.JobRequest{Kind: myt.JobDeploy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := func() string {
+		out, _ := exec.Command("pgrep", "-af", "sleep 314[12]").Output()
+		return strings.TrimSpace(string(out))
+	}
+	waitState(t, r, s.ctx, j.ID, time.Minute, func(j *myt.Job) bool {
+		st := j.Step("init")
+		return st != nil && st.State == myt.StepRunning && strings.Count(running(), "\n") == 1
+	})
+	j, err = r.CancelJob(s.ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != myt.JobCancelled {
+		t.Errorf("job %s after cancel", j.State)
+	}
+	if left := running(); left != "" {
+		t.Errorf("the tool's processes outlived the cancel:\n%s", left)
 	}
 }
