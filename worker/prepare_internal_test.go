@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -65,5 +66,34 @@ def process(m):
 	}
 	if len(p.recs) != 3 {
 		t.Errorf("%d records, want 3", len(p.recs))
+	}
+}
+
+// Messages without a time of their own get distinct, increasing receive
+// times, within a batch and across batches: InfluxDB keys a point by
+// series and time, so equal times would store one point for many.
+func TestPrepareStampsDistinctTimes(t *testing.T) {
+	w := New(DefaultConfig(), nil, slog.New(slog.DiscardHandler))
+	var last time.Time
+	seen := map[time.Time]bool{}
+	for b := 0; b < 3; b++ {
+		var batch []amqp.Delivery
+		for i := 0; i < 500; i++ {
+			body := fmt.Sprintf(`{"temperature": %d.5}`, b*1000+i)
+			batch = append(batch, amqp.Delivery{RoutingKey: "myt.dev-1.data", Body: []byte(body), DeliveryTag: uint64(i + 1)})
+		}
+		p, err := w.prepare(context.Background(), batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.recs) != 500 {
+			t.Fatalf("%d records, want 500", len(p.recs))
+		}
+		for _, r := range p.recs {
+			if seen[r.TS] || !r.TS.After(last) {
+				t.Fatalf("batch %d: time %v repeats or goes back (after %v)", b, r.TS, last)
+			}
+			seen[r.TS], last = true, r.TS
+		}
 	}
 }

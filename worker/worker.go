@@ -84,6 +84,25 @@ type Worker struct {
 	// handler give up, while work in hand finishes under a grace period.
 	stop         context.Context
 	lastRestarts int
+	// recvMu guards lastReceived, the latest receive time handed out.
+	recvMu       sync.Mutex
+	lastReceived time.Time
+}
+
+// receiveTimes returns the first of n receive times, one nanosecond apart,
+// each later than any handed out before. A message that carries no time
+// of its own is stamped with its receive time, and InfluxDB keys a point by
+// series and time: two messages of one device stamped alike would be one
+// point, and all but one lost.
+func (w *Worker) receiveTimes(n int) time.Time {
+	w.recvMu.Lock()
+	defer w.recvMu.Unlock()
+	t := time.Now()
+	if !t.After(w.lastReceived) {
+		t = w.lastReceived.Add(time.Nanosecond)
+	}
+	w.lastReceived = t.Add(time.Duration(max(n-1, 0)))
+	return t
 }
 
 // DrainGrace bounds how long in-flight work may take after a stop signal.
@@ -370,7 +389,7 @@ type prepared struct {
 // prepare decodes a batch and runs the handler on it.
 func (w *Worker) prepare(ctx context.Context, batch []amqp.Delivery) (*prepared, error) {
 	w.Metrics.Batches.Observe(float64(len(batch)))
-	now := time.Now()
+	received := w.receiveTimes(len(batch))
 	items := make([]item, len(batch))
 	ins := make([]record.Input, 0, len(batch))
 	idx := make([]int, 0, len(batch))
@@ -378,7 +397,7 @@ func (w *Worker) prepare(ctx context.Context, batch []amqp.Delivery) (*prepared,
 		d := &batch[i]
 		items[i].d = d
 		m := record.Message{RoutingKey: d.RoutingKey, MessageID: d.MessageId, Timestamp: d.Timestamp,
-			Body: d.Body, Received: now, Redelivered: d.Redelivered}
+			Body: d.Body, Received: received.Add(time.Duration(i)), Redelivered: d.Redelivered}
 		if v, ok := d.Headers["timestamp_in_ms"]; ok {
 			if ms, ok := v.(int64); ok {
 				m.HeaderTS = time.UnixMilli(ms)
