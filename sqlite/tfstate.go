@@ -18,7 +18,9 @@ type StateStore struct{ db *DB }
 // NewStateStore returns the state store of db.
 func NewStateStore(db *DB) *StateStore { return &StateStore{db: db} }
 
-func stateAAD(platformID int64) []byte { return fmt.Appendf(nil, "myt/platform/%d/tfstate", platformID) }
+func stateAAD(platformID int64) []byte {
+	return fmt.Appendf(nil, "myt/platform/%d/tfstate", platformID)
+}
 
 // Get returns the platform's state, or nil when it has none.
 func (s *StateStore) Get(ctx context.Context, platformID int64) ([]byte, error) {

@@ -107,8 +107,8 @@ datasources:
     secureJsonData:
       password: $__file{` + filepath.Join(root, "secrets/db_password") + `}
 `,
-		"prov/dashboards/myt.yaml": "apiVersion: 1\nproviders:\n  - name: myt\n    folder: MyT\n    type: file\n    options:\n      path: " + dashDir + "\n",
-		"dashboards-json/myt.json": `{"uid": "myt-overview", "title": "MyT"}`,
+		"prov/dashboards/myt.yaml":    "apiVersion: 1\nproviders:\n  - name: myt\n    folder: MyT\n    type: file\n    options:\n      path: " + dashDir + "\n",
+		"dashboards-json/myt.json":    `{"uid": "myt-overview", "title": "MyT"}`,
 		"dashboards-json/broken.json": `{`,
 	})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
