@@ -27,16 +27,7 @@ func BenchmarkJobOverhead(b *testing.B) {
 		b.Fatal(err)
 	}
 	tofu := filepath.Join(testdata, "fake-tofu")
-	s := newStoreWith(b, `apiVersion: myt/v1
-kind: Platform
-metadata: {name: cloudy}
-spec:
-  target: {provider: aws, credentials: my-aws, region: eu-west-1, image: ami-0123456789abcdef0, adminCIDRs: ["203.0.113.7/32"]}
-  database: {kind: timescaledb}
-`, func(s *store) error {
-		return s.svc.Credentials.CreateCredential(s.ctx, &myt.Credential{Name: "my-aws", Kind: "aws", Public: map[string]string{"access_key_id": fakeAWSKey}},
-			myt.Secret{"secret_access_key": fakeAWSSecret})
-	})
+	s := awsStore(b)
 	r, _ := newRunner(b, s, deploy.Tools{Tofu: tofu, Ansible: filepath.Join(testdata, "fake-ansible-playbook")})
 	jobs := sqlite.NewJobStore(s.db)
 	ctx := s.ctx

@@ -249,16 +249,7 @@ func TestCloudApplyOutputsInventory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStoreWith(t, `apiVersion: myt/v1
-kind: Platform
-metadata: {name: cloudy}
-spec:
-  target: {provider: aws, credentials: my-aws, region: eu-west-1, image: ami-0123456789abcdef0, adminCIDRs: ["203.0.113.7/32"]}
-  database: {kind: timescaledb}
-`, func(s *store) error {
-		return s.svc.Credentials.CreateCredential(s.ctx, &myt.Credential{Name: "my-aws", Kind: "aws", Public: map[string]string{"access_key_id": fakeAWSKey}},
-			myt.Secret{"secret_access_key": fakeAWSSecret})
-	})
+	s := awsStore(t)
 	// The key the bundle authorizes on the machine comes from this seed.
 	const seed = "recorded-cloud-seed-6a1e0c"
 	if err := s.svc.Secrets.Put(s.ctx, s.platform.ID, render.SecretSSHKeySeed, []byte(seed)); err != nil {
@@ -351,16 +342,7 @@ func TestCancelKillsTheToolsGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStoreWith(t, `apiVersion: myt/v1
-kind: Platform
-metadata: {name: cloudy}
-spec:
-  target: {provider: aws, credentials: my-aws, region: eu-west-1, image: ami-0123456789abcdef0, adminCIDRs: ["203.0.113.7/32"]}
-  database: {kind: timescaledb}
-`, func(s *store) error {
-		return s.svc.Credentials.CreateCredential(s.ctx, &myt.Credential{Name: "my-aws", Kind: "aws", Public: map[string]string{"access_key_id": fakeAWSKey}},
-			myt.Secret{"secret_access_key": fakeAWSSecret})
-	})
+	s := awsStore(t)
 	r, _ := newRunner(t, s, deploy.Tools{Tofu: filepath.Join(testdata, "hanging-tofu"), Ansible: filepath.Join(testdata, "fake-ansible-playbook")})
 	j, err := r.StartJob(s.ctx, s.platform.ID, myt.JobRequest{Kind: myt.JobDeploy})
 	if err != nil {
@@ -384,4 +366,20 @@ spec:
 	if left := running(); left != "" {
 		t.Errorf("the tool's processes outlived the cancel:\n%s", left)
 	}
+}
+
+// awsStore is a store whose platform "cloudy" is an aws design with a
+// saved (fake) credential.
+func awsStore(t testing.TB) *store {
+	t.Helper()
+	return newStoreWith(t, `apiVersion: myt/v1
+kind: Platform
+metadata: {name: cloudy}
+spec:
+  target: {provider: aws, credentials: my-aws, region: eu-west-1, image: ami-0123456789abcdef0, adminCIDRs: ["203.0.113.7/32"]}
+  database: {kind: timescaledb}
+`, func(s *store) error {
+		return s.svc.Credentials.CreateCredential(s.ctx, &myt.Credential{Name: "my-aws", Kind: "aws", Public: map[string]string{"access_key_id": fakeAWSKey}},
+			myt.Secret{"secret_access_key": fakeAWSSecret})
+	})
 }
