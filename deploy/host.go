@@ -254,7 +254,7 @@ func (w *work) imageArchives() ([]string, error) {
 		file := filepath.Join(dir, hex.EncodeToString(sum[:8])+".tar")
 		if _, err := os.Stat(file); err != nil {
 			w.log.Printf("saving image %s to an archive", ref)
-			tmp := file + ".tmp"
+			tmp := fmt.Sprintf("%s.%d.tmp", file, w.job.ID) // jobs may save the same image at once
 			if err := run(w.ctx, command{Path: docker, Args: []string{"save", "--output", tmp, ref}, Env: w.environ(nil), Line: func(_, l string) { w.log.Line(l) }}); err != nil {
 				os.Remove(tmp)
 				return nil, fmt.Errorf("docker save %s: %w", ref, err)

@@ -270,6 +270,17 @@ type hooks struct {
 func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, full bool, hk hooks) {
 	p := createPlatform(t, c, doc)
 	project := "myt-" + p.Name
+	// A lifecycle cut short still takes its platform down, so the next
+	// one finds the host's ports free.
+	t.Cleanup(func() {
+		cur, err := c.Platform(context.Background(), p.ID)
+		if err != nil || cur.Status == myt.StatusDestroyed || cur.Status == myt.StatusDesigned {
+			return
+		}
+		if j, err := c.StartJob(context.Background(), p.ID, myt.JobRequest{Kind: myt.JobDestroy}); err == nil {
+			waitJob(t, c, j.ID, 5*time.Minute)
+		}
+	})
 	if hk.beforeDeploy != nil {
 		hk.beforeDeploy(p)
 	}
@@ -507,39 +518,48 @@ func TestDeploySSH(t *testing.T) {
 	t.Parallel()
 	e := testenv.Require(t)
 	testenv.Need(t, "root", os.Geteuid() == 0, "systemd test hosts attach a loop device")
-	h := e.SystemdHost(t)
 	_, c := deployServer(t, e, t.TempDir())
-	key, err := os.ReadFile(h.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateCredential(context.Background(), httpapi.CredentialRequest{Name: "lab", Kind: "ssh",
-		Public: map[string]string{"host": h.Addr, "user": h.User, "port": fmt.Sprint(h.Port)}, Secret: map[string]string{"private_key": string(key)}}); err != nil {
-		t.Fatal(err)
-	}
-	remote := platformHost{
-		name:       "ssh",
-		docker:     func(t *testing.T, args ...string) string { return h.Run(t, "docker "+shellJoin(args)) },
-		mqtt:       h.Addr + ":8883",
-		serverName: h.Addr,
-		dataDir:    func(*myt.Platform) string { return "/srv/myt/data" },
-		listDir:    func(t *testing.T, dir string) string { return h.Run(t, "ls "+dir) },
-	}
-	for i, db := range []string{"mysql", "timescaledb", "mongodb", "influxdb"} {
-		t.Run("ssh-"+db, func(t *testing.T) {
-			var hk hooks
-			if i == 0 {
-				// The second deploy of the first platform is clicked in a
-				// real browser, which follows the live log to success.
-				hk.redeploy = func(p *myt.Platform) *myt.Job { return browserDeploy(t, c, p) }
+	// Two hosts side by side: MySQL's whole lifecycle on one, the other
+	// databases one after the other on the second.
+	for hi, dbs := range [][]string{{"mysql"}, {"timescaledb", "mongodb", "influxdb"}} {
+		t.Run(fmt.Sprintf("host%d", hi+1), func(t *testing.T) {
+			t.Parallel()
+			h := e.SystemdHost(t)
+			key, err := os.ReadFile(h.KeyFile)
+			if err != nil {
+				t.Fatal(err)
 			}
-			lifecycleWith(t, c, remote, fmt.Sprintf(`apiVersion: myt/v1
+			cred := fmt.Sprintf("lab%d", hi+1)
+			if _, err := c.CreateCredential(context.Background(), httpapi.CredentialRequest{Name: cred, Kind: "ssh",
+				Public: map[string]string{"host": h.Addr, "user": h.User, "port": fmt.Sprint(h.Port)}, Secret: map[string]string{"private_key": string(key)}}); err != nil {
+				t.Fatal(err)
+			}
+			remote := platformHost{
+				name:       "ssh",
+				docker:     func(t *testing.T, args ...string) string { return h.Run(t, "docker "+shellJoin(args)) },
+				mqtt:       h.Addr + ":8883",
+				serverName: h.Addr,
+				dataDir:    func(*myt.Platform) string { return "/srv/myt/data" },
+				listDir:    func(t *testing.T, dir string) string { return h.Run(t, "ls "+dir) },
+			}
+			for _, db := range dbs {
+				t.Run("ssh-"+db, func(t *testing.T) {
+					full := db == "mysql"
+					var hk hooks
+					if full {
+						// The second run is clicked in a real browser, which
+						// follows the live log to success.
+						hk.redeploy = func(p *myt.Platform) *myt.Job { return browserUpdate(t, c, p) }
+					}
+					lifecycleWith(t, c, remote, fmt.Sprintf(`apiVersion: myt/v1
 kind: Platform
 metadata: {name: lab-%s}
 spec:
-  target: {provider: ssh, credentials: lab}
+  target: {provider: ssh, credentials: %s}
   database: {kind: %s, fields: {temperature: float}}
-`, db, db), i == 0, hk)
+`, db, cred, db), full, hk)
+				})
+			}
 		})
 	}
 }
@@ -594,10 +614,10 @@ func (s *psSampler) start() (stop func() string) {
 	}
 }
 
-// browserDeploy clicks Deploy on the platform's page in headless Chromium,
-// confirms, watches the job page's live log reach success, and checks the
-// endpoints panel of the running platform.
-func browserDeploy(t *testing.T, c *httpapi.Client, p *myt.Platform) *myt.Job {
+// browserUpdate clicks Update on the running platform's page in headless
+// Chromium (the same pipeline as a deploy), confirms, watches the job
+// page's live log reach success, and checks the endpoints panel.
+func browserUpdate(t *testing.T, c *httpapi.Client, p *myt.Platform) *myt.Job {
 	t.Helper()
 	chromiumPath(t)
 	b := newBrowser(t, c.BaseURL)
@@ -605,13 +625,13 @@ func browserDeploy(t *testing.T, c *httpapi.Client, p *myt.Platform) *myt.Job {
 	b.waitPath("/")
 	page := fmt.Sprintf("/platforms/%d", p.ID)
 	b.open(page)
-	b.click(`a[href="` + page + `/deploy"]`)
-	b.waitPath(page + "/deploy")
-	b.screenshot("40-real-deploy-confirm")
+	b.click(`a[href="` + page + `/update"]`)
+	b.waitPath(page + "/update")
+	b.screenshot("40-real-update-confirm")
 	b.submit(`main form button[type=submit]`)
 	b.waitPath("/jobs/")
 	b.waitFor("the live log", `document.querySelector('#job').classList.contains('live')`)
-	b.screenshot("41-real-deploy-running")
+	b.screenshot("41-real-update-running")
 	deadline := time.Now().Add(10 * time.Minute)
 	for eval[string](b, `document.querySelector('#job').dataset.jobState`) != "succeeded" {
 		if st := eval[string](b, `document.querySelector('#job').dataset.jobState`); st == "failed" || st == "cancelled" || time.Now().After(deadline) {
@@ -620,7 +640,7 @@ func browserDeploy(t *testing.T, c *httpapi.Client, p *myt.Platform) *myt.Job {
 		time.Sleep(time.Second)
 	}
 	b.see("SUCCEEDED")
-	b.screenshot("42-real-deploy-succeeded")
+	b.screenshot("42-real-update-succeeded")
 	var id int64
 	if _, err := fmt.Sscanf(eval[string](b, "location.pathname"), "/jobs/%d", &id); err != nil {
 		t.Fatal(err)
