@@ -374,6 +374,12 @@ func TestDeployLocal(t *testing.T) {
 	t.Parallel()
 	e := testenv.Require(t)
 	testenv.Need(t, "root", os.Geteuid() == 0, "a local platform's secret files are chowned to the services' users")
+	// A run that was killed may have left its platform on the engine:
+	// it would hold the ports this one publishes.
+	if left := strings.Fields(e.Docker(t, "ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=myt-here")); len(left) > 0 {
+		t.Logf("removing %d containers left by an earlier run", len(left))
+		e.Docker(t, append([]string{"rm", "--force", "--volumes"}, left...)...)
+	}
 	data := t.TempDir()
 	srv, c := deployServer(t, e, data)
 	top := t // the restarted server must outlive the subtest that restarts it
