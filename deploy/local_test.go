@@ -32,12 +32,7 @@ spec:
 	// Grafana's command is its image's: the worker image's is myt with no
 	// arguments, which prints its usage and exits.
 	images["MYT_IMAGE_GRAFANA"] = e.Image("worker")
-	env := map[string]string{}
-	for _, kv := range e.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "DOCKER_") {
-			env[k] = v
-		}
-	}
+	env := e.DockerEnv()
 	r, _ := newRunner(t, s, deploy.Tools{ComposeEnv: images, Env: env, WorkerBinaries: map[string]string{"amd64": testenv.MytBinary(t)}}, 3*time.Minute)
 	t.Cleanup(func() {
 		// Take the platform down again, whatever happened.

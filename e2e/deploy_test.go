@@ -34,12 +34,7 @@ func deployServer(t *testing.T, e *testenv.Env, data string) (*server, *httpapi.
 	// only its Python base comes from the test environment.
 	delete(images, "MYT_IMAGE_WORKER")
 	images["MYT_IMAGE_PYTHON"] = e.Image("python")
-	env := map[string]string{}
-	for _, kv := range e.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "DOCKER_") {
-			env[k] = v
-		}
-	}
+	env := e.DockerEnv()
 	cfg := map[string]any{
 		"composeEnv":    images,
 		"shipImages":    true,

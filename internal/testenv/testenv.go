@@ -128,6 +128,12 @@ func ping(host string) error {
 // "unix:///run/myt-testenv/docker.sock".
 func (e *Env) DockerHost() string { return e.st.DockerHost }
 
+// DockerEnv is what a process needs to use the private engine
+// (DOCKER_HOST, DOCKER_CONFIG with the Compose plugin).
+func (e *Env) DockerEnv() map[string]string {
+	return map[string]string{"DOCKER_HOST": e.st.DockerHost, "DOCKER_CONFIG": e.st.DockerConfig}
+}
+
 // Environ is the environment a docker or docker compose command needs to
 // use the private engine and the local images: DOCKER_HOST, DOCKER_CONFIG
 // (where the compose plugin is) and the MYT_IMAGE_* overrides of the
