@@ -18,6 +18,7 @@ import (
 func TestUnhealthySaysWhy(t *testing.T) {
 	e := testenv.Require(t)
 	testenv.Need(t, "root", os.Geteuid() == 0, "a local platform's secret files are chowned to the services' users")
+	e.LocalPlatformPorts(t)
 	s := newStore(t, `apiVersion: myt/v1
 kind: Platform
 metadata: {name: broken}

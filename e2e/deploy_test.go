@@ -369,6 +369,7 @@ func TestDeployLocal(t *testing.T) {
 	t.Parallel()
 	e := testenv.Require(t)
 	testenv.Need(t, "root", os.Geteuid() == 0, "a local platform's secret files are chowned to the services' users")
+	e.LocalPlatformPorts(t)
 	// A run that was killed may have left its platform on the engine:
 	// it would hold the ports this one publishes.
 	if left := strings.Fields(e.Docker(t, "ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=myt-here")); len(left) > 0 {

@@ -35,7 +35,8 @@ const DefaultStatePath = "/run/myt-testenv/state.json"
 // Env is the running test environment (private engine + images), found via
 // the state file written by `scripts/testenv up`.
 type Env struct {
-	st state
+	st   state
+	path string // of the state file
 }
 
 type state struct {
@@ -87,7 +88,7 @@ func Load() (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read test environment state: %w", err)
 	}
-	e := &Env{}
+	e := &Env{path: path}
 	if err := json.Unmarshal(b, &e.st); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", path, err)
 	}
