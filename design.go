@@ -110,6 +110,13 @@ type Target struct {
 	AdminCIDRs   []string `json:"adminCIDRs,omitempty"`
 	DeviceCIDRs  []string `json:"deviceCIDRs,omitempty"`
 	DataVolumeGB int      `json:"dataVolumeGB,omitempty"`
+	// DataDevice (ssh only) is a block device of the server, such as
+	// /dev/sdb or /dev/disk/by-id/…, that holds the platform's data: it
+	// gets an ext4 filesystem if it holds nothing at all (a device with a
+	// partition table and no filesystem is refused, one with data is never
+	// reformatted) and is mounted at /srv/myt/data. Empty keeps the data on
+	// the server's root filesystem.
+	DataDevice string `json:"dataDevice,omitempty"`
 }
 
 // Database is the database the worker writes to.
@@ -169,6 +176,7 @@ var (
 	fieldNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 	regionRE    = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9 _.-]{0,62}$`)
 	tokenRE     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_./:-]{0,254}$`)
+	deviceRE    = regexp.MustCompile(`^/dev/[a-zA-Z0-9_][a-zA-Z0-9_./:@+-]{0,250}$`)
 )
 
 // ReservedFieldNames are record attributes a declared field may not shadow.
@@ -262,6 +270,13 @@ func (t *Target) validate(v *validator) {
 	}
 	if t.ExternalNetwork != "" && t.Provider != ProviderOpenStack {
 		v.add(p+"externalNetwork", t.ExternalNetwork, "only applies to openstack")
+	}
+	switch {
+	case t.DataDevice == "":
+	case t.Provider != ProviderSSH:
+		v.add(p+"dataDevice", t.DataDevice, "only applies to ssh (clouds get a data volume of dataVolumeGB)")
+	case !deviceRE.MatchString(t.DataDevice) || slices.Contains(strings.Split(t.DataDevice, "/"), ".."):
+		v.add(p+"dataDevice", t.DataDevice, "must be a block device path such as /dev/sdb or /dev/disk/by-id/…")
 	}
 	if t.Provider != ProviderLocal {
 		checkCIDRs(v, p+"adminCIDRs", t.AdminCIDRs, true)

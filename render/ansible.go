@@ -67,6 +67,9 @@ func (r *renderer) inventory() ([]byte, error) {
 		if r.opts.SSH.User != "" {
 			host["ansible_user"] = r.opts.SSH.User
 		}
+		if t.DataDevice != "" {
+			host["myt_data_device"] = t.DataDevice
+		}
 	}
 	inv := map[string]any{"all": map[string]any{
 		"children": map[string]any{"platform": map[string]any{"hosts": map[string]any{r.d.Metadata.Name: host}}},

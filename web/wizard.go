@@ -32,7 +32,7 @@ var stepTitles = []string{"", "Target", "Data", "Broker", "Processing", "Review"
 
 // stepInputs lists the inputs each step shows; the others are carried.
 var stepInputs = [][]string{
-	stepTarget:     {"name", "description", "provider", "credentials", "region", "zone", "size", "admin_cidrs", "device_cidrs", "data_volume_gb"},
+	stepTarget:     {"name", "description", "provider", "credentials", "region", "zone", "size", "admin_cidrs", "device_cidrs", "data_volume_gb", "data_device"},
 	stepData:       {"structured", "time_series", "db_kind", "field_name", "field_type", "retention_days"},
 	stepBroker:     {"mqtt", "amqp", "tls", "plaintext"},
 	stepProcessing: {"handler", "timeout_seconds", "workers"},
@@ -290,6 +290,9 @@ func (wz *wizard) build() {
 		}
 		num("data_volume_gb", "spec.target.dataVolumeGB", &t.DataVolumeGB)
 	}
+	if t.Provider == myt.ProviderSSH {
+		t.DataDevice = strings.TrimSpace(wz.Get("data_device"))
+	}
 	if t.Provider == myt.ProviderLocal {
 		t.Credentials = ""
 		t.AdminCIDRs = nil
@@ -363,6 +366,7 @@ var designInputs = []struct {
 	{"spec.target.adminCIDRs", "admin_cidrs", "Admin networks", ""},
 	{"spec.target.deviceCIDRs", "device_cidrs", "Device networks", ""},
 	{"spec.target.dataVolumeGB", "data_volume_gb", "Data volume", ""},
+	{"spec.target.dataDevice", "data_device", "Data disk", ""},
 	{"spec.target.*", "", "", "provider"},
 	{"spec.database.kind", "db_kind", "Database", ""},
 	{"spec.database.fields*", "field_name", "Fields", ""},
