@@ -1,13 +1,16 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 )
 
 // callbackFS holds MyT's stdout callback plugin for ansible-playbook.
@@ -71,7 +74,18 @@ type playResult struct {
 	Changed int
 	Failed  []string // "task: message" of each failure
 	Recap   map[string]map[string]int
+	// Slowest are the tasks that took longest, slowest first.
+	Slowest []taskTime
 }
+
+// taskTime is how long one task took, from its start to its result.
+type taskTime struct {
+	Name string
+	Took time.Duration
+}
+
+// slowTask is how long a task takes before its result line says so.
+const slowTask = time.Second
 
 // CountTasks lists the playbook's tasks (without running anything).
 func (a *ansible) CountTasks(ctx context.Context, args ...string) (int, error) {
@@ -103,6 +117,9 @@ func (a *ansible) CountTasks(ctx context.Context, args ...string) (int, error) {
 // (its 1-based number and name).
 func (a *ansible) Playbook(ctx context.Context, task func(n int, name string), args ...string) (*playResult, error) {
 	res := &playResult{}
+	var taskName string
+	var taskStart time.Time
+	var times []taskTime
 	err := run(ctx, command{
 		Path: a.path, Args: args, Dir: a.dir, Env: a.env,
 		Line: func(stream, line string) {
@@ -118,12 +135,17 @@ func (a *ansible) Playbook(ctx context.Context, task func(n int, name string), a
 				a.log.Printf("PLAY %s", e.Name)
 			case "task":
 				res.Tasks++
+				taskName, taskStart = e.Name, time.Now()
 				a.log.Printf("TASK %s", e.Name)
 				if task != nil {
 					task(res.Tasks, e.Name)
 				}
 			case "result":
 				line := fmt.Sprintf("  %s: %s", e.Status, e.Host)
+				if took := time.Since(taskStart); e.Task == taskName && took >= slowTask {
+					line += fmt.Sprintf(" (%v)", took.Round(100*time.Millisecond))
+					times = append(times, taskTime{taskName, took})
+				}
 				if e.Msg != "" && e.Status != "ok" && e.Status != "skipped" {
 					line += ": " + e.Msg
 				}
@@ -161,6 +183,8 @@ func (a *ansible) Playbook(ctx context.Context, task func(n int, name string), a
 			}
 		},
 	})
+	slices.SortStableFunc(times, func(a, b taskTime) int { return cmp.Compare(b.Took, a.Took) })
+	res.Slowest = times[:min(len(times), 5)]
 	return res, err
 }
 

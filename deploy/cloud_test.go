@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -299,6 +300,11 @@ func TestCloudApplyOutputsInventory(t *testing.T) {
 		if st == nil || st.State != w[0] || w[1] != "" && st.Detail != w[1] {
 			t.Errorf("step %s: %+v, want %s %q", name, st, w[0], w[1])
 		}
+	}
+	// A task that took more than a second says so, and is named among
+	// the slowest.
+	if !regexp.MustCompile(`(?m)^  ok: cloudy \(1\.[5-9]s\)$`).MatchString(log) || !regexp.MustCompile(`slowest tasks: base : Install base packages 1\.[5-9]s`).MatchString(log) {
+		t.Errorf("the log does not say how long the slow task took:\n%s", log)
 	}
 	// The real inventory, resolved from the outputs the job wrote.
 	raw, err := os.ReadFile(inventory)

@@ -182,6 +182,16 @@ func (w *work) ansible(h sshHost) (string, error) {
 	if res != nil && res.Changed > 0 {
 		w.changed = true
 	}
+	if res != nil && len(res.Slowest) > 0 {
+		var b strings.Builder
+		for i, t := range res.Slowest {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			fmt.Fprintf(&b, "%s %v", t.Name, t.Took.Round(100*time.Millisecond))
+		}
+		w.log.Printf("slowest tasks: %s", b.String())
+	}
 	if err != nil {
 		if w.ctx.Err() != nil {
 			return "", w.ctx.Err()

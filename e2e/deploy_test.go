@@ -21,6 +21,7 @@ import (
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/httpapi"
 	"github.com/myt-iot/myt/internal/testenv"
+	"github.com/myt-iot/myt/render"
 )
 
 // deployServer starts `myt serve` configured to deploy with the test
@@ -74,7 +75,19 @@ func runJob(t *testing.T, c *httpapi.Client, platformID int64, req myt.JobReques
 	if j.State != myt.JobSucceeded {
 		t.Fatalf("%s job %d %s: %s\n%s", j.Kind, j.ID, j.State, j.Error, jobLog(t, c, j.ID))
 	}
+	t.Logf("%s job %d: %s", j.Kind, j.ID, stepTimes(j))
 	return j
+}
+
+// stepTimes says how long each of the job's steps took.
+func stepTimes(j *myt.Job) string {
+	var parts []string
+	for _, s := range j.Steps {
+		if s.Started != nil && s.Finished != nil {
+			parts = append(parts, fmt.Sprintf("%s %v", s.Name, s.Finished.Sub(*s.Started).Round(100*time.Millisecond)))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // waitJob follows the job's log (long polls, as the CLI does) until it
@@ -548,7 +561,12 @@ func TestDeploySSH(t *testing.T) {
 				t.Run("ssh-"+db, func(t *testing.T) {
 					full := db == "mysql"
 					var hk hooks
+					target := "{provider: ssh, credentials: " + cred + "}"
 					if full {
+						// The whole server as a sysadmin sets it up: its
+						// spare disk holds the data, SSH only from the lab.
+						target = "{provider: ssh, credentials: " + cred + ", dataDevice: " + h.DataDevice + `, adminCIDRs: ["10.250.0.0/16"]}`
+						hk.afterDeploy = func(p *myt.Platform) { checkServer(t, h, db) }
 						// The second run is clicked in a real browser, which
 						// follows the live log to success.
 						hk.redeploy = func(p *myt.Platform) *myt.Job { return browserUpdate(t, c, p) }
@@ -557,12 +575,61 @@ func TestDeploySSH(t *testing.T) {
 kind: Platform
 metadata: {name: lab-%s}
 spec:
-  target: {provider: ssh, credentials: %s}
+  target: %s
   database: {kind: %s, fields: {temperature: float}}
-`, db, cred, db), full, hk)
+`, db, target, db), full, hk)
 				})
 			}
 		})
+	}
+}
+
+// checkServer looks at the server after a deploy as its operator would:
+// the data directory is an ext4 mount of the design's data disk (by UUID
+// in fstab) holding the database; the firewall table is loaded with the
+// admin networks and its unit, like Docker's, enabled and active; every
+// secret file is 0600 and owned by the service that reads it.
+func checkServer(t *testing.T, h *testenv.SystemdHost, db string) {
+	t.Helper()
+	if got := strings.Fields(h.Run(t, "findmnt --noheadings --output SOURCE,FSTYPE --mountpoint /srv/myt/data")); strings.Join(got, " ") != h.DataDevice+" ext4" {
+		t.Errorf("/srv/myt/data is mounted from %q, want %s ext4", got, h.DataDevice)
+	}
+	dbDir := "/srv/myt/data/" + db + "-data"
+	if got := h.Run(t, "findmnt --noheadings --output SOURCE --target "+dbDir+"; test -n \"$(ls -A "+dbDir+")\" && echo has-data || true"); got != h.DataDevice+"\nhas-data\n" {
+		t.Errorf("database files on the data disk: %q", got)
+	}
+	if got := h.Run(t, "grep -c ' /srv/myt/data ext4 ' /proc/mounts; grep -c '^UUID=.* /srv/myt/data ' /etc/fstab"); got != "1\n1\n" {
+		t.Errorf("mounts and fstab lines for /srv/myt/data: %q", got)
+	}
+	if out := h.Run(t, "nft list table inet myt"); !strings.Contains(out, "chain input") || !strings.Contains(out, "10.250.0.0/16") {
+		t.Errorf("nft table inet myt:\n%s", out)
+	}
+	if got := h.Run(t, "systemctl is-enabled myt-firewall.service docker.service; systemctl is-active myt-firewall.service docker.service"); got != "enabled\nenabled\nactive\nactive\n" {
+		t.Errorf("myt-firewall and docker units (enabled, enabled, active, active): %q", got)
+	}
+	owner := map[string]int{"rabbitmq_definitions.json": render.UIDs["rabbitmq"], "db_dsn": render.UIDs["worker"],
+		"grafana_admin_password": render.UIDs["grafana"], "db_password": render.UIDs["db"]}
+	stat := h.Run(t, "cd /srv/myt/platform/secrets && stat -c '%n %a %u' *")
+	seen := 0
+	for _, line := range strings.Split(strings.TrimSpace(stat), "\n") {
+		var name string
+		var mode string
+		var uid int
+		if _, err := fmt.Sscan(line, &name, &mode, &uid); err != nil {
+			t.Fatalf("stat line %q: %v", line, err)
+		}
+		if mode != "600" {
+			t.Errorf("secret %s has mode %s, want 600", name, mode)
+		}
+		if want, ok := owner[name]; ok {
+			seen++
+			if uid != want {
+				t.Errorf("secret %s is owned by uid %d, want %d", name, uid, want)
+			}
+		}
+	}
+	if seen != len(owner) {
+		t.Errorf("secrets on the server:\n%s\nwant at least %v", stat, owner)
 	}
 }
 
