@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,13 @@ type CheckOptions struct {
 	LookPath func(string) (string, error)
 	// Timeout bounds each tool run; zero means 5 minutes.
 	Timeout time.Duration
+	// CLIConfig is a tofu/terraform CLI configuration file (for example
+	// a provider mirror); empty uses TF_CLI_CONFIG_FILE, then ~/.tofurc
+	// or ~/.terraformrc, as the tools do.
+	CLIConfig string
+	// Registry is the host:port probed when no mirror is configured;
+	// empty means the tool's public registry on port 443.
+	Registry string
 }
 
 // Check runs whichever of tofu/terraform (fmt, init, validate),
@@ -126,12 +134,51 @@ func (c *checker) infra(dir string) {
 		return
 	}
 	env := []string{"CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1", "TF_DATA_DIR=" + filepath.Join(tmp, ".terraform")}
+	if c.o.CLIConfig != "" {
+		env = append(env, "TF_CLI_CONFIG_FILE="+c.o.CLIConfig)
+	}
 	c.run("infra", tool+" fmt -check", tmp, env, tool, "fmt", "-check", "-no-color")
+	// init downloads providers: offline and without a mirror it cannot
+	// work, which says nothing about the bundle.
+	if !hasMirror(c.o.CLIConfig) {
+		reg := c.o.Registry
+		if reg == "" {
+			reg = map[string]string{"tofu": "registry.opentofu.org:443", "terraform": "registry.terraform.io:443"}[tool]
+		}
+		d := net.Dialer{Timeout: 5 * time.Second}
+		conn, err := d.DialContext(c.ctx, "tcp", reg)
+		if err != nil {
+			why := fmt.Sprintf("skipped: no registry or mirror (%s cannot be reached: %v; name a provider mirror with TF_CLI_CONFIG_FILE, see docs/bundle.md)", reg, err)
+			c.add(CheckResult{Part: "infra", Tool: tool + " init -backend=false", Status: CheckSkipped, Detail: why})
+			c.add(CheckResult{Part: "infra", Tool: tool + " validate", Status: CheckSkipped, Detail: "needs init"})
+			return
+		}
+		conn.Close()
+	}
 	if c.run("infra", tool+" init -backend=false", tmp, env, tool, "init", "-backend=false", "-input=false", "-no-color") {
 		c.run("infra", tool+" validate", tmp, env, tool, "validate", "-no-color")
 	} else {
 		c.add(CheckResult{Part: "infra", Tool: tool + " validate", Status: CheckSkipped, Detail: "init failed (providers must be downloadable or in a mirror named by TF_CLI_CONFIG_FILE)"})
 	}
+}
+
+// hasMirror reports whether the CLI configuration the tools will read
+// (file, else TF_CLI_CONFIG_FILE, else ~/.tofurc or ~/.terraformrc) sets
+// where providers are installed from.
+func hasMirror(file string) bool {
+	files := []string{file}
+	if file == "" {
+		files = []string{os.Getenv("TF_CLI_CONFIG_FILE")}
+		if home, err := os.UserHomeDir(); err == nil && files[0] == "" {
+			files = []string{filepath.Join(home, ".tofurc"), filepath.Join(home, ".terraformrc")}
+		}
+	}
+	for _, f := range files {
+		if b, err := os.ReadFile(f); f != "" && err == nil && bytes.Contains(b, []byte("provider_installation")) {
+			return true
+		}
+	}
+	return false
 }
 
 func copyTF(src, dst string) error {

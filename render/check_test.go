@@ -2,6 +2,7 @@ package render_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +74,12 @@ func TestCheckReportsFailingTools(t *testing.T) {
 		t.Fatal(err)
 	}
 	failing := func(string) (string, error) { return bin, nil }
-	res, err := render.Check(context.Background(), dir, render.CheckOptions{LookPath: failing})
+	// A mirror is configured, so init runs (and fails) even offline.
+	mirror := filepath.Join(t.TempDir(), "tofurc")
+	if err := os.WriteFile(mirror, []byte("provider_installation {\n  direct {}\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := render.Check(context.Background(), dir, render.CheckOptions{LookPath: failing, CLIConfig: mirror})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,5 +126,39 @@ func TestCheckBrokenComposeFile(t *testing.T) {
 	}
 	if len(res) != 1 || res[0].Part != "platform" || res[0].Status != render.CheckFailed || !strings.Contains(res[0].Detail, "missingservice") {
 		t.Errorf("results %+v", res)
+	}
+}
+
+// TestCheckOfflineWithoutMirror: with no provider mirror configured and
+// the registry out of reach, init cannot work whatever the bundle says:
+// it is skipped with the reason, not reported as a failure of the bundle.
+func TestCheckOfflineWithoutMirror(t *testing.T) {
+	dir := writeBundle(t, mustRender(t, designNamed(t, "aws-timescaledb")))
+	bin := filepath.Join(t.TempDir(), "failing-tool")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho \"tool refused: $*\" >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("TF_CLI_CONFIG_FILE", filepath.Join(t.TempDir(), "absent.tfrc"))
+	// A port nobody listens on: the registry cannot be reached.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	res, err := render.Check(context.Background(), dir, render.CheckOptions{LookPath: func(string) (string, error) { return bin, nil }, Registry: closed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]render.CheckResult{}
+	for _, r := range res {
+		status[r.Tool] = r
+	}
+	if r := status["tofu init -backend=false"]; r.Status != render.CheckSkipped || !strings.Contains(r.Detail, "no registry or mirror") || !strings.Contains(r.Detail, closed) {
+		t.Errorf("init offline without a mirror: %+v", r)
+	}
+	if r := status["tofu fmt -check"]; r.Status != render.CheckFailed {
+		t.Errorf("fmt needs no network and still runs: %+v", r)
 	}
 }

@@ -28,7 +28,7 @@ func newRenderCmd() *cobra.Command {
 		check                                     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "render DESIGN.yaml -o DIR",
+		Use:   "render DESIGN.yaml (-o DIR | --check)",
 		Short: "Write the deployable bundle of a design (OpenTofu, Ansible, Compose)",
 		Long: `Render writes every file a deployment uses into DIR, readable and usable
 without MyT:
@@ -43,11 +43,23 @@ without MyT:
 Running it again over the same DIR keeps its secrets and CA, so a deployed
 platform keeps its passwords. --check then runs whichever of tofu/terraform,
 ansible-playbook --syntax-check, ansible-lint and docker compose config is
-installed, and reports each. See docs/bundle.md.`,
+installed, and reports each; without -o it renders into a temporary directory,
+removed afterwards. init needs the providers: from a mirror named by
+TF_CLI_CONFIG_FILE (or MYT_DEPLOY_CONFIG's tofuCLIConfig), or the public
+registry; with neither it is skipped. See docs/bundle.md.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			temporary := false
 			if out == "" {
-				return myt.Errorf(myt.EINVALID, "Give the output directory with -o DIR.")
+				if !check {
+					return myt.Errorf(myt.EINVALID, "Give the output directory with -o DIR (or --check alone to check the bundle in a temporary directory).")
+				}
+				tmp, err := os.MkdirTemp("", "myt-render-check-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				out, temporary = tmp, true
 			}
 			if err := checkOutput(output, "table", "json"); err != nil {
 				return err
@@ -82,7 +94,7 @@ installed, and reports each. See docs/bundle.md.`,
 			if err := b.WriteDir(out); err != nil {
 				return err
 			}
-			summary := renderSummary{Dir: out, Provider: d.Spec.Target.Provider, Files: len(b.Files)}
+			summary := renderSummary{Dir: out, Temporary: temporary, Provider: d.Spec.Target.Provider, Files: len(b.Files)}
 			for _, part := range []string{"infra", "ansible", "platform", "pki", "ssh", "secrets.d"} {
 				for _, f := range b.Files {
 					if strings.HasPrefix(f.Path, part+"/") {
@@ -92,7 +104,16 @@ installed, and reports each. See docs/bundle.md.`,
 				}
 			}
 			if check {
-				res, err := render.Check(cmd.Context(), out, render.CheckOptions{})
+				var opts render.CheckOptions
+				if file := os.Getenv("MYT_DEPLOY_CONFIG"); file != "" {
+					// The mirror deploy jobs use serves the check too.
+					tools, _, _, err := loadDeployConfig(file)
+					if err != nil {
+						return err
+					}
+					opts.CLIConfig = tools.TofuCLIConfig
+				}
+				res, err := render.Check(cmd.Context(), out, opts)
 				if err != nil {
 					return err
 				}
@@ -107,6 +128,9 @@ installed, and reports each. See docs/bundle.md.`,
 				return err
 			}
 			for _, r := range summary.Checks {
+				if r.Status == render.CheckFailed && temporary {
+					return fmt.Errorf("%s failed on the bundle", r.Tool)
+				}
 				if r.Status == render.CheckFailed {
 					return fmt.Errorf("bundle written to %s, but %s failed", out, r.Tool)
 				}
@@ -127,17 +151,23 @@ installed, and reports each. See docs/bundle.md.`,
 }
 
 type renderSummary struct {
-	Dir      string               `json:"dir"`
-	Provider string               `json:"provider"`
-	Files    int                  `json:"files"`
-	Parts    []string             `json:"parts"`
-	Checks   []render.CheckResult `json:"checks,omitempty"`
+	Dir string `json:"dir"`
+	// Temporary: the bundle was written only to be checked, and removed.
+	Temporary bool                 `json:"temporary,omitempty"`
+	Provider  string               `json:"provider"`
+	Files     int                  `json:"files"`
+	Parts     []string             `json:"parts"`
+	Checks    []render.CheckResult `json:"checks,omitempty"`
 }
 
 func printRenderSummary(w io.Writer, s renderSummary) error {
-	fmt.Fprintf(w, "Wrote %d files for provider %s to %s: %s\n", s.Files, s.Provider, s.Dir, strings.Join(s.Parts, ", "))
-	fmt.Fprintf(w, "Secrets are in %s and %s (0600). Keep them out of git.\n",
-		filepath.Join(s.Dir, "secrets.d"), filepath.Join(s.Dir, "platform", "secrets"))
+	if s.Temporary {
+		fmt.Fprintf(w, "Rendered %d files for provider %s (%s) in a temporary directory, removed after the checks; -o DIR keeps them.\n", s.Files, s.Provider, strings.Join(s.Parts, ", "))
+	} else {
+		fmt.Fprintf(w, "Wrote %d files for provider %s to %s: %s\n", s.Files, s.Provider, s.Dir, strings.Join(s.Parts, ", "))
+		fmt.Fprintf(w, "Secrets are in %s and %s (0600). Keep them out of git.\n",
+			filepath.Join(s.Dir, "secrets.d"), filepath.Join(s.Dir, "platform", "secrets"))
+	}
 	if len(s.Checks) == 0 {
 		return nil
 	}

@@ -83,3 +83,60 @@ func TestRenderCommandKeepsSecrets(t *testing.T) {
 		t.Errorf("secret mode %v %v", info.Mode(), err)
 	}
 }
+
+// TestRenderCheckWithoutOut: `myt render design.yaml --check`, as the
+// README writes it, renders into a temporary directory, checks it with
+// the tools installed, removes it, and on a machine that reaches neither
+// the registry nor a mirror says init was skipped instead of failing.
+func TestRenderCheckWithoutOut(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "greenhouse.yaml")
+	doc := `apiVersion: myt/v1
+kind: Platform
+metadata: {name: greenhouse}
+spec:
+  target: {provider: aws, credentials: my-aws, region: eu-west-1, adminCIDRs: ["203.0.113.7/32"]}
+  database: {kind: timescaledb}
+`
+	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("TF_CLI_CONFIG_FILE", "")
+	t.Setenv("MYT_DEPLOY_CONFIG", "")
+	res, err := runMyt(t, "render", file, "--check", "--output", "json")
+	var sum struct {
+		Dir       string `json:"dir"`
+		Temporary bool   `json:"temporary"`
+		Checks    []struct {
+			Tool, Status, Detail string
+		} `json:"checks"`
+	}
+	if jerr := json.Unmarshal([]byte(res), &sum); jerr != nil {
+		t.Fatalf("render --check without -o: %v\n%s", err, res)
+	}
+	if !sum.Temporary || sum.Dir == "" {
+		t.Errorf("summary %+v", sum)
+	}
+	if _, serr := os.Stat(sum.Dir); !os.IsNotExist(serr) {
+		t.Errorf("temporary bundle %s left behind (%v)", sum.Dir, serr)
+	}
+	sawInit := false
+	for _, c := range sum.Checks {
+		if strings.Contains(c.Tool, " init") {
+			sawInit = true
+			if c.Status == "failed" {
+				t.Errorf("init failed (offline without a mirror it must be skipped): %s", c.Detail)
+			}
+			if c.Status == "skipped" && !strings.Contains(c.Detail, "no registry or mirror") && !strings.Contains(c.Detail, "installed") {
+				t.Errorf("init skipped without the reason: %s", c.Detail)
+			}
+		}
+	}
+	if !sawInit && len(sum.Checks) > 0 && !strings.Contains(res, "neither is installed") {
+		t.Errorf("no init check: %s", res)
+	}
+	if err != nil && !strings.Contains(oneLine(err), "failed on the bundle") {
+		t.Errorf("render --check: %v", err)
+	}
+}
