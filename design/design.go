@@ -32,6 +32,9 @@ func Parse(data []byte) (*myt.Design, error) {
 	if len(trimmed) == 0 {
 		return nil, myt.Errorf(myt.EINVALID, "The design document is empty.")
 	}
+	if err := CheckStructure(trimmed); err != nil {
+		return nil, err
+	}
 	if trimmed[0] == '{' {
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
 		dec.UseNumber()
