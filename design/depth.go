@@ -54,11 +54,11 @@ func checkStructure(data []byte, maxDepth, maxEntries int) error {
 }
 
 type depthScanner struct {
-	max   int
+	max int
 	// entries counts nodes: block lines, "- " entries, flow items.
 	entries, maxEntries int
-	flow  int   // open [ and { not yet closed
-	block []int // columns of the open block nodes
+	flow                int   // open [ and { not yet closed
+	block               []int // columns of the open block nodes
 	// quote is the quote character of a string that goes on to the next
 	// line, or 0.
 	quote byte
