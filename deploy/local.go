@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,24 +67,40 @@ func (w *work) deployLocal() error {
 	platformDir, dataDir := w.localDirs()
 	env := w.localComposeEnv(dataDir)
 	if err := w.step(stepCompose, func() (string, error) {
-		changed, err := w.installLocal(platformDir, dataDir)
+		changedFiles, err := w.installLocal(platformDir, dataDir)
 		if err != nil {
 			return "", err
 		}
-		args := []string{"compose", "up", "--detach", "--wait", "--wait-timeout", strconv.Itoa(int(w.r.cfg.HealthTimeout.Seconds())), "--remove-orphans"}
-		if changed || rebuilt {
+		changed := len(changedFiles) > 0
+		// As the platform role does: only the services whose files (or,
+		// for the worker, image) changed are recreated.
+		compose := w.bundle.File("platform/compose.yaml")
+		if compose == nil {
+			return "", errors.New("the bundle has no platform/compose.yaml")
+		}
+		mounts, err := render.ParseMounts(compose.Data)
+		if err != nil {
+			return "", err
+		}
+		recreate := mounts.Using(changedFiles...)
+		if rebuilt && !slices.Contains(recreate, "worker") {
+			recreate = append(recreate, "worker")
+		}
+		all := len(recreate) == len(mounts.Services())
+		wait := strconv.Itoa(int(w.r.cfg.HealthTimeout.Seconds()))
+		args := []string{"compose", "up", "--detach", "--wait", "--wait-timeout", wait, "--remove-orphans"}
+		if all {
 			args = append(args, "--force-recreate")
 		}
-		var out bytes.Buffer
-		err = w.docker(w.ctx, platformDir, env, &out, args...)
-		// Compose reports on stderr what it did; stdout is logged too.
-		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-			if l != "" {
-				w.log.Line(l)
-			}
+		if err := w.compose(platformDir, env, args...); err != nil {
+			return "", err
 		}
-		if err != nil {
-			return "", fmt.Errorf("docker compose up: %w", err)
+		if len(recreate) > 0 && !all {
+			w.log.Printf("recreating the services whose files changed: %s", strings.Join(recreate, ", "))
+			args := append([]string{"compose", "up", "--detach", "--wait", "--wait-timeout", wait, "--force-recreate", "--no-deps"}, recreate...)
+			if err := w.compose(platformDir, env, args...); err != nil {
+				return "", err
+			}
 		}
 		if !changed && !rebuilt && !w.changed {
 			w.job.Summary = fmt.Sprintf("Nothing changed: the platform already matched revision %d.", w.job.Revision)
@@ -111,6 +128,30 @@ func (w *work) deployLocal() error {
 	}
 	w.address = "127.0.0.1"
 	return w.step(stepEndpoint, w.endpoints)
+}
+
+// composeActed matches what Compose says when it created, started or
+// removed a container.
+var composeActed = regexp.MustCompile(`\b(Created|Recreated|Started|Removed)$`)
+
+// compose runs a docker compose command in the platform directory and
+// logs what it says (Compose reports on stderr what it did). A container
+// created, started or removed counts as a change.
+func (w *work) compose(platformDir string, env map[string]string, args ...string) error {
+	var out bytes.Buffer
+	err := w.docker(w.ctx, platformDir, env, &out, args...)
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if l != "" {
+			w.log.Line(l)
+		}
+		if composeActed.MatchString(strings.TrimSpace(l)) {
+			w.changed = true
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("docker compose up: %w", err)
+	}
+	return nil
 }
 
 func (w *work) localComposeEnv(dataDir string) map[string]string {
@@ -214,11 +255,12 @@ var ownerLine = regexp.MustCompile(`^(secret|volume) (\S+) (\d+)(?: (\d+))?$`)
 
 // installLocal writes the bundle's platform/ into platformDir (each
 // secret 0600 owned by its reader) and makes the data directories, as
-// the platform role does on a host. It reports whether a file changed.
-func (w *work) installLocal(platformDir, dataDir string) (bool, error) {
+// the platform role does on a host. It returns the files that changed,
+// relative to platformDir.
+func (w *work) installLocal(platformDir, dataDir string) ([]string, error) {
 	owners := w.bundle.File("platform/owners.txt")
 	if owners == nil {
-		return false, errors.New("the bundle has no owners.txt")
+		return nil, errors.New("the bundle has no owners.txt")
 	}
 	secretUID := map[string]int{}
 	volumeUID := map[string][2]int{}
@@ -241,13 +283,13 @@ func (w *work) installLocal(platformDir, dataDir string) (bool, error) {
 	}
 	for _, d := range []string{platformDir, filepath.Join(platformDir, "secrets")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return false, err
+			return nil, err
 		}
 	}
 	if err := os.Chmod(platformDir, 0o755); err != nil {
-		return false, err
+		return nil, err
 	}
-	changed := false
+	var changed []string
 	for _, f := range w.bundle.Files {
 		rel, ok := strings.CutPrefix(f.Path, "platform/")
 		if !ok || rel == "owners.txt" {
@@ -256,7 +298,7 @@ func (w *work) installLocal(platformDir, dataDir string) (bool, error) {
 		dst := filepath.Join(platformDir, filepath.FromSlash(rel))
 		old, err := os.ReadFile(dst)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return false, err
+			return nil, err
 		}
 		uid := 0
 		mode := os.FileMode(0o644)
@@ -266,30 +308,30 @@ func (w *work) installLocal(platformDir, dataDir string) (bool, error) {
 		if err == nil && bytes.Equal(old, f.Data) {
 			continue
 		}
-		changed = true
+		changed = append(changed, rel)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return false, err
+			return nil, err
 		}
 		tmp := dst + ".tmp"
 		if err := os.WriteFile(tmp, f.Data, mode); err != nil {
-			return false, err
+			return nil, err
 		}
 		if err := os.Chown(tmp, uid, uid); err != nil {
 			os.Remove(tmp)
-			return false, err
+			return nil, err
 		}
 		if err := os.Rename(tmp, dst); err != nil {
-			return false, err
+			return nil, err
 		}
 	}
 	for name, owner := range volumeUID {
 		dir := filepath.Join(dataDir, name)
 		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return false, err
+			return nil, err
 		}
 		if owner[0] != 0 {
 			if err := os.Chown(dir, owner[0], owner[1]); err != nil {
-				return false, err
+				return nil, err
 			}
 		}
 	}

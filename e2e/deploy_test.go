@@ -75,7 +75,13 @@ func runJob(t *testing.T, c *httpapi.Client, platformID int64, req myt.JobReques
 	if j.State != myt.JobSucceeded {
 		t.Fatalf("%s job %d %s: %s\n%s", j.Kind, j.ID, j.State, j.Error, jobLog(t, c, j.ID))
 	}
-	t.Logf("%s job %d: %s", j.Kind, j.ID, stepTimes(j))
+	slow := ""
+	for _, l := range strings.Split(jobLog(t, c, j.ID), "\n") {
+		if strings.Contains(l, "slowest tasks: ") {
+			slow = "; " + strings.TrimSpace(l)
+		}
+	}
+	t.Logf("%s job %d: %s%s", j.Kind, j.ID, stepTimes(j), slow)
 	return j
 }
 
@@ -339,9 +345,23 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 		if err := c.Raw(context.Background(), "PUT", fmt.Sprintf("/api/v1/platforms/%d", p.ID), []byte(updated), "application/yaml", nil); err != nil {
 			t.Fatalf("update the design: %v", err)
 		}
+		before = startTimes(t, h, project)
 		start = time.Now()
 		j = runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobUpdate})
 		t.Logf("update: %s (%s)", time.Since(start).Round(time.Second), j.Summary)
+		// The new handler and field recreate the worker (and Grafana,
+		// whose dashboard shows the field); the broker and the database
+		// keep running.
+		after := startTimes(t, h, project)
+		db := project + "-" + p.Design.Spec.Database.Kind + "-1"
+		for _, name := range []string{project + "-rabbitmq-1", db} {
+			if before[name] == "" || after[name] != before[name] {
+				t.Errorf("the update restarted %s: started %q, now %q", name, before[name], after[name])
+			}
+		}
+		if w := project + "-worker-1"; after[w] == before[w] {
+			t.Errorf("the update did not recreate the worker (started %q)", after[w])
+		}
 		publish(t, c, p, h, "dev-2", 10, func(i int) map[string]any { return map[string]any{"temperature": 2.5, "humidity": 40.0 + float64(i)} })
 		recs = waitRecords(t, h, project, "dev-2", 10)
 		for _, r := range recs {

@@ -105,6 +105,20 @@ func (r *renderer) groupVars() ([]byte, error) {
 			items = append(items, top)
 		}
 	}
+	// Which services run on each item and secret: the role recreates
+	// only those whose files changed.
+	mounts, err := ParseMounts(r.b.File("platform/compose.yaml").Data)
+	if err != nil {
+		return nil, err
+	}
+	itemServices := map[string][]string{}
+	for _, it := range items {
+		itemServices[it] = nonNil(mounts.Using(it))
+	}
+	secretServices := map[string][]string{}
+	for name := range r.secretOwners {
+		secretServices[name] = nonNil(mounts.Using("secrets/" + name))
+	}
 	v := map[string]any{
 		"myt_platform_name":      r.d.Metadata.Name,
 		"myt_platform_dir":       HostPlatformDir,
@@ -118,6 +132,9 @@ func (r *renderer) groupVars() ([]byte, error) {
 		"myt_secret_owners":      r.secretOwners,
 		"myt_data_volumes":       volumes,
 		"myt_data_volume_groups": groups,
+		"myt_services":           mounts.Services(),
+		"myt_item_services":      itemServices,
+		"myt_secret_services":    secretServices,
 		"myt_worker_image":       Images["worker"] + ":" + r.opts.WorkerImageTag,
 		"myt_python_image":       Images["python"],
 	}
