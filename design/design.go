@@ -5,6 +5,7 @@ package design
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,8 +22,9 @@ import (
 const MaxDocumentBytes = 1 << 20
 
 // Parse decodes a design from YAML or JSON (JSON is YAML, but is detected
-// to give JSON-flavoured errors), applies defaults and validates it. Every
-// problem found is returned at once as an EINVALID *myt.Error.
+// to give JSON-flavoured errors), applies defaults and validates it,
+// compiling the handler with python3 when it is installed (CheckHandler).
+// Every problem found is returned at once as an EINVALID *myt.Error.
 func Parse(data []byte) (*myt.Design, error) {
 	if len(data) > MaxDocumentBytes {
 		return nil, myt.Errorf(myt.EINVALID, "The design document is larger than %d bytes.", MaxDocumentBytes)
@@ -69,6 +71,10 @@ func Parse(data []byte) (*myt.Design, error) {
 	}
 	canonical(d)
 	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	// Without python3 here the worker reports it, as it always did.
+	if err := CheckHandler(context.Background(), d.Spec.Processing.Handler); err != nil && !errors.Is(err, ErrNoPython) {
 		return nil, err
 	}
 	return d, nil

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -468,7 +469,14 @@ func (s *server) platformHandlerSubmit(w http.ResponseWriter, r *http.Request) e
 	}
 	d := *p.Design
 	d.Spec.Processing.Handler = code
-	updated, err := s.cfg.Platforms.UpdatePlatform(r.Context(), p.ID, &d)
+	err = design.CheckHandler(r.Context(), code)
+	if errors.Is(err, design.ErrNoPython) {
+		err = nil // the page says so
+	}
+	var updated *myt.Platform
+	if err == nil {
+		updated, err = s.cfg.Platforms.UpdatePlatform(r.Context(), p.ID, &d)
+	}
 	if err != nil {
 		fe := s.errorsFrom(r, err, func(path string) (string, string, bool) {
 			return "handler", "handler.py", path == "spec.processing.handler"

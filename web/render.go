@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"os/exec"
 	"path"
 	"regexp"
 	"sort"
@@ -91,7 +92,16 @@ var funcs = template.FuncMap{
 		}
 		return t.Local().Format("2 Jan 2006 15:04")
 	},
-	"ago":          ago,
+	"ago": ago,
+	// handlerHelp is the help under a handler editor: what to write, and
+	// whether this server checks its syntax.
+	"handlerHelp": func() string {
+		h := "Define process(msg): return a dict (one row), a list of dicts, or None to drop the message; raise to send it to the dead-letter queue. Test it on your machine first with: myt code test handler.py samples.ndjson"
+		if _, err := exec.LookPath("python3"); err != nil {
+			h += " This server has no python3, so the syntax is not checked when you save: the worker reports errors when it loads the code."
+		}
+		return h
+	},
 	"providerName": providerName,
 	"databaseName": databaseName,
 	"join":         strings.Join,

@@ -2,6 +2,8 @@ package web
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -433,11 +435,17 @@ func (s *server) wizardErrors(r *http.Request, wz *wizard, err error, only int) 
 	})
 }
 
-// validate returns the problems of the design, parse errors first.
-func (wz *wizard) validate() error {
+// validate returns the problems of the design, parse errors first; the
+// handler is compiled when the rest is valid.
+func (wz *wizard) validate(ctx context.Context) error {
 	var fields []myt.FieldError
 	fields = append(fields, wz.ParseErrors...)
 	if err := wz.Design.Validate(); err != nil {
+		fields = append(fields, myt.ErrorFields(err)...)
+	} else if err := design.CheckHandler(ctx, wz.Design.Spec.Processing.Handler); err != nil && !errors.Is(err, design.ErrNoPython) {
+		if len(myt.ErrorFields(err)) == 0 {
+			return err
+		}
 		fields = append(fields, myt.ErrorFields(err)...)
 	}
 	return myt.Invalid("Some answers need another look.", fields)
@@ -533,7 +541,7 @@ func (s *server) wizardSubmit(w http.ResponseWriter, r *http.Request) error {
 		// Going forward validates like "next".
 		fallthrough
 	case action == "next":
-		if err := errorsOfStep(wz.validate(), wz.Step); err != nil {
+		if err := errorsOfStep(wz.validate(r.Context()), wz.Step); err != nil {
 			return s.renderWizard(w, r, wz, http.StatusUnprocessableEntity, s.wizardErrors(r, wz, err, wz.Step))
 		}
 		if wz.Step < stepReview {
@@ -541,7 +549,7 @@ func (s *server) wizardSubmit(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.renderWizard(w, r, wz, http.StatusOK, nil)
 	case action == "create":
-		err := wz.validate()
+		err := wz.validate(r.Context())
 		var p *myt.Platform
 		if err == nil {
 			p, err = s.cfg.Platforms.CreatePlatform(r.Context(), wz.Design)

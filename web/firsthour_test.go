@@ -1,0 +1,58 @@
+package web_test
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"net/url"
+)
+
+func needPython(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 is not installed")
+		}
+		t.Skip("python3 is not installed")
+	}
+}
+
+const badHandler = "def process(msg)\n    return msg\n"
+
+// TestHandlerSyntaxIsCheckedWhereverSaved: Python that does not compile
+// is refused by the code page, the wizard and the import page, next to
+// the code, with its line and column; nothing is saved.
+func TestHandlerSyntaxIsCheckedWhereverSaved(t *testing.T) {
+	needPython(t)
+	e := newEnv(t, false)
+	c := e.setup()
+	platform := c.importPlatform(localDesign)
+
+	c.get(platform + "/handler")
+	r := c.post(platform+"/handler", url.Values{"handler": {badHandler}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="f-handler-err"`) || !strings.Contains(r.body, "line 1, column") {
+		t.Errorf("code page took a syntax error: %d\n%s", r.status, r.body)
+	}
+
+	c.addAWS("my-aws")
+	c.get("/platforms/new")
+	form := wizardForm("hothouse")
+	form.Set("handler", badHandler)
+	r = c.post("/platforms/new", form)
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "line 1, column") {
+		t.Errorf("wizard took a syntax error: %d\n%s", r.status, r.body)
+	}
+
+	c.get("/platforms/import")
+	doc := "apiVersion: myt/v1\nkind: Platform\nmetadata: {name: barn}\nspec:\n  target: {provider: local}\n  database: {kind: mysql}\n  processing: {handler: \"def process(msg)\\n    return msg\\n\"}\n"
+	r = c.post("/platforms/import", url.Values{"document": {doc}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "spec.processing.handler") || !strings.Contains(r.body, "line 1, column") {
+		t.Errorf("import took a syntax error: %d\n%s", r.status, r.body)
+	}
+	if page := c.get("/"); strings.Contains(page.body, "hothouse") || strings.Contains(page.body, "barn") {
+		t.Error("a platform with a broken handler was saved")
+	}
+}
