@@ -15,6 +15,7 @@ var errorStatus = []struct {
 	{EUNAUTHORIZED, http.StatusUnauthorized},
 	{EFORBIDDEN, http.StatusForbidden},
 	{ETOOMANY, http.StatusTooManyRequests},
+	{ETOOLARGE, http.StatusRequestEntityTooLarge},
 	{EINTERNAL, http.StatusInternalServerError},
 }
 

@@ -15,6 +15,7 @@ func TestHTTPStatus(t *testing.T) {
 		myt.EUNAUTHORIZED: http.StatusUnauthorized,
 		myt.EFORBIDDEN:    http.StatusForbidden,
 		myt.ETOOMANY:      http.StatusTooManyRequests,
+		myt.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 		myt.EINTERNAL:     http.StatusInternalServerError,
 		"":                http.StatusInternalServerError,
 		"no-such-code":    http.StatusInternalServerError,

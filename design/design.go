@@ -27,7 +27,7 @@ const MaxDocumentBytes = 1 << 20
 // Every problem found is returned at once as an EINVALID *myt.Error.
 func Parse(data []byte) (*myt.Design, error) {
 	if len(data) > MaxDocumentBytes {
-		return nil, myt.Errorf(myt.EINVALID, "The design document is larger than %d bytes.", MaxDocumentBytes)
+		return nil, myt.Errorf(myt.ETOOLARGE, "The design document is larger than %d bytes.", MaxDocumentBytes)
 	}
 	var doc any
 	trimmed := bytes.TrimSpace(data)

@@ -206,7 +206,7 @@ type errorBody struct {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		err = myt.Errorf(myt.EINVALID, "The request body is larger than %d bytes.", mbe.Limit)
+		err = myt.Errorf(myt.ETOOLARGE, "The request body is larger than %d bytes.", mbe.Limit)
 	}
 	code := myt.ErrorCode(err)
 	if code == myt.EINTERNAL {

@@ -219,6 +219,8 @@ func (s *server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	case myt.ETOOMANY:
 		title = "Too many attempts"
+	case myt.ETOOLARGE:
+		title = "Too large"
 	case myt.EINVALID, myt.ECONFLICT:
 		title = "That did not work"
 	default:

@@ -282,8 +282,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, st *reqState, pat
 		} else {
 			err = r.ParseForm()
 		}
-		if err != nil {
-			return myt.Errorf(myt.EINVALID, "The form could not be read (is it larger than 2 MB?).")
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			return myt.Errorf(myt.ETOOLARGE, "The form is larger than %d MB, the most MyT accepts.", maxFormBytes>>20)
+		} else if err != nil {
+			return myt.Errorf(myt.EINVALID, "The form could not be read.")
 		}
 		if err := s.checkCSRF(r, st, who); err != nil {
 			return err
