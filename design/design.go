@@ -48,7 +48,7 @@ func Parse(data []byte) (*myt.Design, error) {
 		}
 	} else {
 		if err := yaml.Unmarshal(trimmed, &doc); err != nil {
-			return nil, myt.Errorf(myt.EINVALID, "The design is not valid YAML: %s", oneLine(yaml.FormatError(err, false, true)))
+			return nil, myt.Errorf(myt.EINVALID, "The design is not valid YAML: %s", yamlSyntaxMessage(err))
 		}
 	}
 	top, ok := doc.(map[string]any)
@@ -94,14 +94,16 @@ func canonical(d *myt.Design) {
 	}
 }
 
-// MarshalYAML renders d as a YAML document in the field order of the types.
+// MarshalYAML renders d as a YAML document in the field order of the
+// types, multi-line strings (the handler) as literal blocks (|) that read
+// like the code they hold.
 func MarshalYAML(d *myt.Design) ([]byte, error) {
 	// Going through JSON keeps the json tags (and omitempty) authoritative.
 	raw, err := json.Marshal(d)
 	if err != nil {
 		return nil, err
 	}
-	return yaml.JSONToYAML(raw)
+	return literalYAML(raw)
 }
 
 // MarshalJSON renders d as indented JSON.
@@ -235,8 +237,4 @@ func jsonSyntaxMessage(data []byte, err error) string {
 		return fmt.Sprintf("line %d: %s", line, se.Error())
 	}
 	return err.Error()
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

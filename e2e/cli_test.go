@@ -30,8 +30,8 @@ func mustCLI(t *testing.T, env []string, stdin string, args ...string) string {
 	return r.Stdout
 }
 
-// failCLI runs the CLI, expects a non-zero exit with a one-line error
-// containing want, and returns it.
+// failCLI runs the CLI, expects a non-zero exit with an error containing
+// want (its message, then one indented line per problem), and returns it.
 func failCLI(t *testing.T, env []string, stdin, want string, args ...string) string {
 	t.Helper()
 	r := runCLI(t, env, stdin, args...)
@@ -39,8 +39,10 @@ func failCLI(t *testing.T, env []string, stdin, want string, args ...string) str
 		t.Fatalf("myt %s succeeded; want failure containing %q\n%s", strings.Join(args, " "), want, r.Stdout)
 	}
 	msg := strings.TrimRight(r.Stderr, "\n")
-	if strings.Contains(msg, "\n") {
-		t.Errorf("myt %s: error is not one line:\n%s", strings.Join(args, " "), msg)
+	for _, l := range strings.Split(msg, "\n")[1:] {
+		if !strings.HasPrefix(l, "  ") {
+			t.Errorf("myt %s: a line of the error is not an indented problem: %q\n%s", strings.Join(args, " "), l, msg)
+		}
 	}
 	if !strings.HasPrefix(msg, "myt: ") || !strings.Contains(msg, want) {
 		t.Errorf("myt %s: error %q does not contain %q", strings.Join(args, " "), msg, want)

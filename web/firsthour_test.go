@@ -56,3 +56,16 @@ func TestHandlerSyntaxIsCheckedWhereverSaved(t *testing.T) {
 		t.Error("a platform with a broken handler was saved")
 	}
 }
+
+// TestYAMLErrorIsShownAsLines: the source excerpt of a YAML syntax error
+// keeps its lines (pre-formatted), so the marked line and the caret under
+// the column line up.
+func TestYAMLErrorIsShownAsLines(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.get("/platforms/import")
+	r := c.post("/platforms/import", url.Values{"document": {"apiVersion: myt/v1\nkind: Platform\nmetadata:\n  name: x: y\nspec: {}\n"}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "line 4, column 9") || !strings.Contains(r.body, "<pre class=\"snippet\">") || !strings.Contains(r.body, "\n&gt;  4 |   name: x: y\n") {
+		t.Errorf("YAML error: %d\n%s", r.status, r.body)
+	}
+}

@@ -93,6 +93,10 @@ var funcs = template.FuncMap{
 		return t.Local().Format("2 Jan 2006 15:04")
 	},
 	"ago": ago,
+	// firstLine and moreLines split a message whose first line is prose
+	// and whose rest (a YAML source excerpt) is shown pre-formatted.
+	"firstLine": func(s string) string { first, _, _ := strings.Cut(s, "\n"); return first },
+	"moreLines": func(s string) string { _, rest, _ := strings.Cut(s, "\n"); return rest },
 	// handlerHelp is the help under a handler editor: what to write, and
 	// whether this server checks its syntax.
 	"handlerHelp": func() string {

@@ -2,15 +2,19 @@ package main
 
 import "strings"
 
-// oneLine renders err as a single line. A myt.Error lists its field
-// errors one per line under its message; here the message is followed by
-// a colon and the field errors are joined by "; ":
+// errorText renders err for stderr: its message, then each field error
+// (or line of detail, such as a YAML excerpt) on a line of its own:
 //
-//	The platform design is not valid: spec.target.provider: "awz" given; allowed: ...
-func oneLine(err error) string {
-	msg := err.Error()
-	if head, rest, ok := strings.Cut(msg, "\n  "); ok {
-		msg = strings.TrimSuffix(head, ".") + ": " + strings.ReplaceAll(rest, "\n  ", "; ")
+//	The platform design is not valid.
+//	  spec.target.provider: "awz" given; allowed: ...
+//	  metadata.name: required
+func errorText(err error) string {
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if l = strings.TrimRight(l, " \t"); l != "" {
+			out = append(out, l)
+		}
 	}
-	return strings.Join(strings.Fields(msg), " ")
+	return strings.Join(out, "\n")
 }

@@ -19,8 +19,8 @@ func main() {
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		// One line, for people and scripts alike; details went to the log.
-		fmt.Fprintln(os.Stderr, "myt: "+oneLine(err))
+		// The message, then one line per problem; details went to the log.
+		fmt.Fprintln(os.Stderr, "myt: "+errorText(err))
 		os.Exit(1)
 	}
 }

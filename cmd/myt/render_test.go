@@ -39,7 +39,7 @@ func TestRenderCommandKeepsSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "bundle")
-	if _, err := runMyt(t, "render", design, "-o", out); err == nil || !strings.Contains(oneLine(err), "--ssh-host") {
+	if _, err := runMyt(t, "render", design, "-o", out); err == nil || !strings.Contains(errorText(err), "--ssh-host") {
 		t.Fatalf("ssh target without --ssh-host: %v", err)
 	}
 	res, err := runMyt(t, "render", design, "-o", out, "--ssh-host", "192.0.2.9", "--ssh-user", "ops", "--output", "json")
@@ -136,7 +136,7 @@ spec:
 	if !sawInit && len(sum.Checks) > 0 && !strings.Contains(res, "neither is installed") {
 		t.Errorf("no init check: %s", res)
 	}
-	if err != nil && !strings.Contains(oneLine(err), "failed on the bundle") {
+	if err != nil && !strings.Contains(errorText(err), "failed on the bundle") {
 		t.Errorf("render --check: %v", err)
 	}
 }
