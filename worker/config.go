@@ -14,6 +14,8 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/design"
 	"github.com/myt-iot/myt/worker/record"
 )
 
@@ -210,6 +212,10 @@ func LoadConfig(path string) (*Config, error) {
 func ParseConfig(b []byte) (*Config, error) {
 	c := DefaultConfig()
 	if len(bytes.TrimSpace(b)) > 0 {
+		// The YAML library's cost is quadratic in nesting and entries.
+		if err := design.CheckStructure(b); err != nil {
+			return nil, fmt.Errorf("parse worker config: %s", myt.ErrorMessage(err))
+		}
 		dec := yaml.NewDecoder(bytes.NewReader(b), yaml.Strict(), yaml.DisallowUnknownField())
 		if err := dec.Decode(c); err != nil {
 			return nil, fmt.Errorf("parse worker config: %s", yaml.FormatError(err, false, true))

@@ -191,6 +191,22 @@ func csvValue(v any) string {
 type importResult struct {
 	Imported int           `json:"imported"`
 	Rejected []importError `json:"rejected"`
+	// Unlisted counts rejected lines past the first MaxImportRejections,
+	// which are not listed: an import of garbage must not grow the
+	// worker's memory with its size.
+	Unlisted int `json:"unlisted,omitempty"`
+}
+
+// MaxImportRejections bounds the rejected lines an import lists.
+const MaxImportRejections = 1000
+
+// reject lists a rejected line, or counts it once the list is full.
+func (res *importResult) reject(e importError) {
+	if len(res.Rejected) >= MaxImportRejections {
+		res.Unlisted++
+		return
+	}
+	res.Rejected = append(res.Rejected, e)
 }
 
 type importError struct {
@@ -218,7 +234,7 @@ func (w *Worker) serveImport(rw http.ResponseWriter, r *http.Request) {
 		}
 		res.Imported += n
 		for id, msg := range rejected {
-			res.Rejected = append(res.Rejected, importError{Line: lines[id], ID: id, Error: msg})
+			res.reject(importError{Line: lines[id], ID: id, Error: msg})
 		}
 		batch = batch[:0]
 		clear(lines)
@@ -241,7 +257,7 @@ func (w *Worker) serveImport(rw http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.UseNumber()
 		if err := dec.Decode(&in); err != nil {
-			res.Rejected = append(res.Rejected, importError{Line: line, Error: "invalid JSON: " + err.Error()})
+			res.reject(importError{Line: line, Error: "invalid JSON: " + err.Error()})
 			continue
 		}
 		ts, err := record.ParseTS(in.TS)
@@ -250,7 +266,7 @@ func (w *Worker) serveImport(rw http.ResponseWriter, r *http.Request) {
 			if err == nil {
 				msg = "device: required"
 			}
-			res.Rejected = append(res.Rejected, importError{Line: line, ID: in.ID, Error: msg})
+			res.reject(importError{Line: line, ID: in.ID, Error: msg})
 			continue
 		}
 		if in.ID == "" {
@@ -278,7 +294,7 @@ func (w *Worker) serveImport(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		res.Rejected = append(res.Rejected, importError{Line: line + 1, Error: "read: " + err.Error()})
+		res.reject(importError{Line: line + 1, Error: "read: " + err.Error()})
 	}
 	if err := flush(); err != nil {
 		w.importFailed(rw, res, err)
