@@ -2,6 +2,8 @@ package myt
 
 import (
 	"context"
+	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -26,6 +28,24 @@ type UserCreate struct {
 	// Invite is the invitation code for self sign-up; empty when an admin
 	// creates the user, or for the first user.
 	Invite string
+}
+
+var usernameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{1,31}$`)
+
+// Validate checks the username and password rules and returns an EINVALID
+// *Error listing every problem (fields "username", "password"), or nil.
+func (in UserCreate) Validate() error {
+	var errs []FieldError
+	if !usernameRE.MatchString(in.Username) {
+		errs = append(errs, FieldError{Field: "username", Message: "must be 2-32 characters of letters, digits, '.', '_' and '-', starting with a letter or digit"})
+	}
+	switch {
+	case len(in.Password) < MinPasswordLen:
+		errs = append(errs, FieldError{Field: "password", Message: fmt.Sprintf("must be at least %d characters", MinPasswordLen)})
+	case len(in.Password) > MaxPasswordLen:
+		errs = append(errs, FieldError{Field: "password", Message: fmt.Sprintf("must be at most %d characters", MaxPasswordLen)})
+	}
+	return Invalid("The account details are not valid.", errs)
 }
 
 // UserUpdate changes a user; nil fields stay as they are.

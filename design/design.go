@@ -26,6 +26,20 @@ const MaxDocumentBytes = 1 << 20
 // compiling the handler with python3 when it is installed (CheckHandler).
 // Every problem found is returned at once as an EINVALID *myt.Error.
 func Parse(data []byte) (*myt.Design, error) {
+	d, err := ParsePartial(data)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// ParsePartial is Parse that, when the document is well-formed but not
+// valid, also returns the design it describes as far as it could be read
+// (values of the wrong shape left at their defaults), so that a caller
+// can check it further (is the name free? does the credential exist?) and
+// report every problem in one answer. The design is nil only when the
+// document could not be read at all.
+func ParsePartial(data []byte) (*myt.Design, error) {
 	if len(data) > MaxDocumentBytes {
 		return nil, myt.Errorf(myt.ETOOLARGE, "The design document is larger than %d bytes.", MaxDocumentBytes)
 	}
@@ -57,27 +71,77 @@ func Parse(data []byte) (*myt.Design, error) {
 	}
 	var fields []myt.FieldError
 	checkShape("", top, reflect.TypeOf(myt.Design{}), &fields)
-	if len(fields) > 0 {
-		return nil, &myt.Error{Code: myt.EINVALID, Message: "The platform design is not valid.", Fields: fields}
+	// Values of the wrong shape are dropped (they keep their defaults), so
+	// that what the rest of the document gets wrong is reported in the
+	// same answer.
+	for _, f := range fields {
+		prune(top, f.Field)
 	}
-	// The shape is right, so the only way for this to fail is a bug.
 	raw, err := json.Marshal(top)
 	if err != nil {
 		return nil, fmt.Errorf("re-encode design: %w", err)
 	}
 	d := myt.NewDesign()
 	if err := json.Unmarshal(raw, d); err != nil {
+		if len(fields) > 0 {
+			return nil, &myt.Error{Code: myt.EINVALID, Message: "The platform design is not valid.", Fields: fields}
+		}
 		return nil, fmt.Errorf("decode design: %w", err)
 	}
 	canonical(d)
-	if err := d.Validate(); err != nil {
-		return nil, err
+	shape := fields
+	for _, f := range myt.ErrorFields(d.Validate()) {
+		if !overlaps(f.Field, shape) {
+			fields = append(fields, f)
+		}
 	}
 	// Without python3 here the worker reports it, as it always did.
-	if err := CheckHandler(context.Background(), d.Spec.Processing.Handler); err != nil && !errors.Is(err, ErrNoPython) {
-		return nil, err
+	if !overlaps("spec.processing.handler", fields) {
+		err := CheckHandler(context.Background(), d.Spec.Processing.Handler)
+		if fe := myt.ErrorFields(err); len(fe) > 0 {
+			fields = append(fields, fe...)
+		} else if err != nil && !errors.Is(err, ErrNoPython) {
+			return nil, err
+		}
+	}
+	if len(fields) > 0 {
+		return d, &myt.Error{Code: myt.EINVALID, Message: "The platform design is not valid.", Fields: fields}
 	}
 	return d, nil
+}
+
+// prune deletes the value at path (a.b.c, a list index drops the whole
+// list) from doc.
+func prune(doc map[string]any, path string) {
+	keys := strings.Split(path, ".")
+	m := doc
+	for i, k := range keys {
+		k, _, _ = strings.Cut(k, "[")
+		if i == len(keys)-1 {
+			delete(m, k)
+			return
+		}
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			delete(m, k)
+			return
+		}
+		m = next
+	}
+}
+
+// overlaps reports whether path is, contains or is inside one of the
+// fields' paths.
+func overlaps(path string, fields []myt.FieldError) bool {
+	within := func(a, b string) bool {
+		return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(a, b+"[")
+	}
+	for _, f := range fields {
+		if within(path, f.Field) || within(f.Field, path) {
+			return true
+		}
+	}
+	return false
 }
 
 // canonical gives a design one form for one meaning: an empty list or map

@@ -59,3 +59,18 @@ func TestMarshalYAMLWritesTheHandlerAsABlock(t *testing.T) {
 		}
 	}
 }
+
+// TestParseReportsShapeAndValueErrorsTogether: an unknown field or a
+// value of the wrong type does not hide the invalid values elsewhere; one
+// answer lists them all.
+func TestParseReportsShapeAndValueErrorsTogether(t *testing.T) {
+	_, err := design.Parse([]byte("apiVersion: myt/v1\nkind: Platform\nmetadata: {name: Greenhouse}\nspec:\n  target: {provider: aws, credentials: my-aws, region: eu-west-1, adminCIDRs: 203.0.113.7/32, colour: red}\n  database: {kind: oracle}\n"))
+	var got []string
+	for _, f := range myt.ErrorFields(err) {
+		got = append(got, f.Field)
+	}
+	want := []string{"spec.target.adminCIDRs", "spec.target.colour", "metadata.name", "spec.database.kind"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("fields (-want +got):\n%s\n%v", diff, err)
+	}
+}

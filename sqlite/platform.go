@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/myt-iot/myt"
 )
@@ -19,36 +20,95 @@ var _ myt.PlatformService = (*PlatformService)(nil)
 // NewPlatformService returns the platform service of db.
 func NewPlatformService(db *DB) *PlatformService { return &PlatformService{db: db} }
 
-// checkDesign validates d and the credential it names.
-func (s *PlatformService) checkDesign(ctx context.Context, tx *sql.Tx, userID int64, d *myt.Design) error {
+// checkDesign validates d, the credential it names and, for a new
+// platform (creating), that its name is free, and reports every problem
+// at once: a name conflict alone is ECONFLICT, with other problems a field
+// of the EINVALID error.
+func (s *PlatformService) checkDesign(ctx context.Context, tx *sql.Tx, userID int64, d *myt.Design, creating bool) error {
 	if d == nil {
 		return myt.Errorf(myt.EINVALID, "A platform needs a design.")
 	}
-	if err := d.Validate(); err != nil {
-		return err
+	fields := myt.ErrorFields(d.Validate())
+	bad := func(field string) bool {
+		for _, f := range fields {
+			if f.Field == field {
+				return true
+			}
+		}
+		return false
 	}
 	t := d.Spec.Target
-	if t.Provider == myt.ProviderLocal {
-		return nil
+	if t.Provider != myt.ProviderLocal && slices.Contains(myt.Providers, t.Provider) && !bad("spec.target.credentials") {
+		fe, err := s.checkCredential(ctx, tx, userID, t)
+		if err != nil {
+			return err
+		}
+		if fe != nil {
+			fields = append(fields, *fe)
+		}
 	}
+	var taken bool
+	if creating && !bad("metadata.name") {
+		err := tx.QueryRowContext(ctx, "SELECT EXISTS(SELECT 1 FROM platforms WHERE user_id = ? AND name = ?)", userID, d.Metadata.Name).Scan(&taken)
+		if err != nil {
+			return err
+		}
+	}
+	switch {
+	case taken && len(fields) == 0:
+		return nameTaken(d.Metadata.Name)
+	case taken:
+		fields = append(fields, myt.FieldError{Field: "metadata.name", Message: fmt.Sprintf("%q given; you already have a platform of that name", d.Metadata.Name)})
+	}
+	return myt.Invalid("The platform design is not valid.", fields)
+}
+
+func nameTaken(name string) error {
+	return &myt.Error{Code: myt.ECONFLICT, Message: fmt.Sprintf("You already have a platform named %q.", name), Fields: []myt.FieldError{{Field: "metadata.name", Message: "is taken"}}}
+}
+
+// checkCredential checks that the user has the credential t names, of
+// t's provider; when not, the error lists the ones they have of that kind.
+func (s *PlatformService) checkCredential(ctx context.Context, tx *sql.Tx, userID int64, t myt.Target) (*myt.FieldError, error) {
 	var kind string
 	var locked bool
 	err := tx.QueryRowContext(ctx, `SELECT c.kind, c.key_gen < u.key_gen FROM credentials c JOIN users u ON u.id = c.user_id
 		WHERE c.user_id = ? AND c.name = ?`, userID, t.Credentials).Scan(&kind, &locked)
-	field := func(msg string, args ...any) error {
-		return &myt.Error{Code: myt.EINVALID, Message: "The platform design is not valid.", Fields: []myt.FieldError{{Field: "spec.target.credentials", Message: fmt.Sprintf(msg, args...)}}}
+	field := func(msg string, args ...any) (*myt.FieldError, error) {
+		return &myt.FieldError{Field: "spec.target.credentials", Message: fmt.Sprintf(msg, args...)}, nil
 	}
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return field("%q given; you have no saved credential of that name (add one first)", t.Credentials)
+	case errors.Is(err, sql.ErrNoRows) || err == nil && kind != t.Provider:
+		var names []string
+		rows, err := tx.QueryContext(ctx, "SELECT name FROM credentials WHERE user_id = ? AND kind = ? ORDER BY name", userID, t.Provider)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				return nil, err
+			}
+			names = append(names, n)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		have := fmt.Sprintf("you have no %s credential: add one first (`myt creds add %s`, or Credentials → Add)", t.Provider, t.Provider)
+		if len(names) > 0 {
+			have = fmt.Sprintf("your %s credentials: %s", t.Provider, strings.Join(names, ", "))
+		}
+		if kind != "" {
+			return field("%q is a %s credential, and the target provider is %s; %s", t.Credentials, kind, t.Provider, have)
+		}
+		return field("%q given; you have no saved credential of that name; %s", t.Credentials, have)
 	case err != nil:
-		return err
-	case kind != t.Provider:
-		return field("%q is a %s credential; the target provider is %s", t.Credentials, kind, t.Provider)
+		return nil, err
 	case locked:
 		return field("%q must be entered again (its key was lost in a password reset)", t.Credentials)
 	}
-	return nil
+	return nil, nil
 }
 
 // CreatePlatform implements myt.PlatformService.
@@ -60,7 +120,7 @@ func (s *PlatformService) CreatePlatform(ctx context.Context, d *myt.Design) (*m
 	now := s.db.nowMS()
 	p := &myt.Platform{UserID: a.User.ID, Status: myt.StatusDesigned, Design: d, Revision: 1, Created: fromMS(now), Updated: fromMS(now)}
 	err = s.db.tx(ctx, func(tx *sql.Tx) error {
-		if err := s.checkDesign(ctx, tx, a.User.ID, d); err != nil {
+		if err := s.checkDesign(ctx, tx, a.User.ID, d, true); err != nil {
 			return err
 		}
 		p.Name = d.Metadata.Name
@@ -71,7 +131,7 @@ func (s *PlatformService) CreatePlatform(ctx context.Context, d *myt.Design) (*m
 		res, err := tx.ExecContext(ctx, "INSERT INTO platforms(user_id, name, status, design, revision, created, updated) VALUES (?, ?, ?, ?, 1, ?, ?)",
 			a.User.ID, p.Name, p.Status, string(doc), now, now)
 		if isUnique(err) {
-			return &myt.Error{Code: myt.ECONFLICT, Message: fmt.Sprintf("You already have a platform named %q.", p.Name), Fields: []myt.FieldError{{Field: "metadata.name", Message: "is taken"}}}
+			return nameTaken(p.Name)
 		} else if err != nil {
 			return err
 		}
@@ -169,7 +229,7 @@ func (s *PlatformService) UpdatePlatform(ctx context.Context, id int64, d *myt.D
 		if slices.Contains(busy, p.Status) {
 			return myt.Errorf(myt.ECONFLICT, "The platform is %s; wait until that finishes.", p.Status)
 		}
-		if err := s.checkDesign(ctx, tx, a.User.ID, d); err != nil {
+		if err := s.checkDesign(ctx, tx, a.User.ID, d, false); err != nil {
 			return err
 		}
 		if d.Metadata.Name != p.Name {
@@ -212,4 +272,24 @@ func (s *PlatformService) DeletePlatform(ctx context.Context, id int64) error {
 		_, err = tx.ExecContext(ctx, "DELETE FROM platforms WHERE id = ?", id)
 		return err
 	})
+}
+
+// CheckNewPlatform reports, as one EINVALID error, what would stop d from
+// becoming a new platform of the principal: its validation errors, a
+// credential they do not have, a name they already use. It saves nothing.
+func (s *PlatformService) CheckNewPlatform(ctx context.Context, d *myt.Design) error {
+	a, err := principal(ctx)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	err = s.checkDesign(ctx, tx, a.User.ID, d, true)
+	if myt.ErrorCode(err) == myt.ECONFLICT {
+		return myt.Invalid("The platform design is not valid.", []myt.FieldError{{Field: "metadata.name", Message: fmt.Sprintf("%q given; you already have a platform of that name", d.Metadata.Name)}})
+	}
+	return err
 }

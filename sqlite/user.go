@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/vault"
@@ -18,8 +17,6 @@ var _ myt.UserService = (*UserService)(nil)
 
 // NewUserService returns the user service of db.
 func NewUserService(db *DB) *UserService { return &UserService{db: db} }
-
-var usernameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{1,31}$`)
 
 func checkPassword(field, pw string) *myt.FieldError {
 	switch {
@@ -37,14 +34,7 @@ func userKeyAAD(userID, gen int64) []byte {
 
 // CreateUser implements myt.UserService.
 func (s *UserService) CreateUser(ctx context.Context, in myt.UserCreate) (*myt.User, error) {
-	var errs []myt.FieldError
-	if !usernameRE.MatchString(in.Username) {
-		errs = append(errs, myt.FieldError{Field: "username", Message: "must be 2-32 characters of letters, digits, '.', '_' and '-', starting with a letter or digit"})
-	}
-	if fe := checkPassword("password", in.Password); fe != nil {
-		errs = append(errs, *fe)
-	}
-	if err := myt.Invalid("The account details are not valid.", errs); err != nil {
+	if err := in.Validate(); err != nil {
 		return nil, err
 	}
 	// The expensive work happens outside the write transaction.

@@ -127,12 +127,18 @@ func (s *server) createAndSignIn(w http.ResponseWriter, r *http.Request, mode, i
 		}
 	}
 	pw, pw2 := r.PostForm.Get("password"), r.PostForm.Get("password2")
+	in := myt.UserCreate{Username: f.Username, Password: pw, Invite: invite, Admin: mode == "setup"}
 	if pw != pw2 {
+		// Every problem of the form at once, not the mismatch first.
 		fe := &formErrors{Message: "The form has a problem."}
+		for _, f := range myt.ErrorFields(in.Validate()) {
+			if name, label, ok := userInput(f.Field); ok {
+				fe.add(name, label, f.Message)
+			}
+		}
 		fe.add("password2", "Repeat password", "The two passwords are not the same.")
 		return fail(fe)
 	}
-	in := myt.UserCreate{Username: f.Username, Password: pw, Invite: invite, Admin: mode == "setup"}
 	if _, err := s.cfg.Users.CreateUser(ctx, in); err != nil {
 		if myt.ErrorCode(err) == myt.EFORBIDDEN && mode == "setup" {
 			return myt.Errorf(myt.EFORBIDDEN, "MyT is already set up. Sign in instead.")

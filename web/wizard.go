@@ -550,6 +550,9 @@ func (s *server) wizardSubmit(w http.ResponseWriter, r *http.Request) error {
 		return s.renderWizard(w, r, wz, http.StatusOK, nil)
 	case action == "create":
 		err := wz.validate(r.Context())
+		if c, ok := s.cfg.Platforms.(newPlatformChecker); ok && myt.ErrorCode(err) == myt.EINVALID {
+			err = withMoreFields(err, c.CheckNewPlatform(r.Context(), wz.Design))
+		}
 		var p *myt.Platform
 		if err == nil {
 			p, err = s.cfg.Platforms.CreatePlatform(r.Context(), wz.Design)
