@@ -129,7 +129,10 @@ type Database struct {
 	RetentionDays int `json:"retentionDays,omitempty"`
 }
 
-// Broker selects the protocols devices use and how they are secured.
+// Broker selects the protocols devices use and how they are secured. In a
+// design document, turning one protocol on (`mqtt: true`) leaves the ones
+// not named off; with none turned on, both are on (the design package's
+// Parse applies this).
 type Broker struct {
 	MQTT bool `json:"mqtt"`
 	AMQP bool `json:"amqp"`

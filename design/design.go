@@ -89,6 +89,7 @@ func ParsePartial(data []byte) (*myt.Design, error) {
 		return nil, fmt.Errorf("decode design: %w", err)
 	}
 	canonical(d)
+	protocolsAsWritten(top, d)
 	shape := fields
 	for _, f := range myt.ErrorFields(d.Validate()) {
 		if !overlaps(f.Field, shape) {
@@ -108,6 +109,24 @@ func ParsePartial(data []byte) (*myt.Design, error) {
 		return d, &myt.Error{Code: myt.EINVALID, Message: "The platform design is not valid.", Fields: fields}
 	}
 	return d, nil
+}
+
+// protocolsAsWritten turns off the protocols a broker mapping does not
+// name when it turns one on: `broker: {mqtt: true}` means MQTT only. With
+// no protocol set to true (no broker, or only `amqp: false`), the ones not
+// named keep their default, on.
+func protocolsAsWritten(top map[string]any, d *myt.Design) {
+	spec, _ := top["spec"].(map[string]any)
+	broker, _ := spec["broker"].(map[string]any)
+	if broker["mqtt"] != true && broker["amqp"] != true {
+		return
+	}
+	if _, ok := broker["mqtt"]; !ok {
+		d.Spec.Broker.MQTT = false
+	}
+	if _, ok := broker["amqp"]; !ok {
+		d.Spec.Broker.AMQP = false
+	}
 }
 
 // prune deletes the value at path (a.b.c, a list index drops the whole

@@ -74,3 +74,42 @@ func TestParseReportsShapeAndValueErrorsTogether(t *testing.T) {
 		t.Errorf("fields (-want +got):\n%s\n%v", diff, err)
 	}
 }
+
+// TestParseBrokerProtocolsAsWritten: `broker: {mqtt: true}` is MQTT
+// alone; AMQP is on only when asked for, or when no protocol was turned on.
+func TestParseBrokerProtocolsAsWritten(t *testing.T) {
+	for _, c := range []struct {
+		broker     string
+		mqtt, amqp bool
+	}{
+		{"", true, true},
+		{"broker: {}", true, true},
+		{"broker: {mqtt: true}", true, false},
+		{"broker: {amqp: true}", false, true},
+		{"broker: {mqtt: true, amqp: true}", true, true},
+		{"broker: {amqp: false}", true, false},
+		{"broker: {mqtt: false}", false, true},
+		{"broker: {tls: true, plaintext: true}", true, true},
+	} {
+		doc := "apiVersion: myt/v1\nkind: Platform\nmetadata: {name: home}\nspec:\n  target: {provider: local}\n  database: {kind: influxdb}\n"
+		if c.broker != "" {
+			doc += "  " + c.broker + "\n"
+		}
+		d, err := design.Parse([]byte(doc))
+		if err != nil {
+			t.Errorf("%s: %v", c.broker, err)
+			continue
+		}
+		if b := d.Spec.Broker; b.MQTT != c.mqtt || b.AMQP != c.amqp {
+			t.Errorf("%q: mqtt %v amqp %v, want %v %v", c.broker, b.MQTT, b.AMQP, c.mqtt, c.amqp)
+		}
+		// Written back out, it says what it means.
+		out, err := design.MarshalYAML(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := design.Parse(out); err != nil || again.Spec.Broker != d.Spec.Broker {
+			t.Errorf("%q round trip: %v %+v", c.broker, err, again)
+		}
+	}
+}
