@@ -39,6 +39,9 @@ func failCLI(t *testing.T, env []string, stdin, want string, args ...string) str
 		t.Fatalf("myt %s succeeded; want failure containing %q\n%s", strings.Join(args, " "), want, r.Stdout)
 	}
 	msg := strings.TrimRight(r.Stderr, "\n")
+	if i := strings.Index(msg, "\nmyt: "); i >= 0 {
+		msg = msg[i+1:] // after a prompt
+	}
 	for _, l := range strings.Split(msg, "\n")[1:] {
 		if !strings.HasPrefix(l, "  ") {
 			t.Errorf("myt %s: a line of the error is not an indented problem: %q\n%s", strings.Join(args, " "), l, msg)
@@ -93,6 +96,10 @@ func TestCLIAgainstRealServer(t *testing.T) {
 	bad := filepath.Join(home, "bad.yaml")
 	os.WriteFile(bad, []byte(strings.Replace(greenhouseDesign, "provider: aws", "provider: awz", 1)), 0o644)
 	failCLI(t, env, "", "spec.target.provider", "platform", "create", "-f", bad)
+	// A credential the user does not have: the error lists theirs.
+	awz := filepath.Join(home, "awz.yaml")
+	os.WriteFile(awz, []byte(strings.Replace(greenhouseDesign, "credentials: my-aws", "credentials: my-awz", 1)), 0o644)
+	failCLI(t, env, "", "your aws credentials: my-aws", "platform", "create", "-f", awz)
 	out = mustCLI(t, env, "", "platform", "create", "-f", design)
 	if !strings.Contains(out, `"greenhouse"`) || !strings.Contains(out, "designed") {
 		t.Errorf("platform create: %s", out)
@@ -107,8 +114,14 @@ func TestCLIAgainstRealServer(t *testing.T) {
 		t.Fatalf("platform list -o json: %v %v", ps, err)
 	}
 	y := mustCLI(t, env, "", "platform", "show", "greenhouse", "-o", "yaml")
-	if !strings.Contains(y, "kind: timescaledb") || !strings.Contains(y, "apiVersion: myt/v1") {
+	if !strings.Contains(y, "kind: timescaledb") || !strings.Contains(y, "apiVersion: myt/v1") || !strings.Contains(y, "handler: |\n      def process(msg):\n") {
 		t.Errorf("platform show -o yaml:\n%s", y)
+	}
+	if show := mustCLI(t, env, "", "platform", "show", "greenhouse"); !strings.Contains(show, "5671, 8883") {
+		t.Errorf("platform show lists the ports as a Go slice:\n%s", show)
+	}
+	if help := mustCLI(t, env, "", "creds", "add", "aws", "--help"); !strings.Contains(help, "Save an Amazon Web Services credential") {
+		t.Errorf("creds add aws --help:\n%s", help)
 	}
 	failCLI(t, env, "", "used by platform", "creds", "rm", "my-aws")
 
@@ -131,7 +144,10 @@ func TestCLIAgainstRealServer(t *testing.T) {
 		t.Errorf("MYT_TOKEN not honoured:\n%s", out)
 	}
 
-	mustCLI(t, env, "", "platform", "rm", "greenhouse")
+	// rm asks first: no answer, or a wrong one, deletes nothing.
+	failCLI(t, env, "", "was not deleted", "platform", "rm", "greenhouse")
+	failCLI(t, env, "y\n", "--yes", "platform", "rm", "greenhouse")
+	mustCLI(t, env, "greenhouse\n", "platform", "rm", "greenhouse")
 	mustCLI(t, env, "", "creds", "rm", "my-aws")
 	mustCLI(t, env, "", "logout")
 	failCLI(t, env, "", "not logged in", "platform", "list")

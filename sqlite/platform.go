@@ -100,7 +100,7 @@ func (s *PlatformService) checkCredential(ctx context.Context, tx *sql.Tx, userI
 			have = fmt.Sprintf("your %s credentials: %s", t.Provider, strings.Join(names, ", "))
 		}
 		if kind != "" {
-			return field("%q is a %s credential, and the target provider is %s; %s", t.Credentials, kind, t.Provider, have)
+			return field("%q is a credential for %s, and the target provider is %s; %s", t.Credentials, kind, t.Provider, have)
 		}
 		return field("%q given; you have no saved credential of that name; %s", t.Credentials, have)
 	case err != nil:

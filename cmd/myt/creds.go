@@ -47,7 +47,7 @@ func newCredsAddKindCmd(k credential.Kind) *cobra.Command {
 			secretField = f
 		}
 	}
-	long := fmt.Sprintf("Save a %s credential. The %s is read from stdin (--secret-stdin) or a file (--secret-file), never from a flag.", k.Label, strings.ToLower(secretField.Label))
+	long := fmt.Sprintf("Save %s credential. The %s is read from stdin (--secret-stdin) or a file (--secret-file), never from a flag.", withArticle(k.Label), strings.ToLower(secretField.Label))
 	if k.Name == "ssh" {
 		long += "\nWithout a private key, MyT generates an ed25519 key pair and prints the public key to install in ~/.ssh/authorized_keys on the server."
 	}
@@ -228,4 +228,13 @@ func newCredsRmCmd() *cobra.Command {
 			return myt.Errorf(myt.ENOTFOUND, "You have no credential %q (see `myt creds list`).", args[0])
 		},
 	}
+}
+
+// withArticle puts "a" or "an" before s, by its first letter: "an Amazon
+// Web Services", "a Google Cloud".
+func withArticle(s string) string {
+	if s != "" && strings.ContainsRune("AEIOUaeiou", rune(s[0])) {
+		return "an " + s
+	}
+	return "a " + s
 }

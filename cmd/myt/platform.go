@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -164,7 +166,7 @@ func newPlatformShowCmd() *cobra.Command {
 		fmt.Fprintf(tw, "Status:\t%s\n", p.Status)
 		fmt.Fprintf(tw, "Target:\t%s %s %s (credentials %q)\n", s.Target.Provider, s.Target.Region, s.Target.Size, s.Target.Credentials)
 		fmt.Fprintf(tw, "Database:\t%s\n", s.Database.Kind)
-		fmt.Fprintf(tw, "Device ports:\t%v\n", s.Broker.Ports())
+		fmt.Fprintf(tw, "Device ports:\t%s\n", portList(s.Broker.Ports()))
 		fmt.Fprintf(tw, "Revision:\t%d (updated %s)\n", p.Revision, p.Updated.Format("2006-01-02 15:04"))
 		return tw.Flush()
 	}
@@ -172,10 +174,11 @@ func newPlatformShowCmd() *cobra.Command {
 }
 
 func newPlatformRmCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "rm NAME|ID",
+	var yes bool
+	cmd := &cobra.Command{
+		Use:     "rm NAME|ID [--yes]",
 		Aliases: []string{"delete"},
-		Short:   "Delete a platform that is not deployed",
+		Short:   "Delete a platform that is not deployed (asks first unless --yes)",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
@@ -186,6 +189,14 @@ func newPlatformRmCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !yes {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Delete platform %q and its %d design revision(s)? Type its name to confirm: ", p.Name, p.Revision)
+				answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if strings.TrimSpace(answer) != p.Name {
+					fmt.Fprintln(cmd.ErrOrStderr())
+					return myt.Errorf(myt.EINVALID, "Platform %q was not deleted: type its name at the prompt, or give --yes.", p.Name)
+				}
+			}
 			if err := c.DeletePlatform(cmd.Context(), p.ID); err != nil {
 				return err
 			}
@@ -193,4 +204,15 @@ func newPlatformRmCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
+	return cmd
+}
+
+// portList writes ports as people do: "5671, 8883".
+func portList(ports []int) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ", ")
 }
