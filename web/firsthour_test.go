@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -108,5 +109,66 @@ func TestSetupReportsEveryErrorAtOnce(t *testing.T) {
 		if !strings.Contains(r.body, id) {
 			t.Errorf("setup answer lacks %s", id)
 		}
+	}
+}
+
+// TestReloadAfterAPostIsNotANotFound: a GET of a POST-only action's URL
+// (the reload of a page a form answered there) leads back to its page.
+func TestReloadAfterAPostIsNotANotFound(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	platform := c.importPlatform(localDesign)
+	for _, path := range []string{platform + "/reveal", "/account/password", "/tokens/1/revoke", "/admin/settings", "/admin/users/1/disable", "/jobs/1/approve", "/logout"} {
+		r := c.get(path)
+		if r.status != http.StatusSeeOther {
+			t.Errorf("GET %s: %d, want a redirect to its page", path, r.status)
+			continue
+		}
+		if page := c.get(r.location); page.status != http.StatusOK && !(path == "/jobs/1/approve" && page.status == http.StatusNotFound) {
+			t.Errorf("GET %s → %s: %d", path, r.location, page.status)
+		}
+	}
+}
+
+// TestWizardFieldRowsAndProviderHints: the data step offers one blank row
+// with its own example, adds one row at a time and removes any row; the
+// target step's region and zone show the chosen provider's examples and
+// whether a zone is required.
+func TestWizardFieldRowsAndProviderHints(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	page := c.get("/platforms/new?provider=gcp")
+	if !strings.Contains(page.body, `placeholder="europe-west1"`) || !strings.Contains(page.body, `placeholder="europe-west1-b"`) || !regexp.MustCompile(`data-zone-optional hidden`).MatchString(page.body) {
+		t.Errorf("gcp target step: region/zone hints or the zone's required mark are wrong")
+	}
+	page = c.get("/platforms/new?provider=aws")
+	if !strings.Contains(page.body, `placeholder="eu-west-1a"`) || !strings.Contains(page.body, `data-zone-required hidden`) {
+		t.Errorf("aws target step: zone hint or optional mark wrong")
+	}
+
+	form := wizardForm("rows")
+	form.Set("step", "2")
+	form.Set("action", "more_fields")
+	form["field_name"] = []string{"temperature", ""}
+	form["field_type"] = []string{"float", "float"}
+	r := c.post("/platforms/new", form)
+	names := regexp.MustCompile(`name="field_name" value="([^"]*)" placeholder="([^"]*)"`).FindAllStringSubmatch(r.body, -1)
+	if len(names) != 3 {
+		t.Fatalf("after adding a field with one blank row: %d rows, want 3 (one more)", len(names))
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n[2]] {
+			t.Errorf("placeholder %q used twice", n[2])
+		}
+		seen[n[2]] = true
+	}
+	form.Set("action", "remove_field:0")
+	form["field_name"] = []string{"temperature", "humidity", ""}
+	form["field_type"] = []string{"float", "int", "float"}
+	r = c.post("/platforms/new", form)
+	names = regexp.MustCompile(`name="field_name" value="([^"]*)"`).FindAllStringSubmatch(r.body, -1)
+	if len(names) != 2 || names[0][1] != "humidity" || !strings.Contains(r.body, `<option selected>int</option>`) {
+		t.Errorf("after removing the first field: %v", names)
 	}
 }

@@ -172,6 +172,7 @@ func New(cfg Config) (http.Handler, error) {
 	s.route(mux, "POST /admin/invites", admin, s.inviteCreate)
 	s.route(mux, "POST /admin/invites/{id}/delete", admin, s.inviteDelete)
 	s.route(mux, "POST /admin/settings", admin, s.settingsUpdate)
+	routeActionPages(mux)
 
 	// Everything else is a 404 page (for signed-in users) or the login.
 	s.route(mux, "/", user, func(w http.ResponseWriter, r *http.Request) error {

@@ -144,6 +144,35 @@ func (wz *wizard) CredentialOptions() []Option {
 	return out
 }
 
+// providerHint is how one provider names regions and zones.
+type providerHint struct {
+	Provider, Region, Zone string
+	ZoneRequired           bool
+	ZoneHelp               string
+}
+
+// providerHints are the region and zone examples of each cloud, and
+// whether it needs a zone (as myt.Design.Validate does).
+var providerHints = []providerHint{
+	{myt.ProviderAWS, "eu-west-1", "eu-west-1a", false, "Optional: the availability zone in the region. Empty lets AWS choose."},
+	{myt.ProviderOpenStack, "RegionOne", "nova", false, "Optional: the availability zone of your cloud. Empty uses its default."},
+	{myt.ProviderAzure, "westeurope", "1", false, "Optional: the availability zone number (1, 2 or 3). Empty lets Azure choose."},
+	{myt.ProviderGCP, "europe-west1", "europe-west1-b", true, "Required on Google Cloud: a zone of the region."},
+}
+
+// ProviderHints lists every cloud's hint, for the script.
+func (wz *wizard) ProviderHints() []providerHint { return providerHints }
+
+// Hint returns the chosen provider's hint (the first cloud's for others).
+func (wz *wizard) Hint() providerHint {
+	for _, h := range providerHints {
+		if h.Provider == wz.Get("provider") {
+			return h
+		}
+	}
+	return providerHints[0]
+}
+
 // HasCredentialFor reports whether a credential of the chosen provider exists.
 func (wz *wizard) HasCredentialFor() bool {
 	for _, c := range wz.Credentials {
@@ -338,17 +367,61 @@ func (wz *wizard) build() {
 	}
 }
 
-// Rows returns the field rows plus blank ones to fill in.
-func (wz *wizard) Rows() [][2]string {
-	rows := slices.Clone(wz.FieldRows)
-	blank := 2
-	if wz.Get("more_fields") != "" {
-		blank, _ = strconv.Atoi(wz.Get("more_fields"))
+// fieldExamples are the placeholders of the typed-field rows, one each.
+var fieldExamples = []string{"temperature", "humidity", "pressure", "battery", "co2", "rssi"}
+
+// FieldRow is one typed-field row of the data step.
+type FieldRow struct {
+	Name, Type, Placeholder string
+}
+
+// Rows returns the field rows plus one blank row to fill in (more after
+// "Add a field"), each with its own example name.
+func (wz *wizard) Rows() []FieldRow {
+	var rows []FieldRow
+	for _, r := range wz.FieldRows {
+		rows = append(rows, FieldRow{Name: r[0], Type: r[1]})
+	}
+	blank := 1
+	if n, err := strconv.Atoi(wz.Get("more_fields")); err == nil && n >= 0 && n <= myt.MaxFields {
+		blank = n
 	}
 	for range blank {
-		rows = append(rows, [2]string{"", "float"})
+		rows = append(rows, FieldRow{Type: "float"})
+	}
+	for i := range rows {
+		rows[i].Placeholder = fieldExamples[i%len(fieldExamples)]
 	}
 	return rows
+}
+
+// removeField drops the i-th row of Rows: a declared field, or a blank.
+func (wz *wizard) removeField(i int) {
+	blanks := wz.blankRows()
+	if i >= 0 && i < len(wz.FieldRows) {
+		var names, types []string
+		for j, r := range wz.FieldRows {
+			if j != i {
+				names, types = append(names, r[0]), append(types, r[1])
+			}
+		}
+		wz.Values["field_name"], wz.Values["field_type"] = names, types
+		wz.build()
+	} else if blanks > 0 {
+		blanks--
+	}
+	wz.Set("more_fields", strconv.Itoa(blanks))
+}
+
+// blankRows counts the empty rows the page submitted.
+func (wz *wizard) blankRows() int {
+	n := 0
+	for _, name := range wz.Values["field_name"] {
+		if strings.TrimSpace(name) == "" {
+			n++
+		}
+	}
+	return n
 }
 
 // designInputs maps design paths to the wizard input that sets them. A
@@ -529,8 +602,12 @@ func (s *server) wizardSubmit(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.renderWizard(w, r, wz, http.StatusOK, nil)
 	case action == "more_fields":
-		n, _ := strconv.Atoi(wz.Get("more_fields"))
-		wz.Set("more_fields", strconv.Itoa(max(n, 2)+3))
+		// One blank row more than the page had.
+		wz.Set("more_fields", strconv.Itoa(wz.blankRows()+1))
+		return s.renderWizard(w, r, wz, http.StatusOK, nil)
+	case strings.HasPrefix(action, "remove_field:"):
+		i, _ := strconv.Atoi(strings.TrimPrefix(action, "remove_field:"))
+		wz.removeField(i)
 		return s.renderWizard(w, r, wz, http.StatusOK, nil)
 	case strings.HasPrefix(action, "goto:"):
 		to, _ := strconv.Atoi(strings.TrimPrefix(action, "goto:"))

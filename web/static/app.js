@@ -51,6 +51,21 @@
       else if (rule.indexOf("provider=") === 0) show = p === rule.slice(9);
       el.hidden = !show;
     });
+    // Region and zone: this provider's examples, and whether a zone is required.
+    var hints = document.getElementById("provider-hints");
+    if (hints) {
+      Array.prototype.forEach.call(hints.content.querySelectorAll("i"), function (h) {
+        if (h.getAttribute("data-provider") !== p) return;
+        var region = document.getElementById("f-region"), zone = document.getElementById("f-zone");
+        if (region) region.placeholder = h.getAttribute("data-region");
+        if (zone) zone.placeholder = h.getAttribute("data-zone");
+        var req = h.getAttribute("data-zone-required") === "true";
+        var opt = document.querySelector("[data-zone-optional]"), reqEl = document.querySelector("[data-zone-required]"), help = document.querySelector("[data-zone-help]");
+        if (opt) opt.hidden = req;
+        if (reqEl) reqEl.hidden = !req;
+        if (help) help.textContent = h.getAttribute("data-zone-help");
+      });
+    }
     var sel = document.getElementById("f-credentials");
     if (sel) {
       var any = false;
