@@ -21,14 +21,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, StatusResponse{Version: myt.Version, NeedsSetup: n == 0})
 }
 
-// limitLogin refuses a sign-in while the client address or the user name
-// has used up its budget of failed attempts.
-func (s *Server) limitLogin(r *http.Request, username string) error {
-	if !throttle.LoginReady(s.cfg.LoginLimiter, r, username) {
-		s.log.Warn("login rate limited", "remote", throttle.ClientIP(r), "user", username)
-		return myt.Errorf(myt.ETOOMANY, "Too many sign-in attempts. Wait a minute and try again.")
+// beginSignIn reserves a sign-in's budgets and a password-check slot (see
+// throttle.Guard); the caller ends the attempt.
+func (s *Server) beginSignIn(r *http.Request, username string) (*throttle.Attempt, error) {
+	att, err := s.cfg.Login.Begin(r.Context(), r, username)
+	if err != nil {
+		s.log.Warn("sign-in refused", "remote", throttle.ClientIP(r), "user_tag", s.cfg.Login.Tag(username), "reason", myt.ErrorMessage(err))
 	}
-	return nil
+	return att, err
 }
 
 func (s *Server) setup(w http.ResponseWriter, r *http.Request) error {
@@ -36,20 +36,30 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if err := s.limitLogin(r, req.Username); err != nil {
-		return err
-	}
-	n, err := s.cfg.Users.CountUsers(r.Context())
+	att, err := s.beginSignIn(r, req.Username)
 	if err != nil {
 		return err
 	}
-	if n > 0 {
-		return myt.Errorf(myt.ECONFLICT, "MyT is already set up: sign in instead.")
-	}
-	if _, err := s.cfg.Users.CreateUser(r.Context(), myt.UserCreate{Username: req.Username, Password: req.Password}); err != nil {
+	a, err := s.createFirstUser(r, req)
+	att.Done(err == nil)
+	if err != nil {
 		return err
 	}
-	return s.issueToken(w, r, req)
+	return s.issueToken(w, r, req, a)
+}
+
+func (s *Server) createFirstUser(r *http.Request, req LoginRequest) (*myt.Auth, error) {
+	n, err := s.cfg.Users.CountUsers(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		return nil, myt.Errorf(myt.ECONFLICT, "MyT is already set up: sign in instead.")
+	}
+	if _, err := s.cfg.Users.CreateUser(r.Context(), myt.UserCreate{Username: req.Username, Password: req.Password}); err != nil {
+		return nil, err
+	}
+	return s.cfg.Users.Authenticate(r.Context(), req.Username, req.Password)
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
@@ -57,20 +67,22 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if err := s.limitLogin(r, req.Username); err != nil {
+	att, err := s.beginSignIn(r, req.Username)
+	if err != nil {
 		return err
 	}
-	return s.issueToken(w, r, req)
-}
-
-func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, req LoginRequest) error {
 	a, err := s.cfg.Users.Authenticate(r.Context(), req.Username, req.Password)
+	att.Done(err == nil) // a right password refunds the budgets
 	if err != nil {
 		if myt.ErrorCode(err) == myt.EUNAUTHORIZED {
-			throttle.LoginFailed(s.cfg.LoginLimiter, r, req.Username) // only failures spend the budget
+			s.log.Info("api login failed", "remote", throttle.ClientIP(r), "user_tag", s.cfg.Login.Tag(req.Username))
 		}
 		return err
 	}
+	return s.issueToken(w, r, req, a)
+}
+
+func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, req LoginRequest, a *myt.Auth) error {
 	name := req.TokenName
 	if name == "" {
 		name = "myt login"
@@ -79,7 +91,7 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, req LoginReq
 	if err != nil {
 		return err
 	}
-	s.log.Info("api token issued at login", "user", a.User.Username, "token", sess.Name)
+	s.log.Info("api token issued at login", "user", a.User.Username, "user_tag", s.cfg.Login.Tag(a.User.Username), "token", sess.Name)
 	return writeJSON(w, http.StatusCreated, TokenResponse{Token: token, Session: sess, User: a.User})
 }
 

@@ -36,9 +36,10 @@ type Config struct {
 	Jobs        myt.JobService
 	Connections myt.ConnectionService
 	Logger      *slog.Logger
-	// LoginLimiter limits login and setup attempts per client address and
-	// per user name.
-	LoginLimiter throttle.Budget
+	// Login guards sign-ins (login and setup): budgets per address and
+	// account, and a bound on concurrent password checks. Nil means a
+	// guard of its own.
+	Login *throttle.Guard
 	// Registerer receives the API's metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -135,8 +136,8 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.LoginLimiter == nil {
-		cfg.LoginLimiter = throttle.New(10, 5)
+	if cfg.Login == nil {
+		cfg.Login = throttle.NewGuard()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registerer)}
 	for _, rt := range routeTable() {
@@ -207,6 +208,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		err = myt.Errorf(myt.ETOOLARGE, "The request body is larger than %d bytes.", mbe.Limit)
+	}
+	if ref := (*throttle.Refusal)(nil); errors.As(err, &ref) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ref.RetryAfter.Seconds())))
 	}
 	code := myt.ErrorCode(err)
 	if code == myt.EINTERNAL {

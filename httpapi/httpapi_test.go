@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/httpapi"
@@ -25,18 +26,24 @@ type env struct {
 	srv *httptest.Server
 }
 
-func newEnv(t *testing.T, limiter *throttle.Limiter) *env {
+func newEnv(t *testing.T, guard *throttle.Guard) *env {
+	return newEnvParams(t, guard, vault.Params{Time: 1, Memory: 1024, Threads: 1})
+}
+
+// newEnvParams starts the API with guard (nil: budgets too large to
+// matter) and the store hashing passwords with params.
+func newEnvParams(t *testing.T, guard *throttle.Guard, params vault.Params) *env {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "myt.db"), sqlite.Options{ServerKey: vault.NewKey(), Params: vault.Params{Time: 1, Memory: 1024, Threads: 1}})
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "myt.db"), sqlite.Options{ServerKey: vault.NewKey(), Params: params})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	svc := sqlite.NewServices(db)
-	if limiter == nil {
-		limiter = throttle.New(6000, 1000)
+	if guard == nil {
+		guard = &throttle.Guard{Addr: throttle.New(6000, 1000), Account: throttle.New(6000, 1000), Slots: 4, Wait: 10 * time.Second}
 	}
-	api := httpapi.New(httpapi.Config{Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin, LoginLimiter: limiter})
+	api := httpapi.New(httpapi.Config{Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin, Login: guard})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv}
@@ -260,7 +267,7 @@ func TestErrorsNameTheField(t *testing.T) {
 }
 
 func TestLoginIsRateLimited(t *testing.T) {
-	e := newEnv(t, throttle.New(5, 3))
+	e := newEnv(t, &throttle.Guard{Addr: throttle.New(5, 3), Account: throttle.New(5, 3), Slots: 2, Wait: 10 * time.Second})
 	// Successful logins cost nothing: colleagues behind one address do
 	// not lock each other out.
 	if status, _ := e.call("POST", "/api/v1/setup", "", `{"username":"ada","password":"correct horse battery"}`); status != 201 {

@@ -54,6 +54,15 @@ func (l *Limiter) Allow(key string) bool {
 	return true
 }
 
+// Refund gives back one token that Allow took from key's bucket (a
+// sign-in that turned out right costs nothing).
+func (l *Limiter) Refund(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.refill(key)
+	b.tokens = min(l.burst, b.tokens+1)
+}
+
 // Ready reports whether key's bucket holds a token, without taking it. With
 // Allow on failure only, successful attempts cost nothing: people sharing an
 // office address are not locked out by each other's logins.

@@ -1,11 +1,16 @@
 package throttle_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
-	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/throttle"
 )
 
@@ -38,50 +43,113 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
-func TestLoginKeys(t *testing.T) {
-	r := httptest.NewRequest("POST", "/login", nil)
-	r.RemoteAddr = "[2001:db8::1]:4711"
-	if got := throttle.LoginKeys(r, "Ada"); !slices.Equal(got, []string{"ip:2001:db8::1", "user:ada"}) {
-		t.Errorf("LoginKeys = %v", got)
+func TestRefund(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := throttle.New(1, 2).WithClock(func() time.Time { return now })
+	l.Allow("k")
+	l.Allow("k")
+	if l.Allow("k") {
+		t.Fatal("allowed past the burst")
 	}
-	r.RemoteAddr = "192.0.2.7:80"
-	if got := throttle.LoginKeys(r, ""); !slices.Equal(got, []string{"ip:192.0.2.7"}) {
-		t.Errorf("LoginKeys without user = %v", got)
+	l.Refund("k")
+	if !l.Allow("k") {
+		t.Fatal("a refunded token is not there")
+	}
+	l.Refund("k")
+	l.Refund("k")
+	l.Refund("k")
+	for range 2 {
+		l.Allow("k")
+	}
+	if l.Allow("k") {
+		t.Fatal("refunds filled the bucket past its burst")
 	}
 }
 
-func TestLoginBudget(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	l := throttle.New(1, 2).WithClock(func() time.Time { return now })
+func request(addr string) *http.Request {
 	r := httptest.NewRequest("POST", "/login", nil)
-	r.RemoteAddr = "192.0.2.7:80"
-	for i := range 10 {
-		if !throttle.LoginReady(l, r, "ada") {
-			t.Fatalf("LoginReady %d refused: it must spend nothing", i+1)
-		}
+	r.RemoteAddr = addr
+	return r
+}
+
+// TestGuard: budgets are reserved at Begin, refunded by a right password;
+// a known address skips the account budget until KnownFor has passed.
+func TestGuard(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	g := (&throttle.Guard{Addr: throttle.New(1, 2).WithClock(clock), Account: throttle.New(1, 3).WithClock(clock), Slots: 4, Wait: time.Second, KnownFor: time.Hour}).WithClock(clock)
+	ctx := context.Background()
+	a1, err1 := g.Begin(ctx, request("192.0.2.1:1"), "Ada")
+	a2, err2 := g.Begin(ctx, request("192.0.2.1:2"), "ada")
+	if err1 != nil || err2 != nil {
+		t.Fatalf("the burst refused: %v %v", err1, err2)
 	}
-	// Two failures use up both the address's and the user's burst.
+	// Both are still hashing: a third is refused, not let through.
+	_, err := g.Begin(ctx, request("192.0.2.1:3"), "ada")
+	var ref *throttle.Refusal
+	if !errors.As(err, &ref) || myt.ErrorCode(err) != myt.ETOOMANY || ref.RetryAfter != time.Minute {
+		t.Fatalf("third concurrent attempt: %v", err)
+	}
+	a1.Done(false)
+	a2.Done(true) // refunds its tokens: one more attempt
+	a3, err := g.Begin(ctx, request("192.0.2.1:4"), "ada")
+	if err != nil {
+		t.Fatalf("after a refund: %v", err)
+	}
+	a3.Done(false)
+	// The account budget (3) is spent by another address's failures...
 	for i := range 2 {
-		if !throttle.LoginFailed(l, r, "ada") {
-			t.Fatalf("failure %d within the burst reported as over budget", i+1)
+		a, err := g.Begin(ctx, request("198.51.100.1:1"), "ada")
+		if err != nil {
+			t.Fatalf("attempt %d from another address: %v", i+1, err)
 		}
+		a.Done(false)
 	}
-	if throttle.LoginReady(l, r, "ada") || throttle.LoginFailed(l, r, "ada") {
-		t.Fatal("sign-in allowed after the burst of failures")
+	if _, err := g.Begin(ctx, request("203.0.113.1:1"), "ada"); err == nil {
+		t.Fatal("a fresh address tried an account whose budget is spent")
 	}
-	// Another user from the same address is refused (the address is spent),
-	// but LoginFailed still spends that user's bucket: every key is checked.
-	if throttle.LoginReady(l, r, "bob") {
-		t.Fatal("another user from a spent address allowed")
+	// ...but 192.0.2.1 signed in (a2): it is known, once its own budgets
+	// refill.
+	now = now.Add(2 * time.Minute)
+	if a, err := g.Begin(ctx, request("192.0.2.1:5"), "ada"); err != nil {
+		t.Fatalf("the known address: %v", err)
+	} else {
+		a.Done(false)
 	}
-	throttle.LoginFailed(l, r, "bob")
-	throttle.LoginFailed(l, r, "bob")
-	other := httptest.NewRequest("POST", "/login", nil)
-	other.RemoteAddr = "198.51.100.1:80"
-	if throttle.LoginReady(l, other, "bob") {
-		t.Fatal("bob's spent budget not applied from another address")
+	now = now.Add(2 * time.Hour) // refills everything, and forgets
+	for i := range 3 {
+		a, err := g.Begin(ctx, request(fmt.Sprintf("198.51.100.%d:1", 10+i)), "ada")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Done(false)
 	}
-	if !throttle.LoginReady(l, other, "eve") {
-		t.Fatal("a fresh user from a fresh address refused")
+	if _, err := g.Begin(ctx, request("192.0.2.1:6"), "ada"); err == nil {
+		t.Error("an address known more than KnownFor ago skipped the account budget")
+	}
+}
+
+// TestGuardSlots: at most Slots attempts hash at once; the next waits
+// Wait, then is refused as busy.
+func TestGuardSlots(t *testing.T) {
+	g := &throttle.Guard{Addr: throttle.New(600, 100), Account: throttle.New(600, 100), Slots: 2, Wait: 20 * time.Millisecond}
+	ctx := context.Background()
+	a, _ := g.Begin(ctx, request("192.0.2.1:1"), "a")
+	b, _ := g.Begin(ctx, request("192.0.2.1:1"), "b")
+	_, err := g.Begin(ctx, request("192.0.2.1:1"), "c")
+	var ref *throttle.Refusal
+	if !errors.As(err, &ref) || ref.RetryAfter != time.Second || !strings.Contains(myt.ErrorMessage(err), "busy") {
+		t.Fatalf("third attempt with two slots taken: %v", err)
+	}
+	a.Done(false)
+	c, err := g.Begin(ctx, request("192.0.2.1:1"), "c")
+	if err != nil {
+		t.Fatalf("after a slot freed: %v", err)
+	}
+	b.Done(false)
+	c.Done(false)
+	c.Done(false) // a second Done frees nothing more
+	if g.Tag("Ada") != g.Tag("ada") || g.Tag("ada") == g.Tag("bob") || strings.Contains(g.Tag("ada"), "ada") {
+		t.Errorf("tags: %s %s %s", g.Tag("Ada"), g.Tag("ada"), g.Tag("bob"))
 	}
 }

@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/myt-iot/myt"
@@ -19,32 +21,19 @@ type authForm struct {
 	OpenSignup bool
 }
 
-// allow spends one attempt of the client address (and username): used
-// by sign-up, where every attempt may be a guessed invitation.
-func (s *server) allow(r *http.Request, username string) error {
-	return s.throttled(r, username, throttle.LoginFailed(s.cfg.LoginLimiter, r, username))
-}
-
-// ready refuses a sign-in while the address or the username has used up
-// its budget of failed attempts; it spends nothing (see failed).
-func (s *server) ready(r *http.Request, username string) error {
-	return s.throttled(r, username, throttle.LoginReady(s.cfg.LoginLimiter, r, username))
-}
-
-// throttled logs and returns ETOOMANY unless ok.
-func (s *server) throttled(r *http.Request, username string, ok bool) error {
-	if !ok {
-		s.log.Warn("login attempts throttled", "ip", throttle.ClientIP(r), "username", username)
-		return myt.Errorf(myt.ETOOMANY, "Too many attempts. Wait a minute, then try again.")
+// beginSignIn reserves the budgets of a sign-in (or of a sign-up, with no
+// username: every sign-up may be a guessed invitation) and a
+// password-check slot; see throttle.Guard. The caller ends the attempt
+// with Done. A refusal sets the Retry-After header.
+func (s *server) beginSignIn(w http.ResponseWriter, r *http.Request, username string) (*throttle.Attempt, error) {
+	att, err := s.cfg.Login.Begin(r.Context(), r, username)
+	if ref := (*throttle.Refusal)(nil); errors.As(err, &ref) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ref.RetryAfter.Seconds())))
 	}
-	return nil
-}
-
-// failed spends one attempt of the address and the username: only failed
-// sign-ins count, so colleagues behind one address do not lock each other
-// out.
-func (s *server) failed(r *http.Request, username string) {
-	throttle.LoginFailed(s.cfg.LoginLimiter, r, username)
+	if err != nil {
+		s.log.Warn("sign-in refused", "ip", throttle.ClientIP(r), "user_tag", s.cfg.Login.Tag(username), "reason", myt.ErrorMessage(err))
+	}
+	return att, err
 }
 
 // startSession signs a in: creates the web session and sets the cookie.
@@ -122,9 +111,11 @@ func (s *server) createAndSignIn(w http.ResponseWriter, r *http.Request, mode, i
 	// Invitation codes are secrets worth guessing; first-run setup has
 	// none, so it does not spend the login budget.
 	if mode == "signup" {
-		if err := s.allow(r, ""); err != nil {
+		att, err := s.beginSignIn(w, r, "")
+		if err != nil {
 			return err
 		}
+		defer att.Done(false) // every sign-up counts
 	}
 	pw, pw2 := r.PostForm.Get("password"), r.PostForm.Get("password2")
 	in := myt.UserCreate{Username: f.Username, Password: pw, Invite: invite, Admin: mode == "setup"}
@@ -195,17 +186,19 @@ func (s *server) loginPage(w http.ResponseWriter, r *http.Request) error {
 func (s *server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	f := &authForm{Mode: "login", Username: strings.TrimSpace(r.PostForm.Get("username")), Next: safeNext(r.PostForm.Get("next"))}
-	if err := s.ready(r, f.Username); err != nil {
+	att, err := s.beginSignIn(w, r, f.Username)
+	if err != nil {
 		s.render(w, r, http.StatusTooManyRequests, "auth", &page{Title: "Sign in", Bare: true, Data: f, Errs: &formErrors{Message: myt.ErrorMessage(err)}})
 		return nil
 	}
 	a, err := s.cfg.Users.Authenticate(ctx, f.Username, r.PostForm.Get("password"))
+	att.Done(err == nil) // a right password refunds the budgets
 	if err != nil {
 		if myt.ErrorCode(err) != myt.EUNAUTHORIZED {
 			return err
 		}
-		s.failed(r, f.Username)
-		s.log.Info("web login failed", "ip", throttle.ClientIP(r), "username", f.Username)
+		// What was typed as a name may be a password: log its tag.
+		s.log.Info("web login failed", "ip", throttle.ClientIP(r), "user_tag", s.cfg.Login.Tag(f.Username))
 		s.render(w, r, http.StatusUnauthorized, "auth", &page{Title: "Sign in", Bare: true, Data: f,
 			Errs: &formErrors{Message: "The username or password is not right, or the account is disabled."}})
 		return nil
@@ -213,6 +206,7 @@ func (s *server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err := s.startSession(ctx, w, r, a); err != nil {
 		return err
 	}
+	s.log.Info("web login", "user", a.User.Username, "user_tag", s.cfg.Login.Tag(a.User.Username))
 	http.Redirect(w, r, f.Next, http.StatusSeeOther)
 	return nil
 }

@@ -46,9 +46,10 @@ type Config struct {
 	// SecureCookies marks cookies Secure; set it when MyT is served over
 	// TLS (directly or behind a proxy that terminates it).
 	SecureCookies bool
-	// LoginLimiter bounds failed sign-ins and sign-up attempts, keyed by
-	// throttle.LoginKeys. Nil means a limiter of its own (10 a minute).
-	LoginLimiter throttle.Budget
+	// Login guards sign-ins and sign-ups: budgets per address and account,
+	// and a bound on concurrent password checks. Nil means a guard of its
+	// own.
+	Login *throttle.Guard
 }
 
 // Cookie names.
@@ -85,8 +86,8 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.LoginLimiter == nil {
-		cfg.LoginLimiter = throttle.New(10, 5)
+	if cfg.Login == nil {
+		cfg.Login = throttle.NewGuard()
 	}
 	t, err := parseTemplates()
 	if err != nil {

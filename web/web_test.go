@@ -27,6 +27,7 @@ import (
 	"github.com/myt-iot/myt/credential"
 	"github.com/myt-iot/myt/deploy"
 	"github.com/myt-iot/myt/sqlite"
+	"github.com/myt-iot/myt/throttle"
 	"github.com/myt-iot/myt/vault"
 	"github.com/myt-iot/myt/web"
 )
@@ -58,7 +59,8 @@ func (c countingCredentials) FindCredentials(ctx context.Context, f myt.Credenti
 	return c.CredentialService.FindCredentials(ctx, f)
 }
 
-// countingLimiter allows max attempts per key.
+// countingLimiter allows max attempts per key (0: any number) and counts
+// the attempts spent, less those refunded.
 type countingLimiter struct {
 	mu   sync.Mutex
 	max  int
@@ -68,14 +70,17 @@ type countingLimiter struct {
 func (l *countingLimiter) Allow(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.max != 0 && l.seen[key] >= l.max {
+		return false
+	}
 	l.seen[key]++
-	return l.max == 0 || l.seen[key] <= l.max
+	return true
 }
 
-func (l *countingLimiter) Ready(key string) bool {
+func (l *countingLimiter) Refund(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.max == 0 || l.seen[key] < l.max
+	l.seen[key]--
 }
 
 // newEnv starts the UI; configure, if given, adjusts the HTTP server
@@ -126,7 +131,8 @@ func newEnv(t *testing.T, secure bool, configure ...func(*http.Server)) *env {
 	h, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: countingCredentials{svc.Credentials, finds}, Platforms: svc.Platforms, Admin: svc.Admin,
 		Jobs: runner, Connections: runner,
-		Logger: logger, SecureCookies: secure, LoginLimiter: lim,
+		Logger: logger, SecureCookies: secure,
+		Login: &throttle.Guard{Addr: lim, Account: lim, Slots: 4, Wait: 10 * time.Second, KnownFor: time.Hour},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -379,21 +385,23 @@ func TestLoginIsRateLimited(t *testing.T) {
 			t.Fatalf("successful sign-in %d: %d", i+1, r.status)
 		}
 	}
-	if e.lim.seen["user:ada"] != 0 {
+	if e.lim.seen["pair:ada@127.0.0.1"] != 0 || e.lim.seen["ip:127.0.0.1"] != 0 {
 		t.Fatalf("successful sign-ins spent the budget: %v", e.lim.seen)
 	}
 	var last resp
 	for range 4 {
 		last = c.post("/login", url.Values{"username": {"ada"}, "password": {"wrong password"}})
 	}
-	if last.status != http.StatusTooManyRequests || !strings.Contains(last.body, "Too many attempts") {
+	if last.status != http.StatusTooManyRequests || !strings.Contains(last.body, "Too many sign-in attempts") || last.header.Get("Retry-After") != "60" {
 		t.Fatalf("4th attempt: %d", last.status)
 	}
 	// Even the right password is refused while throttled.
 	if r := c.post("/login", url.Values{"username": {"ada"}, "password": {adminPW}}); r.status != http.StatusTooManyRequests {
 		t.Errorf("right password while throttled: %d", r.status)
 	}
-	if e.lim.seen["user:ada"] != 3 || e.lim.seen["ip:127.0.0.1"] != 3 {
+	// ada signed in from 127.0.0.1 before, so its failures spend the
+	// address's budgets, not the account's.
+	if e.lim.seen["pair:ada@127.0.0.1"] != 3 || e.lim.seen["ip:127.0.0.1"] != 3 || e.lim.seen["user:ada"] != 0 {
 		t.Errorf("limiter keys seen: %v", e.lim.seen)
 	}
 }

@@ -173,16 +173,16 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	limiter := throttle.New(10, 5) // shared by the UI and the API
+	guard := throttle.NewGuard() // shared by the UI and the API
 	api := httpapi.New(httpapi.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
 		Jobs: runner, Connections: runner,
-		Logger: log.With("component", "api"), LoginLimiter: limiter, Registerer: reg,
+		Logger: log.With("component", "api"), Login: guard, Registerer: reg,
 	})
 	ui, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
 		Jobs: runner, Connections: runner,
-		Logger: log.With("component", "web"), SecureCookies: cfg.SecureCookies || cfg.TLSCert != "", LoginLimiter: limiter,
+		Logger: log.With("component", "web"), SecureCookies: cfg.SecureCookies || cfg.TLSCert != "", Login: guard,
 	})
 	if err != nil {
 		return err
