@@ -33,3 +33,33 @@ func TestOversizedFormIs413(t *testing.T) {
 		t.Errorf("3 MB form: %d, want 413 saying so", r.status)
 	}
 }
+
+// TestLoginNextStaysOnSite: after sign-in MyT redirects only to a path of
+// its own. Browsers drop tabs and newlines from a URL and read "\" as "/",
+// so "/\t/evil.example" is "//evil.example", another site.
+func TestLoginNextStaysOnSite(t *testing.T) {
+	e := newEnv(t, false)
+	e.setup()
+	for _, next := range []string{
+		"/\t/evil.example/x", "/\n/evil.example", "/\r/evil.example", "/\x00/evil.example", "/\x7f/evil.example",
+		"//evil.example", "/\\evil.example", "/\\/evil.example", "\\/evil.example", "https://evil.example/",
+		"/ /evil.example", "evil.example",
+	} {
+		c := e.client()
+		c.get("/login")
+		r := c.post("/login", url.Values{"username": {"ada"}, "password": {adminPW}, "next": {next}})
+		if r.status != http.StatusSeeOther || r.location != "/" {
+			t.Errorf("next=%q: %d → %q, want /", next, r.status, r.location)
+		}
+	}
+	c := e.client()
+	c.get("/login")
+	if r := c.post("/login", url.Values{"username": {"ada"}, "password": {adminPW}, "next": {"/platforms/new?x=1"}}); r.location != "/platforms/new?x=1" {
+		t.Errorf("a local next: → %q", r.location)
+	}
+	// The query form, as a browser sends it.
+	r := e.client().get("/login?next=/%09/evil.example/x")
+	if strings.Contains(r.body, "evil.example") {
+		t.Error("the login page carries the off-site next")
+	}
+}

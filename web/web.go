@@ -308,9 +308,21 @@ func securityHeaders(h http.Handler) http.Handler {
 	})
 }
 
-// safeNext returns p if it is a local path, else "/".
+// safeNext returns p if it is a path on this site, else "/". Browsers
+// drop tabs and newlines from a URL and read "\\" as "/", so "/\t/evil" and
+// "/\\evil" mean "//evil", another site: a path with a control character,
+// a space or a backslash is refused outright, and so is one that starts
+// with "//" or that parses with a scheme or host.
 func safeNext(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+		return "/"
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
 		return "/"
 	}
 	return p
