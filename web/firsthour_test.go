@@ -172,3 +172,28 @@ func TestWizardFieldRowsAndProviderHints(t *testing.T) {
 		t.Errorf("after removing the first field: %v", names)
 	}
 }
+
+// TestImportPageStartsEmpty: the import page's example is a placeholder to
+// paste over, not a document to delete first.
+func TestImportPageStartsEmpty(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	page := c.get("/platforms/import")
+	m := regexp.MustCompile(`(?s)<textarea id="f-document"[^>]*placeholder="([^"]*)"[^>]*>(.*?)</textarea>`).FindStringSubmatch(page.body)
+	if m == nil || !strings.Contains(m[1], "apiVersion: myt/v1") || strings.TrimSpace(m[2]) != "" {
+		t.Errorf("import textarea: %q", m)
+	}
+}
+
+// TestNewTokenShowsTheShellLines: the hint under a new token is the
+// lines to paste, with this server's address and the token itself.
+func TestNewTokenShowsTheShellLines(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	c.get("/tokens")
+	r := c.post("/tokens", url.Values{"name": {"laptop"}, "ttl": {"90d"}})
+	body := html.UnescapeString(r.body)
+	if !strings.Contains(body, "export MYT_SERVER="+e.srv.URL+"\nexport MYT_TOKEN=mytt_") || strings.Contains(body, "MYT_SERVER=…") {
+		t.Errorf("token hint:\n%s", body)
+	}
+}

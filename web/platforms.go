@@ -334,12 +334,15 @@ func (s *server) platformDeleteSubmit(w http.ResponseWriter, r *http.Request) er
 
 type importView struct {
 	Document string
+	// Example is the textarea's placeholder on the import page: a
+	// document to copy, never one to delete before pasting.
+	Example string
 	// Platform is set when editing an existing platform's design.
 	Platform *myt.Platform
 }
 
 func (s *server) importPage(w http.ResponseWriter, r *http.Request) error {
-	s.render(w, r, http.StatusOK, "import", &page{Title: "Import a design", Section: "platforms", Data: &importView{Document: exampleDesign}})
+	s.render(w, r, http.StatusOK, "import", &page{Title: "Import a design", Section: "platforms", Data: &importView{Example: exampleDesign}})
 	return nil
 }
 
@@ -372,7 +375,7 @@ func (s *server) importSubmit(w http.ResponseWriter, r *http.Request) error {
 			doc = string(b)
 		}
 	}
-	v := &importView{Document: doc}
+	v := &importView{Document: doc, Example: exampleDesign}
 	d, err := design.ParsePartial([]byte(doc))
 	if err != nil && d != nil {
 		// Say now what creating it would refuse next: every error in

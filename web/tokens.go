@@ -15,6 +15,8 @@ type tokensView struct {
 	New      string // the token just created, shown once
 	NewName  string
 	Name     string
+	// Server is this MyT's address, for the shell hint.
+	Server string
 }
 
 // tokenTTLs are the expiry choices of the token form.
@@ -38,7 +40,7 @@ func (s *server) tokensView(r *http.Request) (*tokensView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &tokensView{Tokens: ts, Sessions: ws}
+	v := &tokensView{Tokens: ts, Sessions: ws, Server: baseURL(r)}
 	if st := stateFrom(r.Context()); st.session != nil {
 		v.Current = st.session.ID
 	}
