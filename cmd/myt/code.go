@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/worker"
 	"github.com/myt-iot/myt/worker/handler"
 	"github.com/myt-iot/myt/worker/record"
@@ -142,4 +144,15 @@ Exit status 1 when any sample fails.`,
 	cmd.Flags().StringVar(&topic, "topic", "myt/sample/test", "topic for samples that are bare payloads (<prefix>/<device>/<stream>)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "per-message handler timeout")
 	return cmd
+}
+
+// noteUncheckedHandler says on stderr when the design's handler could not
+// be compiled here (design.Parse skips the check without python3).
+func noteUncheckedHandler(cmd *cobra.Command, d *myt.Design) {
+	if d == nil || d.Spec.Processing.Handler == "" {
+		return
+	}
+	if _, err := exec.LookPath("python3"); err != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "myt: note: python3 is not installed here, so the handler's syntax was not checked (the worker reports errors when it loads the code).")
+	}
 }

@@ -54,9 +54,11 @@ func newPlatformCreateCmd() *cobra.Command {
 			}
 			// Check locally first: errors come without a round trip, and
 			// name the file.
-			if _, err := design.Parse(doc); err != nil {
+			d, err := design.Parse(doc)
+			if err != nil {
 				return fmt.Errorf("%s: %w", file, err)
 			}
+			noteUncheckedHandler(cmd, d)
 			c, err := apiClient()
 			if err != nil {
 				return err

@@ -72,6 +72,7 @@ registry; with neither it is skipped. See docs/bundle.md.`,
 			if err != nil {
 				return err
 			}
+			noteUncheckedHandler(cmd, d)
 			opts := render.Options{
 				Secrets:     render.DirSecrets(out, render.NewRandomSecrets()),
 				SSH:         render.SSHTarget{Host: sshHost, Port: sshPort, User: sshUser},

@@ -140,3 +140,22 @@ spec:
 		t.Errorf("render --check: %v", err)
 	}
 }
+
+// TestRenderSaysWhenTheHandlerWasNotChecked: without python3 the handler's
+// syntax cannot be checked here, and the command says so.
+func TestRenderSaysWhenTheHandlerWasNotChecked(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "d.yaml")
+	doc := sshDesign + "  processing: {handler: \"def process(msg)\\n    return msg\\n\"}\n"
+	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	out, err := runMyt(t, "render", file, "-o", filepath.Join(dir, "b"), "--ssh-host", "192.0.2.9")
+	if err != nil {
+		t.Fatalf("render: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "syntax was not checked") {
+		t.Errorf("no note that the handler was not checked:\n%s", out)
+	}
+}
