@@ -92,7 +92,9 @@ type UserService interface {
 
 	// ChangePassword changes the principal's own password and re-wraps the
 	// data key the principal carries; sealed credentials stay readable.
-	// EUNAUTHORIZED when old is wrong or the principal has no data key.
+	// Every other session and API token of the user ends; the principal's
+	// own session goes on. EUNAUTHORIZED when old is wrong or the principal
+	// has no data key.
 	ChangePassword(ctx context.Context, old, new string) error
 
 	// ResetPassword sets another user's password (admins only). The old
@@ -152,15 +154,23 @@ type Session struct {
 	CSRF string `json:"-"`
 }
 
+// Lifetime is how long a session lasts: TTL after it was created (0: no
+// expiry, API tokens only), or, when Sliding, TTL after it was last used.
+type Lifetime struct {
+	TTL     time.Duration
+	Sliding bool
+}
+
 // SessionService creates and checks sessions and API tokens.
 type SessionService interface {
 	// CreateSession starts a session of kind for the principal in a (which
-	// must carry the data key) and returns the secret token to hand to the
-	// client; it is not stored. ttl 0 means no expiry (API tokens only).
-	CreateSession(ctx context.Context, a *Auth, kind, name string, ttl time.Duration) (token string, s *Session, err error)
+	// must carry the data key), lasting life, and returns the secret token
+	// to hand to the client; it is not stored.
+	CreateSession(ctx context.Context, a *Auth, kind, name string, life Lifetime) (token string, s *Session, err error)
 
 	// Authenticate resolves a token to its principal, unwrapping the data
-	// key. EUNAUTHORIZED when unknown, expired, or the user is disabled.
+	// key, and records the use (moving a sliding session's expiry).
+	// EUNAUTHORIZED when unknown, expired, or the user is disabled.
 	Authenticate(ctx context.Context, token string) (*Auth, *Session, error)
 
 	// FindSessions lists the principal's sessions of kind.

@@ -87,7 +87,7 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, req LoginReq
 	if name == "" {
 		name = "myt login"
 	}
-	token, sess, err := s.cfg.Sessions.CreateSession(r.Context(), a, myt.SessionAPI, name, 0)
+	token, sess, err := s.cfg.Sessions.CreateSession(r.Context(), a, myt.SessionAPI, name, myt.Lifetime{TTL: s.cfg.TokenTTL, Sliding: true})
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	token, sess, err := s.cfg.Sessions.CreateSession(r.Context(), myt.AuthFromContext(r.Context()), myt.SessionAPI, req.Name, 0)
+	token, sess, err := s.cfg.Sessions.CreateSession(r.Context(), myt.AuthFromContext(r.Context()), myt.SessionAPI, req.Name, myt.Lifetime{})
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,9 @@ import (
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 2 << 20
 
+// DefaultTokenTTL is how long a token issued by login lasts unused.
+const DefaultTokenTTL = 30 * 24 * time.Hour
+
 // Config wires the API to its services.
 type Config struct {
 	Users       myt.UserService
@@ -40,6 +43,9 @@ type Config struct {
 	// account, and a bound on concurrent password checks. Nil means a
 	// guard of its own.
 	Login *throttle.Guard
+	// TokenTTL is how long a token issued by login lasts after its last
+	// use (a sliding lifetime); 0 means DefaultTokenTTL.
+	TokenTTL time.Duration
 	// Registerer receives the API's metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -138,6 +144,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Login == nil {
 		cfg.Login = throttle.NewGuard()
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = DefaultTokenTTL
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registerer)}
 	for _, rt := range routeTable() {

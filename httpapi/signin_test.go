@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myt-iot/myt/httpapi"
 	"github.com/myt-iot/myt/throttle"
 	"github.com/myt-iot/myt/vault"
 )
@@ -173,4 +175,59 @@ func heapBytes() uint64 {
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// TestLoginTokenExpires: a token issued by login expires DefaultTokenTTL
+// after its last use, and the token list says when it was last used.
+func TestLoginTokenExpires(t *testing.T) {
+	e := newEnv(t, nil)
+	e.signedUp()
+	status, body := e.call("POST", "/api/v1/login", "", `{"username":"ada","password":"correct horse battery"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("login: %d %v", status, body)
+	}
+	exp, _ := time.Parse(time.RFC3339, fmt.Sprint(body["session"].(map[string]any)["expires"]))
+	if d := time.Until(exp); d < httpapi.DefaultTokenTTL-time.Minute || d > httpapi.DefaultTokenTTL {
+		t.Errorf("a login token expires in %s, want %s", d, httpapi.DefaultTokenTTL)
+	}
+	token := body["token"].(string)
+	if status, _ := e.call("GET", "/api/v1/me", token, ""); status != http.StatusOK {
+		t.Fatalf("me: %d", status)
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/tokens", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []struct {
+		Name     string
+		LastUsed *time.Time
+	}
+	json.NewDecoder(resp.Body).Decode(&ts)
+	resp.Body.Close()
+	if len(ts) == 0 || ts[0].LastUsed == nil || time.Since(*ts[0].LastUsed) > time.Minute {
+		t.Errorf("tokens: %+v, want the newest with its last use", ts)
+	}
+}
+
+// TestPasswordChangeRevokesOtherTokens: after a password change only the
+// token that made it still works.
+func TestPasswordChangeRevokesOtherTokens(t *testing.T) {
+	e := newEnv(t, nil)
+	e.signedUp()
+	var tokens []string
+	for range 2 {
+		_, body := e.call("POST", "/api/v1/login", "", `{"username":"ada","password":"correct horse battery"}`)
+		tokens = append(tokens, body["token"].(string))
+	}
+	if status, body := e.call("POST", "/api/v1/me/password", tokens[0], `{"old":"correct horse battery","new":"another fine password"}`); status != http.StatusNoContent {
+		t.Fatalf("change password: %d %v", status, body)
+	}
+	if status, _ := e.call("GET", "/api/v1/me", tokens[0], ""); status != http.StatusOK {
+		t.Errorf("the token that changed the password: %d", status)
+	}
+	if status, _ := e.call("GET", "/api/v1/me", tokens[1], ""); status != http.StatusUnauthorized {
+		t.Errorf("another token after the password change: %d, want 401", status)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/myt-iot/myt"
@@ -32,7 +31,8 @@ func sessionAAD(userID int64, kind string) []byte {
 }
 
 // CreateSession implements myt.SessionService.
-func (s *SessionService) CreateSession(ctx context.Context, a *myt.Auth, kind, name string, ttl time.Duration) (string, *myt.Session, error) {
+func (s *SessionService) CreateSession(ctx context.Context, a *myt.Auth, kind, name string, life myt.Lifetime) (string, *myt.Session, error) {
+	ttl := life.TTL
 	if a == nil || a.User == nil || len(a.DataKey) != vault.KeySize {
 		return "", nil, myt.Errorf(myt.EUNAUTHORIZED, "Sign in again to create a session or token.")
 	}
@@ -58,19 +58,22 @@ func (s *SessionService) CreateSession(ctx context.Context, a *myt.Auth, kind, n
 	}
 	now := s.db.now()
 	sess := &myt.Session{UserID: a.User.ID, Kind: kind, Name: name, Created: now.UTC()}
-	var expires sql.NullInt64
+	var expires, idle sql.NullInt64
 	if ttl > 0 {
 		e := now.Add(ttl).UTC()
 		sess.Expires = &e
 		expires = sql.NullInt64{Int64: e.UnixMilli(), Valid: true}
+		if life.Sliding {
+			idle = sql.NullInt64{Int64: ttl.Milliseconds(), Valid: true}
+		}
 	}
 	err = s.db.tx(ctx, func(tx *sql.Tx) error {
 		// Expired sessions are useless; drop them while we are writing.
 		if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE expires IS NOT NULL AND expires < ?", now.UnixMilli()); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, "INSERT INTO sessions(user_id, kind, name, token_hash, wrapped_key, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?)",
-			a.User.ID, kind, name, vault.TokenHash(token), wrapped, now.UnixMilli(), expires)
+		res, err := tx.ExecContext(ctx, "INSERT INTO sessions(user_id, kind, name, token_hash, wrapped_key, created, expires, idle) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			a.User.ID, kind, name, vault.TokenHash(token), wrapped, now.UnixMilli(), expires, idle)
 		if err != nil {
 			return err
 		}
@@ -92,14 +95,14 @@ func (s *SessionService) Authenticate(ctx context.Context, token string) (*myt.A
 	}
 	var sess myt.Session
 	var created int64
-	var expires, lastUsed sql.NullInt64
+	var expires, lastUsed, idle sql.NullInt64
 	var wrapped []byte
 	var u userRow
 	var uCreated int64
-	err := s.db.db.QueryRowContext(ctx, `SELECT s.id, s.kind, s.name, s.created, s.expires, s.last_used, s.wrapped_key,
+	err := s.db.db.QueryRowContext(ctx, `SELECT s.id, s.kind, s.name, s.created, s.expires, s.last_used, s.idle, s.wrapped_key,
 		u.id, u.username, u.admin, u.disabled, u.credentials_lost, u.created
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, vault.TokenHash(token)).Scan(
-		&sess.ID, &sess.Kind, &sess.Name, &created, &expires, &lastUsed, &wrapped,
+		&sess.ID, &sess.Kind, &sess.Name, &created, &expires, &lastUsed, &idle, &wrapped,
 		&u.ID, &u.Username, &u.Admin, &u.Disabled, &u.CredentialsLost, &uCreated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, errBadToken
@@ -116,13 +119,19 @@ func (s *SessionService) Authenticate(ctx context.Context, token string) (*myt.A
 	}
 	sess.UserID, sess.Created = u.ID, fromMS(created)
 	sess.CSRF = vault.CSRFToken(token)
-	sess.Expires, sess.LastUsed = fromNullMS(expires), fromNullMS(lastUsed)
 	// Record use at most once a minute: reads should not turn into writes.
+	// A sliding session then expires idle after this use.
 	if !lastUsed.Valid || now.UnixMilli()-lastUsed.Int64 > 60_000 {
-		if _, err := s.db.db.ExecContext(ctx, "UPDATE sessions SET last_used = ? WHERE id = ?", now.UnixMilli(), sess.ID); err != nil {
+		if idle.Valid {
+			expires.Int64 = now.UnixMilli() + idle.Int64
+			sess.Expires = fromNullMS(expires)
+		}
+		if _, err := s.db.db.ExecContext(ctx, "UPDATE sessions SET last_used = ?, expires = ? WHERE id = ?", now.UnixMilli(), expires, sess.ID); err != nil {
 			s.db.log.Warn("record session use", "err", err)
 		}
+		lastUsed = sql.NullInt64{Int64: now.UnixMilli(), Valid: true}
 	}
+	sess.Expires, sess.LastUsed = fromNullMS(expires), fromNullMS(lastUsed)
 	u.Created = fromMS(uCreated)
 	user := u.User
 	return &myt.Auth{User: &user, DataKey: dataKey, SessionID: sess.ID}, &sess, nil

@@ -130,7 +130,7 @@ func TestLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	bobCtx := f.login("bob", "correct horse battery")
-	token, _, err := f.svc.Sessions.CreateSession(bobCtx, myt.AuthFromContext(bobCtx), myt.SessionAPI, "laptop", 0)
+	token, _, err := f.svc.Sessions.CreateSession(bobCtx, myt.AuthFromContext(bobCtx), myt.SessionAPI, "laptop", myt.Lifetime{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestSessionsCarryTheDataKeyAndExpire(t *testing.T) {
 	f := newFixture(t)
 	ctx := f.user(context.Background(), "ada", "correct horse battery")
 	f.addAWS(ctx, "prod")
-	token, sess, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionWeb, "browser", time.Hour)
+	token, sess, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionWeb, "browser", myt.Lifetime{TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,11 +216,11 @@ func TestSessionsCarryTheDataKeyAndExpire(t *testing.T) {
 	}
 
 	// A web session ends at its expiry; an API token (no TTL) does not.
-	web, _, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionWeb, "browser", time.Hour)
+	web, _, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionWeb, "browser", myt.Lifetime{TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, _, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionAPI, "ci", 0)
+	api, _, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionAPI, "ci", myt.Lifetime{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestDatabaseHoldsNoSecrets(t *testing.T) {
 	const pw = "correct horse battery staple"
 	ctx := f.user(context.Background(), "ada", pw)
 	f.addAWS(ctx, "prod")
-	token, _, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionAPI, "ci", 0)
+	token, _, err := f.svc.Sessions.CreateSession(ctx, myt.AuthFromContext(ctx), myt.SessionAPI, "ci", myt.Lifetime{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -283,17 +283,32 @@ func (s *UserService) ChangePassword(ctx context.Context, old, new string) error
 	// The hash and key generation checked above must still be the row's:
 	// an admin reset in between replaces the data key, and the principal's
 	// would then be the wrong one to wrap.
-	res, err := s.db.db.ExecContext(ctx, "UPDATE users SET password_hash = ?, key_salt = ?, wrapped_key = ? WHERE id = ? AND password_hash = ? AND key_gen = ?",
-		hash, salt, wrapped, u.ID, u.hash, u.keyGen)
+	var ended int64
+	err = s.db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE users SET password_hash = ?, key_salt = ?, wrapped_key = ? WHERE id = ? AND password_hash = ? AND key_gen = ?",
+			hash, salt, wrapped, u.ID, u.hash, u.keyGen)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return wrongOld
+		}
+		// A changed password is often a suspected leak: every other
+		// session and API token ends, only the one making the change
+		// goes on.
+		res, err = tx.ExecContext(ctx, "DELETE FROM sessions WHERE user_id = ? AND id != ?", u.ID, a.SessionID)
+		if err != nil {
+			return err
+		}
+		ended, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return wrongOld
-	}
-	s.db.log.Info("password changed", "user", a.User.Username)
+	s.db.log.Info("password changed", "user", a.User.Username, "sessions_ended", ended)
 	return nil
 }
 

@@ -38,7 +38,7 @@ func (s *server) beginSignIn(w http.ResponseWriter, r *http.Request, username st
 
 // startSession signs a in: creates the web session and sets the cookie.
 func (s *server) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, a *myt.Auth) error {
-	token, _, err := s.cfg.Sessions.CreateSession(ctx, a, myt.SessionWeb, sessionName(r), sessionTTL)
+	token, _, err := s.cfg.Sessions.CreateSession(ctx, a, myt.SessionWeb, sessionName(r), myt.Lifetime{TTL: sessionTTL})
 	if err != nil {
 		return err
 	}

@@ -91,7 +91,7 @@ func (s *server) tokenCreate(w http.ResponseWriter, r *http.Request) error {
 	var token string
 	if !fe.Any() {
 		var err error
-		token, _, err = s.cfg.Sessions.CreateSession(r.Context(), auth, myt.SessionAPI, name, ttl)
+		token, _, err = s.cfg.Sessions.CreateSession(r.Context(), auth, myt.SessionAPI, name, myt.Lifetime{TTL: ttl})
 		if err != nil {
 			fe = s.errorsFrom(r, err, func(path string) (string, string, bool) { return "name", "Name", path == "name" })
 		}

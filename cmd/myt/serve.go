@@ -37,6 +37,8 @@ type serveConfig struct {
 	LogFormat     string
 	LogLevel      string
 	DeployConfig  string
+	// TokenTTL is how long a token issued by login lasts unused.
+	TokenTTL time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -45,6 +47,7 @@ func newServeCmd() *cobra.Command {
 		Data:      defaultDataDir(),
 		LogFormat: envOr("MYT_LOG_FORMAT", "text"),
 		LogLevel:  envOr("MYT_LOG_LEVEL", "info"),
+		TokenTTL:  httpapi.DefaultTokenTTL,
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -57,6 +60,15 @@ On first start, open the web UI to create the administrator account.`,
 			return runServe(cmd.Context(), cfg, cmd.ErrOrStderr())
 		},
 	}
+	if v := os.Getenv("MYT_TOKEN_TTL"); v != "" {
+		// A bad value is reported when the flag set parses it.
+		cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("token-ttl") {
+				return nil
+			}
+			return cmd.Flags().Set("token-ttl", v)
+		}
+	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env MYT_ADDR)")
 	f.StringVar(&cfg.Data, "data", cfg.Data, "data directory (env MYT_DATA)")
@@ -65,6 +77,7 @@ On first start, open the web UI to create the administrator account.`,
 	f.BoolVar(&cfg.SecureCookies, "secure-cookies", os.Getenv("MYT_SECURE_COOKIES") == "true", "mark cookies Secure (set when a proxy terminates TLS; implied by --tls-cert)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env MYT_LOG_FORMAT)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env MYT_LOG_LEVEL)")
+	f.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "a token issued by myt login expires this long after its last use (env MYT_TOKEN_TTL)")
 	f.StringVar(&cfg.DeployConfig, "deploy-config", os.Getenv("MYT_DEPLOY_CONFIG"), "how deploy jobs run their tools: a YAML file (see docs/deploy.md)")
 	return cmd
 }
@@ -144,6 +157,9 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
+	if cfg.TokenTTL < time.Minute {
+		return fmt.Errorf("--token-ttl %s: give at least a minute, such as 720h", cfg.TokenTTL)
+	}
 	release, err := lockDataDir(cfg.Data)
 	if err != nil {
 		return err
@@ -177,7 +193,7 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	api := httpapi.New(httpapi.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
 		Jobs: runner, Connections: runner,
-		Logger: log.With("component", "api"), Login: guard, Registerer: reg,
+		Logger: log.With("component", "api"), Login: guard, TokenTTL: cfg.TokenTTL, Registerer: reg,
 	})
 	ui, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
