@@ -394,43 +394,47 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 	}
 }
 
-// TestDeployLocal drives a local platform's life through the API exactly
-// as the UI does, on this machine's engine, with a crash of the server in
-// the middle of the first deploy. It runs beside TestDeploySSH, with a
-// server of its own (the crash must not touch the other's jobs).
+// TestDeployLocal drives local platforms' lives through the API exactly
+// as the UI does, on this machine's engine: TimescaleDB's whole life with a
+// crash of the server in the middle of the first deploy, then MongoDB's and
+// InfluxDB's (deploy, 1,000 messages, destroy). It runs beside
+// TestDeploySSH, with a server of its own (the crash must not touch the
+// other's jobs).
 func TestDeployLocal(t *testing.T) {
 	t.Parallel()
 	e := testenv.Require(t)
 	testenv.Need(t, "root", os.Geteuid() == 0, "a local platform's secret files are chowned to the services' users")
 	e.LocalPlatformPorts(t)
-	// A run that was killed may have left its platform on the engine:
-	// it would hold the ports this one publishes.
-	if left := strings.Fields(e.Docker(t, "ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=myt-here")); len(left) > 0 {
-		t.Logf("removing %d containers left by an earlier run", len(left))
-		e.Docker(t, append([]string{"rm", "--force", "--volumes"}, left...)...)
+	// A run that was killed may have left its platforms on the engine:
+	// they would hold the ports these publish.
+	for _, name := range []string{"here", "here-mongodb", "here-influxdb"} {
+		if left := strings.Fields(e.Docker(t, "ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=myt-"+name)); len(left) > 0 {
+			t.Logf("removing %d containers left by an earlier run", len(left))
+			e.Docker(t, append([]string{"rm", "--force", "--volumes"}, left...)...)
+		}
 	}
 	data := t.TempDir()
 	srv, c := deployServer(t, e, data)
 	top := t // the restarted server must outlive the subtest that restarts it
+	local := platformHost{
+		name:       "local",
+		docker:     func(t *testing.T, args ...string) string { return e.Docker(t, args...) },
+		mqtt:       "127.0.0.1:8883",
+		serverName: "127.0.0.1",
+		dataDir:    func(p *myt.Platform) string { return filepath.Join(data, "platforms", fmt.Sprint(p.ID), "data") },
+		listDir: func(t *testing.T, dir string) string {
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			return strings.Join(names, " ")
+		},
+	}
 	t.Run("local", func(t *testing.T) {
-		local := platformHost{
-			name:       "local",
-			docker:     func(t *testing.T, args ...string) string { return e.Docker(t, args...) },
-			mqtt:       "127.0.0.1:8883",
-			serverName: "127.0.0.1",
-			dataDir:    func(p *myt.Platform) string { return filepath.Join(data, "platforms", fmt.Sprint(p.ID), "data") },
-			listDir: func(t *testing.T, dir string) string {
-				ents, err := os.ReadDir(dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var names []string
-				for _, e := range ents {
-					names = append(names, e.Name())
-				}
-				return strings.Join(names, " ")
-			},
-		}
 		var ps psSampler
 		stop := ps.start()
 		var secrets []string
@@ -543,65 +547,62 @@ spec:
 		})
 		t.Logf("sampled ps %d times during the local lifecycle", ps.n.Load())
 	})
+	for _, db := range []string{"mongodb", "influxdb"} {
+		t.Run("local-"+db, func(t *testing.T) {
+			lifecycle(t, c, local, fmt.Sprintf(`apiVersion: myt/v1
+kind: Platform
+metadata: {name: here-%s}
+spec:
+  target: {provider: local}
+  database: {kind: %s, fields: {temperature: float}}
+`, db, db), false)
+		})
+	}
 }
 
-// TestDeploySSH drives deploys through the API exactly as the UI does: an
-// SSH credential for a real Debian 12 host with systemd (the whole role set
-// runs: base, data_volume, docker, platform), one platform per database
-// kind, one after the other on the same host.
+// TestDeploySSH drives a deploy through the API exactly as the UI does:
+// an SSH credential for a real Debian 12 host with systemd, where the
+// whole role set runs (base, data_volume on the design's data disk,
+// docker, platform), and MySQL's whole life on it: the server checked as
+// its operator would, a second deploy clicked in a real browser, an
+// update, a destroy. (The other databases live their lives as local
+// platforms in TestDeployLocal: the same bundle, without Ansible.)
 func TestDeploySSH(t *testing.T) {
 	t.Parallel()
 	e := testenv.Require(t)
 	testenv.Need(t, "root", os.Geteuid() == 0, "systemd test hosts attach a loop device")
 	_, c := deployServer(t, e, t.TempDir())
-	// Two hosts side by side: MySQL's whole lifecycle on one, the other
-	// databases one after the other on the second.
-	for hi, dbs := range [][]string{{"mysql"}, {"timescaledb", "mongodb", "influxdb"}} {
-		t.Run(fmt.Sprintf("host%d", hi+1), func(t *testing.T) {
-			t.Parallel()
-			h := e.SystemdHost(t)
-			key, err := os.ReadFile(h.KeyFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cred := fmt.Sprintf("lab%d", hi+1)
-			if _, err := c.CreateCredential(context.Background(), httpapi.CredentialRequest{Name: cred, Kind: "ssh",
-				Public: map[string]string{"host": h.Addr, "user": h.User, "port": fmt.Sprint(h.Port)}, Secret: map[string]string{"private_key": string(key)}}); err != nil {
-				t.Fatal(err)
-			}
-			remote := platformHost{
-				name:       "ssh",
-				docker:     func(t *testing.T, args ...string) string { return h.Run(t, "docker "+shellJoin(args)) },
-				mqtt:       h.Addr + ":8883",
-				serverName: h.Addr,
-				dataDir:    func(*myt.Platform) string { return "/srv/myt/data" },
-				listDir:    func(t *testing.T, dir string) string { return h.Run(t, "ls "+dir) },
-			}
-			for _, db := range dbs {
-				t.Run("ssh-"+db, func(t *testing.T) {
-					full := db == "mysql"
-					var hk hooks
-					target := "{provider: ssh, credentials: " + cred + "}"
-					if full {
-						// The whole server as a sysadmin sets it up: its
-						// spare disk holds the data, SSH only from the lab.
-						target = "{provider: ssh, credentials: " + cred + ", dataDevice: " + h.DataDevice + `, adminCIDRs: ["10.250.0.0/16"]}`
-						hk.afterDeploy = func(p *myt.Platform) { checkServer(t, h, db) }
-						// The second run is clicked in a real browser, which
-						// follows the live log to success.
-						hk.redeploy = func(p *myt.Platform) *myt.Job { return browserUpdate(t, c, p) }
-					}
-					lifecycleWith(t, c, remote, fmt.Sprintf(`apiVersion: myt/v1
-kind: Platform
-metadata: {name: lab-%s}
-spec:
-  target: %s
-  database: {kind: %s, fields: {temperature: float}}
-`, db, target, db), full, hk)
-				})
-			}
-		})
+	h := e.SystemdHost(t)
+	key, err := os.ReadFile(h.KeyFile)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := c.CreateCredential(context.Background(), httpapi.CredentialRequest{Name: "lab", Kind: "ssh",
+		Public: map[string]string{"host": h.Addr, "user": h.User, "port": fmt.Sprint(h.Port)}, Secret: map[string]string{"private_key": string(key)}}); err != nil {
+		t.Fatal(err)
+	}
+	remote := platformHost{
+		name:       "ssh",
+		docker:     func(t *testing.T, args ...string) string { return h.Run(t, "docker "+shellJoin(args)) },
+		mqtt:       h.Addr + ":8883",
+		serverName: h.Addr,
+		dataDir:    func(*myt.Platform) string { return "/srv/myt/data" },
+		listDir:    func(t *testing.T, dir string) string { return h.Run(t, "ls "+dir) },
+	}
+	lifecycleWith(t, c, remote, `apiVersion: myt/v1
+kind: Platform
+metadata: {name: lab-mysql}
+spec:
+  # The server as a sysadmin sets it up: its spare disk holds the data,
+  # SSH and the admin ports only from the lab.
+  target: {provider: ssh, credentials: lab, dataDevice: `+h.DataDevice+`, adminCIDRs: ["10.250.0.0/16"]}
+  database: {kind: mysql, fields: {temperature: float}}
+`, true, hooks{
+		afterDeploy: func(p *myt.Platform) { checkServer(t, h, "mysql") },
+		// The second run is clicked in a real browser, which follows the
+		// live log to success.
+		redeploy: func(p *myt.Platform) *myt.Job { return browserUpdate(t, c, p) },
+	})
 }
 
 // checkServer looks at the server after a deploy as its operator would:

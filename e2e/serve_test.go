@@ -67,6 +67,9 @@ func startServerWith(t *testing.T, data string, flags ...string) *server {
 	s.cmd = exec.Command(bin, append([]string{"serve", "--addr", addr, "--data", data}, flags...)...)
 	s.cmd.Env = append(cleanEnv(), "HOME="+data)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	// A test binary that is killed takes its servers (and, through their
+	// own Pdeathsig, their tools) with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
