@@ -63,3 +63,17 @@ func TestLoginNextStaysOnSite(t *testing.T) {
 		t.Error("the login page carries the off-site next")
 	}
 }
+
+// TestDownloadsAreNotCached: a design download (and every other answer of
+// a signed-in route) is Cache-Control: no-store, so a shared computer's
+// browser cache keeps no copy; static assets stay cacheable.
+func TestDownloadsAreNotCached(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	p := c.importPlatform(localDesign)
+	for _, path := range []string{p + "/design.yaml", p, "/tokens"} {
+		if r := c.get(path); r.status != http.StatusOK || r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: %d, Cache-Control %q, want no-store", path, r.status, r.header.Get("Cache-Control"))
+		}
+	}
+}

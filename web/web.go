@@ -222,6 +222,10 @@ func (s *server) route(mux *http.ServeMux, pattern string, who access, h handler
 		// The state is filled in by serve; the error page reads it too.
 		st := &reqState{}
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+		// Every answer of a route is the user's own (a page, a design
+		// download, a CA certificate): no browser or proxy keeps it. A
+		// handler may set its own.
+		w.Header().Set("Cache-Control", "no-store")
 		defer func() {
 			if v := recover(); v != nil {
 				s.log.Error("panic in web handler", "path", r.URL.Path, "panic", v)
