@@ -43,6 +43,9 @@ func (s *server) startSession(ctx context.Context, w http.ResponseWriter, r *htt
 		return err
 	}
 	s.setSessionCookie(w, token)
+	// From here on forms carry the session's own token: the anonymous
+	// forms' cookie ends with the anonymous visit.
+	s.clearCookie(w, s.csrfCookieName())
 	return nil
 }
 

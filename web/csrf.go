@@ -23,19 +23,30 @@ func (s *server) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	if st.auth != nil {
 		return s.sessionCSRF(st)
 	}
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 32 {
+	if c, err := r.Cookie(s.csrfCookieName()); err == nil && len(c.Value) >= 32 {
 		return c.Value
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
 	v := base64.RawURLEncoding.EncodeToString(b)
 	http.SetCookie(w, &http.Cookie{
-		Name: csrfCookie, Value: v, Path: "/", HttpOnly: true,
+		Name: s.csrfCookieName(), Value: v, Path: "/", HttpOnly: true,
 		Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode,
 	})
 	// Later calls in the same request must see the same value.
-	r.AddCookie(&http.Cookie{Name: csrfCookie, Value: v})
+	r.AddCookie(&http.Cookie{Name: s.csrfCookieName(), Value: v})
 	return v
+}
+
+// csrfCookieName is the anonymous forms' cookie: behind TLS it is
+// __Host- prefixed, which browsers accept only from this very origin over
+// HTTPS, so a sibling subdomain or a plain-http attacker cannot plant a
+// value of their choosing (and with it a token that would pass).
+func (s *server) csrfCookieName() string {
+	if s.cfg.SecureCookies {
+		return "__Host-" + csrfCookie
+	}
+	return csrfCookie
 }
 
 func (s *server) sessionCSRF(st *reqState) string {
@@ -56,7 +67,7 @@ func (s *server) checkCSRF(r *http.Request, st *reqState, who access) error {
 	case st.auth != nil:
 		want = s.sessionCSRF(st)
 	case who == anon:
-		if c, err := r.Cookie(csrfCookie); err == nil {
+		if c, err := r.Cookie(s.csrfCookieName()); err == nil {
 			want = c.Value
 		}
 	}

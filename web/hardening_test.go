@@ -77,3 +77,29 @@ func TestDownloadsAreNotCached(t *testing.T) {
 		}
 	}
 }
+
+// TestAnonymousCSRFCookie: the anonymous forms' double-submit cookie is
+// __Host- prefixed behind TLS (so neither a sibling subdomain nor a
+// plain-http attacker can plant one) and ends at sign-in, where the
+// session's own token takes over.
+func TestAnonymousCSRFCookie(t *testing.T) {
+	secure := newEnv(t, true)
+	secure.setup()
+	r := secure.client().get("/login")
+	if sc := r.header.Get("Set-Cookie"); !strings.HasPrefix(sc, "__Host-myt_csrf=") || !strings.Contains(sc, "Secure") || !strings.Contains(sc, "Path=/") {
+		t.Errorf("behind TLS the CSRF cookie is %q, want __Host-myt_csrf, Secure, Path=/", sc)
+	}
+
+	e := newEnv(t, false)
+	e.setup()
+	c := e.client()
+	c.get("/login")
+	r = c.post("/login", url.Values{"username": {"ada"}, "password": {adminPW}})
+	ended := false
+	for _, sc := range r.header.Values("Set-Cookie") {
+		ended = ended || strings.HasPrefix(sc, "myt_csrf=;") && strings.Contains(sc, "Max-Age=0")
+	}
+	if r.status != http.StatusSeeOther || !ended {
+		t.Errorf("sign-in: %d, Set-Cookie %q: the anonymous CSRF cookie does not end", r.status, r.header.Values("Set-Cookie"))
+	}
+}
