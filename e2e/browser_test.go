@@ -386,6 +386,13 @@ func TestBrowserFirstDay(t *testing.T) {
 	b.screenshot("08-wizard-1-target-error")
 	b.fill("#f-admin_cidrs", "203.0.113.7/32")
 	b.screenshot("08b-wizard-1-target")
+	// Region and zone follow the provider: Google Cloud's examples, and
+	// its zone is required; back on AWS the zone is optional again.
+	b.click(`label.tile:has(input[value=gcp])`)
+	b.waitFor("gcp zone hints", `document.querySelector('#f-zone').placeholder === 'europe-west1-b' && document.querySelector('#f-region').placeholder === 'europe-west1' && document.querySelector('[data-zone-required]').offsetParent !== null && document.querySelector('[data-zone-optional]').offsetParent === null`)
+	b.screenshot("08d-wizard-1-target-gcp-zone")
+	b.click(`label.tile:has(input[value=aws])`)
+	b.waitFor("aws zone hints", `document.querySelector('#f-zone').placeholder === 'eu-west-1a' && document.querySelector('[data-zone-optional]').offsetParent !== null && document.querySelector('#f-credentials').value === 'my-aws'`)
 	b.submit(`button[value=next]:not(.default-submit)`)
 	b.see("Is your data structured?")
 	// Step 2: structured time series → TimescaleDB, with its reason; the
@@ -395,8 +402,16 @@ func TestBrowserFirstDay(t *testing.T) {
 	b.waitFor("recommendation MySQL", `document.querySelector('[data-rec-kind]').textContent === 'MySQL'`)
 	b.click(`input[name=time_series][value=yes]`)
 	b.waitFor("recommendation TimescaleDB", `document.querySelector('[data-rec-kind]').textContent === 'TimescaleDB'`)
+	// One blank row to start; "Add a field" adds one, with its own example.
 	b.fill("#fn-0", "temperature")
+	if eval[bool](b, `document.querySelector('#fn-1') !== null`) {
+		t.Error("the data step starts with more than one blank field row")
+	}
+	b.submit(`button[value=more_fields]`)
 	b.fill("#fn-1", "humidity")
+	if ph := eval[string](b, `[...document.querySelectorAll('input[name=field_name]')].map(i => i.placeholder).join(',')`); ph != "temperature,humidity" {
+		t.Errorf("field row placeholders %q", ph)
+	}
 	b.screenshot("09-wizard-2-data")
 	b.submit(`button[value=next]:not(.default-submit)`)
 	b.see("RabbitMQ receives your devices")
@@ -423,6 +438,12 @@ func TestBrowserFirstDay(t *testing.T) {
 	b.click(`a[href$="/handler"]`)
 	b.waitPath("/platforms/")
 	b.see("Processing code")
+	// Python that does not compile is refused where it is written, with
+	// its line and column.
+	b.fill("#f-handler", "def process(msg)\n    return msg\n")
+	b.submit(`main button[type=submit]`)
+	b.see("line 1, column")
+	b.screenshot("13d-platform-code-syntax-error")
 	b.fill("#f-handler", "def process(msg):\n    p = msg[\"payload\"]\n    return {\"temperature\": round(p[\"raw\"] / 10.0, 1)}\n")
 	b.screenshot("13c-platform-code")
 	b.submit(`main button[type=submit]`)
@@ -440,6 +461,14 @@ func TestBrowserFirstDay(t *testing.T) {
 	b.open("/")
 	b.see("greenhouse")
 	b.screenshot("14c-dashboard-mobile")
+	// At 375 px the main navigation fits without scrolling.
+	b.do("phone viewport", chromedp.EmulateViewport(375, 812))
+	b.open("/")
+	b.waitFor("the tab bar fits", `(n => n.scrollWidth <= n.clientWidth && n.querySelectorAll('a').length >= 4)(document.querySelector('.sidebar nav'))`)
+	b.screenshot("14d-dashboard-375")
+	b.open(strings.TrimPrefix(platformURL, srv.URL))
+	b.see("Not deployed yet")
+	b.screenshot("13e-platform-375")
 	b.do("wide viewport", chromedp.EmulateViewport(1280, 900))
 
 	// The wizard adapts to the provider: this machine needs no credential,
@@ -460,7 +489,18 @@ func TestBrowserFirstDay(t *testing.T) {
 	// Import a design from YAML.
 	b.open("/platforms/import")
 	b.see("Import a design")
+	if v := eval[string](b, `document.querySelector('#f-document').value`); v != "" {
+		t.Errorf("the import page starts with a document to delete: %q", v)
+	}
 	b.screenshot("15-import")
+	// A YAML mistake: where it is, and the lines around it as lines.
+	b.fill("#f-document", "apiVersion: myt/v1\nkind: Platform\nmetadata:\n  name: x: y\nspec: {}\n")
+	b.submit(`main button[type=submit]`)
+	b.waitFor("the YAML excerpt", `(p => p && p.textContent.includes('>  4 |   name: x: y\n'))(document.querySelector('.error-summary pre.snippet'))`)
+	b.screenshot("15b-import-yaml-error")
+	b.do("phone viewport", chromedp.EmulateViewport(375, 812))
+	b.screenshot("15c-import-yaml-error-375")
+	b.do("wide viewport", chromedp.EmulateViewport(1280, 900))
 
 	// API tokens: created and shown once.
 	b.open("/tokens")

@@ -76,7 +76,7 @@
         if (k && fits) any = true;
       });
       var cur = sel.options[sel.selectedIndex];
-      if (cur && cur.disabled) {
+      if (cur && (cur.disabled || !cur.value)) {
         sel.value = "";
         Array.prototype.some.call(sel.options, function (o) { if (!o.disabled && o.value) { sel.value = o.value; return true; } return false; });
       }
