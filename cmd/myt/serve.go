@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +42,11 @@ type serveConfig struct {
 	DeployConfig  string
 	// TokenTTL is how long a token issued by login lasts unused.
 	TokenTTL time.Duration
+	// MetricsToken, when set, is the bearer token /metrics requires
+	// (MYT_METRICS_TOKEN, or the first line of --metrics-token-file: a
+	// secret never goes on the command line).
+	MetricsToken     string
+	MetricsTokenFile string
 }
 
 func newServeCmd() *cobra.Command {
@@ -48,6 +56,8 @@ func newServeCmd() *cobra.Command {
 		LogFormat: envOr("MYT_LOG_FORMAT", "text"),
 		LogLevel:  envOr("MYT_LOG_LEVEL", "info"),
 		TokenTTL:  httpapi.DefaultTokenTTL,
+		// A secret comes from the environment or a file, never argv.
+		MetricsToken: os.Getenv("MYT_METRICS_TOKEN"),
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -78,8 +88,36 @@ On first start, open the web UI to create the administrator account.`,
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env MYT_LOG_FORMAT)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env MYT_LOG_LEVEL)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "a token issued by myt login expires this long after its last use (env MYT_TOKEN_TTL)")
+	f.StringVar(&cfg.MetricsTokenFile, "metrics-token-file", os.Getenv("MYT_METRICS_TOKEN_FILE"), "require this file's token (Authorization: Bearer) on /metrics; or set MYT_METRICS_TOKEN")
 	f.StringVar(&cfg.DeployConfig, "deploy-config", os.Getenv("MYT_DEPLOY_CONFIG"), "how deploy jobs run their tools: a YAML file (see docs/deploy.md)")
 	return cmd
+}
+
+// hsts tells browsers to come back over HTTPS only, for a year: sent when
+// MyT serves TLS itself (a proxy that terminates TLS sends its own).
+func hsts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// metricsAuth requires "Authorization: Bearer token" when token is set.
+func metricsAuth(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="myt metrics"`)
+			http.Error(w, "/metrics needs the metrics token: Authorization: Bearer <token>", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func envOr(key, def string) string {
@@ -123,6 +161,18 @@ func openStore(ctx context.Context, dataDir string, log *slog.Logger) (*sqlite.D
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	// The data dir holds the server key and every sealed secret: an
+	// existing one that others may read or enter is tightened first.
+	fi, err := os.Stat(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("the data dir %s is open to other users (mode %04o) and MyT could not make it 0700 (%w): run `chmod 700 %s` as its owner", dataDir, perm, err, dataDir)
+		}
+		log.Warn("data dir was open to other users: made it 0700", "dir", dataDir, "was", fmt.Sprintf("%04o", perm))
+	}
 	key, fromEnv, err := vault.LoadServerKey(dataDir)
 	if err != nil {
 		return nil, err
@@ -159,6 +209,16 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	}
 	if cfg.TokenTTL < time.Minute {
 		return fmt.Errorf("--token-ttl %s: give at least a minute, such as 720h", cfg.TokenTTL)
+	}
+	if cfg.MetricsTokenFile != "" {
+		b, err := os.ReadFile(cfg.MetricsTokenFile)
+		if err != nil {
+			return fmt.Errorf("--metrics-token-file: %w", err)
+		}
+		cfg.MetricsToken, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
+		if cfg.MetricsToken == "" {
+			return fmt.Errorf("--metrics-token-file %s is empty", cfg.MetricsTokenFile)
+		}
 	}
 	release, err := lockDataDir(cfg.Data)
 	if err != nil {
@@ -205,7 +265,7 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metricsAuth(cfg.MetricsToken, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -223,8 +283,12 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	var handler http.Handler = mux
+	if cfg.TLSCert != "" {
+		handler = hsts(mux)
+	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
