@@ -598,7 +598,7 @@ spec:
   target: {provider: ssh, credentials: lab, dataDevice: `+h.DataDevice+`, adminCIDRs: ["10.250.0.0/16"]}
   database: {kind: mysql, fields: {temperature: float}}
 `, true, hooks{
-		afterDeploy: func(p *myt.Platform) { checkServer(t, h, "mysql") },
+		afterDeploy: func(p *myt.Platform) { checkServer(t, h, "myt-"+p.Name, "mysql") },
 		// The second run is clicked in a real browser, which follows the
 		// live log to success.
 		redeploy: func(p *myt.Platform) *myt.Job { return browserUpdate(t, c, p) },
@@ -607,10 +607,11 @@ spec:
 
 // checkServer looks at the server after a deploy as its operator would:
 // the data directory is an ext4 mount of the design's data disk (by UUID
-// in fstab) holding the database; the firewall table is loaded with the
+// in fstab) holding the database, which Docker waits for; container logs
+// rotate; the firewall table is loaded with the
 // admin networks and its unit, like Docker's, enabled and active; every
 // secret file is 0600 and owned by the service that reads it.
-func checkServer(t *testing.T, h *testenv.SystemdHost, db string) {
+func checkServer(t *testing.T, h *testenv.SystemdHost, project, db string) {
 	t.Helper()
 	if got := strings.Fields(h.Run(t, "findmnt --noheadings --output SOURCE,FSTYPE --mountpoint /srv/myt/data")); strings.Join(got, " ") != h.DataDevice+" ext4" {
 		t.Errorf("/srv/myt/data is mounted from %q, want %s ext4", got, h.DataDevice)
@@ -621,6 +622,12 @@ func checkServer(t *testing.T, h *testenv.SystemdHost, db string) {
 	}
 	if got := h.Run(t, "grep -c ' /srv/myt/data ext4 ' /proc/mounts; grep -c '^UUID=.* /srv/myt/data ' /etc/fstab"); got != "1\n1\n" {
 		t.Errorf("mounts and fstab lines for /srv/myt/data: %q", got)
+	}
+	if got := h.Run(t, "systemctl show --property RequiresMountsFor docker.service"); !strings.Contains(got, "/srv/myt/data") {
+		t.Errorf("docker.service does not wait for the data volume: %q", got)
+	}
+	if got := h.Run(t, "docker inspect --format '{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}}' " + project + "-" + db + "-1"); got != "json-file 10m\n" {
+		t.Errorf("the database's log does not rotate: %q", got)
 	}
 	if out := h.Run(t, "nft list table inet myt"); !strings.Contains(out, "chain input") || !strings.Contains(out, "10.250.0.0/16") {
 		t.Errorf("nft table inet myt:\n%s", out)

@@ -2,12 +2,16 @@ package render_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goccy/go-yaml"
 
 	"github.com/myt-iot/myt"
 )
@@ -100,5 +104,52 @@ func TestFirewallTemplate(t *testing.T) {
 				t.Fatalf("nft -c: %v\n%s\n%s", err, res, text)
 			}
 		})
+	}
+}
+
+// TestFirewallBeforePorts checks the order of the rendered play: the base
+// role flushes its handlers (which start the firewall) after every task
+// that changes the firewall, and base runs before the roles that start
+// Docker and publish ports. Otherwise a failure later in the play would
+// leave published ports unfiltered until the play's end.
+func TestFirewallBeforePorts(t *testing.T) {
+	root := writeBundle(t, mustRender(t, designNamed(t, "ssh-mysql-plaintext")))
+	var site []struct {
+		Roles []struct {
+			Role string `yaml:"role"`
+		} `yaml:"roles"`
+	}
+	readYAML(t, filepath.Join(root, "ansible", "site.yml"), &site)
+	var roles []string
+	for _, r := range site[0].Roles {
+		roles = append(roles, r.Role)
+	}
+	if i, j := slices.Index(roles, "base"), slices.Index(roles, "docker"); i < 0 || j < 0 || i > j || slices.Index(roles, "platform") < j {
+		t.Fatalf("site.yml roles %v: base must come before docker and platform", roles)
+	}
+	var tasks []map[string]any
+	readYAML(t, filepath.Join(root, "ansible", "roles", "base", "tasks", "main.yml"), &tasks)
+	flush, lastNotify := -1, -1
+	for i, task := range tasks {
+		if task["ansible.builtin.meta"] == "flush_handlers" {
+			flush = i
+		}
+		if n, ok := task["notify"]; ok && fmt.Sprint(n) == "Apply the host firewall" {
+			lastNotify = i
+		}
+	}
+	if lastNotify < 0 || flush < lastNotify {
+		t.Errorf("base role: handlers flushed at task %d, the firewall last changed at task %d", flush, lastNotify)
+	}
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }

@@ -44,7 +44,11 @@ func TestComposeConfig(t *testing.T) {
 			}
 			var cfg struct {
 				Services map[string]struct {
-					Image string `yaml:"image"`
+					Image   string `yaml:"image"`
+					Logging struct {
+						Driver  string            `yaml:"driver"`
+						Options map[string]string `yaml:"options"`
+					} `yaml:"logging"`
 				} `yaml:"services"`
 				Volumes map[string]struct {
 					DriverOpts map[string]string `yaml:"driver_opts"`
@@ -58,6 +62,12 @@ func TestComposeConfig(t *testing.T) {
 			}
 			if dev := cfg.Volumes["grafana-data"].DriverOpts["device"]; dev != "/srv/myt/data/grafana-data" {
 				t.Errorf("grafana volume at %q", dev)
+			}
+			// Every service's log rotates: none can fill the disk.
+			for name, svc := range cfg.Services {
+				if l := svc.Logging; l.Driver != "json-file" || l.Options["max-size"] == "" || l.Options["max-file"] == "" {
+					t.Errorf("service %s logs without rotation: %+v", name, l)
+				}
 			}
 			// The test environment swaps in local images this way.
 			env = []string{"MYT_IMAGE_RABBITMQ=myt-test/rabbitmq:1", "MYT_IMAGE_WORKER=myt-test/worker:1", "MYT_DATA_DIR=/tmp/myt-data"}

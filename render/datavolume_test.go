@@ -50,6 +50,7 @@ func TestDataVolumeRoleNeverReformats(t *testing.T) {
 		t.Fatal(err)
 	}
 	fstab := filepath.Join(root, "fstab")
+	dropin := filepath.Join(root, "docker.service.d", "myt-data.conf")
 	env := []string{
 		"ANSIBLE_ROLES_PATH=" + filepath.Join(bundle, "ansible", "roles"),
 		"ANSIBLE_LOCAL_TEMP=" + t.TempDir(), "ANSIBLE_HOME=" + t.TempDir(), "ANSIBLE_NOCOLOR=1",
@@ -58,7 +59,7 @@ func TestDataVolumeRoleNeverReformats(t *testing.T) {
 	run := func() (changed string) {
 		t.Helper()
 		out, err := runTool(t, root, env, playbook, "-i", "localhost,", play,
-			"-e", "myt_data_device="+link, "-e", "myt_data_dir="+mnt, "-e", "data_volume_fstab="+fstab)
+			"-e", "myt_data_device="+link, "-e", "myt_data_dir="+mnt, "-e", "data_volume_fstab="+fstab, "-e", "data_volume_docker_dropin="+dropin)
 		if err != nil {
 			t.Fatalf("ansible-playbook: %v\n%s", err, out)
 		}
@@ -80,6 +81,11 @@ func TestDataVolumeRoleNeverReformats(t *testing.T) {
 	}
 	if c := run(); c != "0" {
 		t.Fatalf("second run changed %s tasks; want 0 (idempotent)", c)
+	}
+	// Docker starts only once the data volume is mounted (fstab's nofail
+	// alone would let containers start on the empty mount point).
+	if b, err := os.ReadFile(dropin); err != nil || !strings.Contains(string(b), "[Unit]\nRequiresMountsFor="+mnt+"\n") {
+		t.Errorf("docker drop-in: %v\n%s", err, b)
 	}
 	if err := os.WriteFile(filepath.Join(mnt, "keep.txt"), []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
@@ -117,7 +123,7 @@ func TestDataVolumeRoleNeverReformats(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command(losetup, "-d", pdev).Run() })
 	pmnt := filepath.Join(root, "pdata")
 	res, err := runTool(t, root, env, playbook, "-i", "localhost,", play,
-		"-e", "myt_data_device="+pdev, "-e", "myt_data_dir="+pmnt, "-e", "data_volume_fstab="+fstab)
+		"-e", "myt_data_device="+pdev, "-e", "myt_data_dir="+pmnt, "-e", "data_volume_fstab="+fstab, "-e", "data_volume_docker_dropin="+dropin)
 	if err == nil || !strings.Contains(res, "partition table") {
 		t.Fatalf("partitioned disk: err %v\n%s", err, res)
 	}
