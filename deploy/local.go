@@ -138,16 +138,16 @@ var composeActed = regexp.MustCompile(`\b(Created|Recreated|Started|Removed)$`)
 // logs what it says (Compose reports on stderr what it did). A container
 // created, started or removed counts as a change.
 func (w *work) compose(platformDir string, env map[string]string, args ...string) error {
-	var out bytes.Buffer
-	err := w.docker(w.ctx, platformDir, env, &out, args...)
-	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		if l != "" {
-			w.log.Line(l)
-		}
-		if composeActed.MatchString(strings.TrimSpace(l)) {
+	path, err := lookPath(w.r.cfg.Tools.Docker, "docker")
+	if err != nil {
+		return err
+	}
+	err = run(w.ctx, command{Path: path, Args: args, Dir: platformDir, Env: w.environ(env), Line: func(_, line string) {
+		w.log.Line(line)
+		if composeActed.MatchString(strings.TrimSpace(line)) {
 			w.changed = true
 		}
-	}
+	}})
 	if err != nil {
 		return fmt.Errorf("docker compose up: %w", err)
 	}

@@ -549,13 +549,29 @@ spec:
 	})
 	for _, db := range []string{"mongodb", "influxdb"} {
 		t.Run("local-"+db, func(t *testing.T) {
-			lifecycle(t, c, local, fmt.Sprintf(`apiVersion: myt/v1
+			var hk hooks
+			if db == "mongodb" {
+				// A service stopped behind MyT's back: a deploy starts it
+				// again, and does not say that nothing changed.
+				hk.afterDeploy = func(p *myt.Platform) {
+					worker := "myt-" + p.Name + "-worker-1"
+					e.Docker(t, "stop", worker)
+					j := runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobDeploy})
+					if strings.HasPrefix(j.Summary, "Nothing changed") {
+						t.Errorf("the deploy that started the stopped worker says %q", j.Summary)
+					}
+					if st := strings.TrimSpace(e.Docker(t, "inspect", "--format", "{{.State.Status}}", worker)); st != "running" {
+						t.Errorf("worker %s after the deploy", st)
+					}
+				}
+			}
+			lifecycleWith(t, c, local, fmt.Sprintf(`apiVersion: myt/v1
 kind: Platform
 metadata: {name: here-%s}
 spec:
   target: {provider: local}
   database: {kind: %s, fields: {temperature: float}}
-`, db, db), false)
+`, db, db), false, hk)
 		})
 	}
 }
