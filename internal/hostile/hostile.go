@@ -22,7 +22,7 @@ import (
 // checked depth before parsing (20,000 "[" took seconds and a heap of
 // about a gigabyte).
 const (
-	MaxTime       = 3 * time.Second
+	MaxTime       = 5 * time.Second
 	MaxHeapGrowth = 128 << 20
 )
 
