@@ -389,10 +389,10 @@ func TestBrowserFirstDay(t *testing.T) {
 	// Region and zone follow the provider: Google Cloud's examples, and
 	// its zone is required; back on AWS the zone is optional again.
 	b.click(`label.tile:has(input[value=gcp])`)
-	b.waitFor("gcp zone hints", `document.querySelector('#f-zone').placeholder === 'europe-west1-b' && document.querySelector('#f-region').placeholder === 'europe-west1' && document.querySelector('[data-zone-required]').offsetParent !== null && document.querySelector('[data-zone-optional]').offsetParent === null`)
+	b.waitFor("gcp zone hints", `document.querySelector('#f-zone').placeholder === 'europe-west1-b' && document.querySelector('#f-region').placeholder === 'europe-west1' && document.querySelector('#f-region').value === '' && document.querySelector('[data-zone-required]').offsetParent !== null && document.querySelector('[data-zone-optional]').offsetParent === null`)
 	b.screenshot("08d-wizard-1-target-gcp-zone")
 	b.click(`label.tile:has(input[value=aws])`)
-	b.waitFor("aws zone hints", `document.querySelector('#f-zone').placeholder === 'eu-west-1a' && document.querySelector('[data-zone-optional]').offsetParent !== null && document.querySelector('#f-credentials').value === 'my-aws'`)
+	b.waitFor("aws zone hints", `document.querySelector('#f-zone').placeholder === 'eu-west-1a' && document.querySelector('[data-zone-optional]').offsetParent !== null && document.querySelector('#f-credentials').value === 'my-aws' && document.querySelector('#f-region').value === 'eu-west-1'`)
 	b.submit(`button[value=next]:not(.default-submit)`)
 	b.see("Is your data structured?")
 	// Step 2: structured time series → TimescaleDB, with its reason; the

@@ -139,7 +139,11 @@ func (wz *wizard) CredentialOptions() []Option {
 		if c.Locked {
 			label += " — locked, enter it again"
 		}
-		out = append(out, Option{Value: c.Name, Label: label, Attrs: template.HTMLAttr(`data-kind="` + attrSafe(c.Kind) + `"`)})
+		attrs := `data-kind="` + attrSafe(c.Kind) + `"`
+		if reg := c.Public["region"]; reg != "" {
+			attrs += ` data-region="` + template.HTMLEscapeString(reg) + `"`
+		}
+		out = append(out, Option{Value: c.Name, Label: label, Attrs: template.HTMLAttr(attrs)})
 	}
 	return out
 }
@@ -171,6 +175,18 @@ func (wz *wizard) Hint() providerHint {
 		}
 	}
 	return providerHints[0]
+}
+
+// SuggestedRegion is the default region of the chosen credential: the
+// region the wizard fills in for it, and replaces when the credential or
+// the provider changes (a region typed by hand is kept).
+func (wz *wizard) SuggestedRegion() string {
+	for _, c := range wz.Credentials {
+		if c.Name == wz.Get("credentials") && c.Kind == wz.Get("provider") {
+			return c.Public["region"]
+		}
+	}
+	return ""
 }
 
 // HasCredentialFor reports whether a credential of the chosen provider exists.

@@ -80,6 +80,7 @@
         sel.value = "";
         Array.prototype.some.call(sel.options, function (o) { if (!o.disabled && o.value) { sel.value = o.value; return true; } return false; });
       }
+      suggestRegion();
       var link = document.querySelector("[data-cred-link]");
       if (link) {
         link.href = "/credentials/new?kind=" + encodeURIComponent(p) + "&next=" + encodeURIComponent("/platforms/new?provider=" + p);
@@ -88,6 +89,21 @@
       }
     }
   }
+  // The region follows the chosen credential's default region, unless
+  // the user typed one of their own.
+  function suggestRegion() {
+    var sel = document.getElementById("f-credentials"), region = document.getElementById("f-region");
+    var box = document.querySelector("[data-suggested-region]");
+    if (!sel || !region || !box) return;
+    var prev = box.getAttribute("data-suggested-region");
+    if (region.value !== "" && region.value !== prev) return;
+    var o = sel.options[sel.selectedIndex];
+    var next = (o && !o.disabled && o.getAttribute("data-region")) || "";
+    region.value = next;
+    box.setAttribute("data-suggested-region", next);
+  }
+  var credSel = document.getElementById("f-credentials");
+  if (credSel) credSel.addEventListener("change", suggestRegion);
   if (providers.length) {
     providers.forEach(function (p) { p.addEventListener("change", applyProvider); });
     applyProvider();
