@@ -64,6 +64,8 @@ type Budget interface {
 // Hashing (argon2id, about 19 MiB each) runs in at most Slots attempts at
 // once; an attempt waits up to Wait for a slot, then is refused as busy.
 type Guard struct {
+	// Addr holds the "ip:" and "pair:" budgets, Account the "user:" ones;
+	// both are required.
 	Addr    Budget
 	Account Budget
 	// Slots bounds concurrent password checks; Wait is how long an attempt
