@@ -10,7 +10,7 @@
 // state-changing form carries an anti-forgery token (bound to the session, or
 // a double-submit cookie for the anonymous login, setup and sign-up forms)
 // and the whole handler sits behind net/http's CrossOriginProtection; login
-// attempts are rate-limited per client address and per username; a strict
+// attempts go through the throttle.Guard the API shares; a strict
 // Content-Security-Policy allows only the embedded script and stylesheet.
 package web
 
