@@ -3,6 +3,7 @@ package web_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -101,5 +102,32 @@ func TestAnonymousCSRFCookie(t *testing.T) {
 	}
 	if r.status != http.StatusSeeOther || !ended {
 		t.Errorf("sign-in: %d, Set-Cookie %q: the anonymous CSRF cookie does not end", r.status, r.header.Values("Set-Cookie"))
+	}
+}
+
+// TestTypedUserNameIsNotLogged: people type their password into the name
+// field; a failed or refused sign-in logs a tag of what was typed, never
+// the text, and a successful one logs the name beside its tag.
+func TestTypedUserNameIsNotLogged(t *testing.T) {
+	e := newEnv(t, false)
+	e.setup()
+	e.lim.max = 2
+	const typed = "Tr0ub4dor&3-typed-as-a-name"
+	c := e.client()
+	c.get("/login")
+	for range 3 { // two failures, then a refusal
+		c.post("/login", url.Values{"username": {typed}, "password": {"x"}})
+	}
+	log := e.log.String()
+	if strings.Contains(log, typed) {
+		t.Errorf("the log holds what was typed as a user name:\n%s", log)
+	}
+	if strings.Count(log, "user_tag=") < 3 {
+		t.Errorf("the failed and refused sign-ins are not logged with a tag:\n%s", log)
+	}
+	e.lim.max = 0 // no limit
+	e.login("ada", adminPW)
+	if !regexp.MustCompile(`msg="web login" user=ada user_tag=[0-9a-f]{8}`).MatchString(e.log.String()) {
+		t.Errorf("a successful sign-in does not log the name beside its tag:\n%s", e.log.String())
 	}
 }
