@@ -4,7 +4,6 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"slices"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -90,34 +89,15 @@ func (r *renderer) groupVars() ([]byte, error) {
 		volumes[v.Name] = v.UID
 		groups[v.Name] = v.GID
 	}
-	// What the platform role copies: every top-level entry of platform/
-	// in the order platform() added them, except the secrets (installed
-	// one by one with their owners) and owners.txt (what the role applies
-	// from myt_secret_owners and myt_data_volumes).
-	var items []string
-	for _, f := range r.b.Files {
-		rest, ok := strings.CutPrefix(f.Path, "platform/")
-		if !ok {
-			continue
-		}
-		top, _, _ := strings.Cut(rest, "/")
-		if top != "secrets" && top != "owners.txt" && !slices.Contains(items, top) {
-			items = append(items, top)
-		}
-	}
-	// Which services run on each item and secret: the role recreates
-	// only those whose files changed.
+	// Which files each service runs on: the role recreates the services
+	// whose files changed.
 	mounts, err := ParseMounts(r.b.File("platform/compose.yaml").Data)
 	if err != nil {
 		return nil, err
 	}
-	itemServices := map[string][]string{}
-	for _, it := range items {
-		itemServices[it] = nonNil(mounts.Using(it))
-	}
-	secretServices := map[string][]string{}
-	for name := range r.secretOwners {
-		secretServices[name] = nonNil(mounts.Using("secrets/" + name))
+	serviceMounts := map[string][]string{}
+	for _, svc := range mounts.Services() {
+		serviceMounts[svc] = nonNil(mounts.Of(svc))
 	}
 	v := map[string]any{
 		"myt_platform_name":      r.d.Metadata.Name,
@@ -128,13 +108,11 @@ func (r *renderer) groupVars() ([]byte, error) {
 		"myt_device_cidrs":       nonNil(t.DeviceCIDRs),
 		"myt_device_ports":       nonNil(r.d.Spec.Broker.Ports()),
 		"myt_ssh_port":           r.opts.SSH.Port,
-		"myt_platform_items":     items,
 		"myt_secret_owners":      r.secretOwners,
 		"myt_data_volumes":       volumes,
 		"myt_data_volume_groups": groups,
 		"myt_services":           mounts.Services(),
-		"myt_item_services":      itemServices,
-		"myt_secret_services":    secretServices,
+		"myt_service_mounts":     serviceMounts,
 		"myt_worker_image":       Images["worker"] + ":" + r.opts.WorkerImageTag,
 		"myt_python_image":       Images["python"],
 	}

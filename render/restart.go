@@ -70,6 +70,10 @@ func ParseMounts(compose []byte) (*Mounts, error) {
 // Services lists every service of the compose file, sorted.
 func (m *Mounts) Services() []string { return slices.Clone(m.services) }
 
+// Of lists the paths a service runs on, relative to the platform
+// directory.
+func (m *Mounts) Of(service string) []string { return slices.Clone(m.uses[service]) }
+
 // Using returns the services (sorted, once each) that run on any of the
 // given paths, relative to the platform directory: a file, or a directory
 // ("worker" covers a mount of "worker/handler", and a mount of

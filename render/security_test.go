@@ -451,47 +451,6 @@ func TestWriteDirTightensSecretDirs(t *testing.T) {
 	}
 }
 
-// TestPlatformItems: the platform role copies every top-level entry of
-// platform/ except the secrets and owners.txt, which it installs from
-// myt_secret_owners and myt_data_volumes.
-func TestPlatformItems(t *testing.T) {
-	for _, c := range designs(t) {
-		gv := mustRender(t, c.d)
-		f := gv.File("ansible/group_vars/all.yml")
-		if f == nil {
-			continue
-		}
-		var vars struct {
-			Items []string `yaml:"myt_platform_items"`
-		}
-		if err := yaml.Unmarshal(f.Data, &vars); err != nil {
-			t.Fatal(err)
-		}
-		want := map[string]bool{}
-		for _, bf := range gv.Files {
-			if rest, ok := strings.CutPrefix(bf.Path, "platform/"); ok {
-				top, _, _ := strings.Cut(rest, "/")
-				want[top] = true
-			}
-		}
-		if !want["secrets"] || !want["owners.txt"] {
-			t.Fatalf("%s: no secrets or owners.txt under platform/", c.name)
-		}
-		delete(want, "secrets")
-		delete(want, "owners.txt")
-		got := map[string]bool{}
-		for _, it := range vars.Items {
-			if got[it] {
-				t.Errorf("%s: %s listed twice", c.name, it)
-			}
-			got[it] = true
-		}
-		if !maps.Equal(got, want) {
-			t.Errorf("%s: myt_platform_items %v, platform/ has %v", c.name, vars.Items, slices.Sorted(maps.Keys(want)))
-		}
-	}
-}
-
 // TestDatabaseSecrets: each database kind gets exactly its secret files,
 // and Grafana's datasource reads the file compose gives it.
 func TestDatabaseSecrets(t *testing.T) {
