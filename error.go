@@ -113,3 +113,31 @@ func ParseID(s string) (int64, error) {
 	}
 	return id, nil
 }
+
+// WithMoreFields adds to err the field errors of more whose paths err
+// does not already speak about, so that a caller reports every problem in
+// one answer. A more that is not a validation error is returned as is (it
+// is then the real problem); a nil more leaves err alone.
+func WithMoreFields(err, more error) error {
+	if more == nil {
+		return err
+	}
+	if ErrorCode(more) != EINVALID {
+		return more
+	}
+	fields := ErrorFields(err)
+	n := len(fields)
+	for _, f := range ErrorFields(more) {
+		dup := false
+		for _, g := range fields[:n] {
+			if f.Field == g.Field || strings.HasPrefix(f.Field, g.Field+".") || strings.HasPrefix(f.Field, g.Field+"[") || strings.HasPrefix(g.Field, f.Field+".") || strings.HasPrefix(g.Field, f.Field+"[") {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			fields = append(fields, f)
+		}
+	}
+	return &Error{Code: EINVALID, Message: ErrorMessage(err), Fields: fields}
+}

@@ -66,3 +66,11 @@ type PlatformDeployment struct {
 	Endpoints    *Endpoints
 	SetEndpoints bool
 }
+
+// NewPlatformChecker is a PlatformService's optional ability to say what
+// would stop a design from becoming a new platform (a missing credential,
+// a taken name), saving nothing: callers add it to a document's own
+// errors, so that every problem comes in one answer.
+type NewPlatformChecker interface {
+	CheckNewPlatform(ctx context.Context, d *Design) error
+}

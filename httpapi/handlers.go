@@ -216,7 +216,10 @@ func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request) error 
 }
 
 // readDesign reads a design document body: JSON or YAML.
-func readDesign(r *http.Request) (*myt.Design, error) {
+func readDesign(r *http.Request) (*myt.Design, error) { return readDesignWith(r, design.Parse) }
+
+// readDesignWith reads a design document body with parse.
+func readDesignWith(r *http.Request, parse func([]byte) (*myt.Design, error)) (*myt.Design, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := mime.ParseMediaType(ct)
 		switch mt {
@@ -229,7 +232,7 @@ func readDesign(r *http.Request) (*myt.Design, error) {
 	if err != nil {
 		return nil, err
 	}
-	return design.Parse(body)
+	return parse(body)
 }
 
 func (s *Server) validateDesign(w http.ResponseWriter, r *http.Request) error {
@@ -253,7 +256,14 @@ func (s *Server) listPlatforms(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createPlatform(w http.ResponseWriter, r *http.Request) error {
-	d, err := readDesign(r)
+	d, err := readDesignWith(r, design.ParsePartial)
+	if err != nil && d != nil {
+		// Say now what creating it would refuse next: every error in one
+		// answer, not one round at a time.
+		if c, ok := s.cfg.Platforms.(myt.NewPlatformChecker); ok {
+			err = myt.WithMoreFields(err, c.CheckNewPlatform(r.Context(), d))
+		}
+	}
 	if err != nil {
 		return err
 	}

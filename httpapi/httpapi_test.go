@@ -471,3 +471,29 @@ func TestOpenAPIEnums(t *testing.T) {
 		}
 	}
 }
+
+// TestCreatePlatformReportsEveryErrorAtOnce: a design with an unknown
+// field, a bad value, a credential the user lacks and a taken name gets
+// all four in one answer, not one round at a time.
+func TestCreatePlatformReportsEveryErrorAtOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	ada, _, _ := e.setup() // ada has credential my-aws and platform greenhouse
+	doc := strings.NewReplacer("credentials: my-aws", "credentials: my-awz", "size: small", "size: small, colour: red", "kind: timescaledb", "kind: oracle").Replace(design)
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/platforms", strings.NewReader(doc))
+	req.Header.Set("Content-Type", "application/yaml")
+	req.Header.Set("Authorization", "Bearer "+ada)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusUnprocessableEntity && resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	for _, want := range []string{"spec.target.colour", "spec.database.kind", "spec.target.credentials", "my-aws", "metadata.name"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the answer lacks %q: %s", want, body)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -380,8 +379,8 @@ func (s *server) importSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && d != nil {
 		// Say now what creating it would refuse next: every error in
 		// one answer, not one round at a time.
-		if c, ok := s.cfg.Platforms.(newPlatformChecker); ok {
-			err = withMoreFields(err, c.CheckNewPlatform(r.Context(), d))
+		if c, ok := s.cfg.Platforms.(myt.NewPlatformChecker); ok {
+			err = myt.WithMoreFields(err, c.CheckNewPlatform(r.Context(), d))
 		}
 	}
 	if err == nil {
@@ -399,39 +398,6 @@ func (s *server) importSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.render(w, r, http.StatusUnprocessableEntity, "import", &page{Title: "Import a design", Section: "platforms", Data: v, Errs: fe})
 	return nil
-}
-
-// newPlatformChecker is the platform service's optional ability to say
-// what would stop a design from becoming a new platform, saving nothing.
-type newPlatformChecker interface {
-	CheckNewPlatform(ctx context.Context, d *myt.Design) error
-}
-
-// withMoreFields adds to err the field errors of more whose paths err
-// does not already speak about. A more without fields is returned as is
-// when it is not a validation error (it is then the real problem).
-func withMoreFields(err, more error) error {
-	if more == nil {
-		return err
-	}
-	if myt.ErrorCode(more) != myt.EINVALID {
-		return more
-	}
-	fields := myt.ErrorFields(err)
-	n := len(fields)
-	for _, f := range myt.ErrorFields(more) {
-		dup := false
-		for _, g := range fields[:n] {
-			if f.Field == g.Field || strings.HasPrefix(f.Field, g.Field+".") || strings.HasPrefix(f.Field, g.Field+"[") || strings.HasPrefix(g.Field, f.Field+".") || strings.HasPrefix(g.Field, f.Field+"[") {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			fields = append(fields, f)
-		}
-	}
-	return &myt.Error{Code: myt.EINVALID, Message: myt.ErrorMessage(err), Fields: fields}
 }
 
 func sortedFieldNames(m map[string]string) []string {

@@ -643,8 +643,8 @@ func (s *server) wizardSubmit(w http.ResponseWriter, r *http.Request) error {
 		return s.renderWizard(w, r, wz, http.StatusOK, nil)
 	case action == "create":
 		err := wz.validate(r.Context())
-		if c, ok := s.cfg.Platforms.(newPlatformChecker); ok && myt.ErrorCode(err) == myt.EINVALID {
-			err = withMoreFields(err, c.CheckNewPlatform(r.Context(), wz.Design))
+		if c, ok := s.cfg.Platforms.(myt.NewPlatformChecker); ok && myt.ErrorCode(err) == myt.EINVALID {
+			err = myt.WithMoreFields(err, c.CheckNewPlatform(r.Context(), wz.Design))
 		}
 		var p *myt.Platform
 		if err == nil {
