@@ -29,6 +29,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -56,6 +57,21 @@ var DefaultParams = Params{Time: 2, Memory: 19 * 1024, Threads: 1}
 
 const saltSize = 16
 
+// slots bounds the argon2id runs in flight in this process (19 MiB each
+// with DefaultParams): every path that hashes a password — sign-in, setup,
+// a password change, an admin creating a user, a token unlocking a key —
+// waits for one, so memory stays bounded however many arrive at once.
+// (Sign-in answers 429 before it gets here when it would have to wait
+// long; the other paths need a signed-in user and queue.)
+var slots = make(chan struct{}, max(runtime.GOMAXPROCS(0), 1))
+
+// idKey is argon2.IDKey in one of the slots.
+func idKey(password, salt []byte, p Params, size uint32) []byte {
+	slots <- struct{}{}
+	defer func() { <-slots }()
+	return argon2.IDKey(password, salt, p.Time, p.Memory, p.Threads, size)
+}
+
 // NewKey returns a random key.
 func NewKey() []byte { return random(KeySize) }
 
@@ -70,7 +86,7 @@ func random(n int) []byte {
 // HashPassword returns the argon2id PHC string of password with a fresh salt.
 func HashPassword(password string, p Params) string {
 	salt := random(saltSize)
-	sum := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, KeySize)
+	sum := idKey([]byte(password), salt, p, KeySize)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(sum))
 }
@@ -99,7 +115,7 @@ func VerifyPassword(encoded, password string) (bool, error) {
 	if err != nil || len(want) == 0 {
 		return false, errors.New("vault: bad hash")
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	got := idKey([]byte(password), salt, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
@@ -109,7 +125,7 @@ func NewSalt() []byte { return random(saltSize) }
 // DeriveKey derives a locking key from a password with argon2id. Its salt
 // must not be the password hash's salt.
 func DeriveKey(password string, salt []byte, p Params) []byte {
-	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, KeySize)
+	return idKey([]byte(password), salt, p, KeySize)
 }
 
 // TokenKey derives the key that wraps a data key for a session or API token.

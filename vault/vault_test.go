@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/myt-iot/myt/vault"
 )
@@ -107,4 +113,59 @@ func TestServerKeyFile(t *testing.T) {
 	if _, _, err := vault.LoadServerKey(dir); err == nil {
 		t.Fatal("a short MYT_SERVER_KEY was accepted")
 	}
+}
+
+// TestConcurrentHashesAreBounded: 32 password hashes at once, of 16 MiB
+// each, never hold more than a few of those 16 MiB at a time — whatever
+// path they come from (setup, a password change, a new user), not only
+// sign-in, which its guard bounds first.
+func TestConcurrentHashesAreBounded(t *testing.T) {
+	p := vault.Params{Time: 1, Memory: 16 * 1024, Threads: 1}
+	const n = 32
+	runtime.GC()
+	base := heapObjects()
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if h := heapObjects(); h > peak.Load() {
+				peak.Store(h)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := vault.HashPassword(fmt.Sprintf("password %d", i), p)
+			if ok, err := vault.VerifyPassword(h, fmt.Sprintf("password %d", i)); !ok || err != nil {
+				t.Errorf("hash %d does not verify: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	<-sampled
+	growth := int64(peak.Load()) - int64(base)
+	// GOMAXPROCS hashes in flight, and as much again of finished ones'
+	// garbage (the collector lets the heap reach twice the live size).
+	limit := int64(2*(runtime.GOMAXPROCS(0)+4)) * 16 << 20
+	t.Logf("peak heap growth %d MiB for %d concurrent 16 MiB hashes (limit %d MiB)", growth>>20, n, limit>>20)
+	if growth > limit {
+		t.Errorf("the heap grew by %d MiB: more hashes ran at once than the process allows", growth>>20)
+	}
+}
+
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
