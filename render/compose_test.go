@@ -45,6 +45,10 @@ func TestComposeConfig(t *testing.T) {
 			var cfg struct {
 				Services map[string]struct {
 					Image   string `yaml:"image"`
+					Volumes []struct {
+						Type   string `yaml:"type"`
+						Target string `yaml:"target"`
+					} `yaml:"volumes"`
 					Logging struct {
 						Driver  string            `yaml:"driver"`
 						Options map[string]string `yaml:"options"`
@@ -62,6 +66,15 @@ func TestComposeConfig(t *testing.T) {
 			}
 			if dev := cfg.Volumes["grafana-data"].DriverOpts["device"]; dev != "/srv/myt/data/grafana-data" {
 				t.Errorf("grafana volume at %q", dev)
+			}
+			// No bind mount hides a directory of the image's own init
+			// scripts (timescaledb's extension install and tuning).
+			for name, svc := range cfg.Services {
+				for _, v := range svc.Volumes {
+					if v.Type == "bind" && strings.TrimSuffix(v.Target, "/") == "/docker-entrypoint-initdb.d" {
+						t.Errorf("service %s mounts over /docker-entrypoint-initdb.d, hiding the image's own scripts", name)
+					}
+				}
 			}
 			// Every service's log rotates: none can fill the disk.
 			for name, svc := range cfg.Services {

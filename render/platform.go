@@ -256,7 +256,7 @@ func (r *renderer) platform() error {
 
 	// Database init
 	if db == myt.DatabaseTimescaleDB {
-		r.b.add("platform/db/init/001-timescaledb.sql", []byte(timescaleInit))
+		r.b.add("platform/db/init/010-myt-timescaledb.sql", []byte(timescaleInit))
 	}
 	return nil
 }
