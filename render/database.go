@@ -11,6 +11,11 @@ import (
 // the secrets only it uses, how the worker reaches it and how Grafana
 // reads it.
 type database struct {
+	// secretUID owns the database's secret files (0600): the user its
+	// image's entrypoint reads them as. The mysql, postgres and influxdb
+	// images read them as root before they drop privileges; the mongo
+	// image drops to its mongodb user (999) first.
+	secretUID int
 	// ownSecret is a secret only this kind uses (the MySQL root password,
 	// the InfluxDB admin token), or "". The database's entrypoint reads it
 	// from a secret file of the same name.
@@ -52,6 +57,7 @@ var databases = map[string]database{
 		},
 	},
 	myt.DatabaseMongoDB: {
+		secretUID: 999,
 		dsn: func(s map[string]string) string {
 			u := url.URL{Scheme: "mongodb", User: url.UserPassword("myt", s[SecretDB]), Host: "mongodb:27017", Path: "/myt", RawQuery: "authSource=admin"}
 			return u.String()

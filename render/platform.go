@@ -161,6 +161,9 @@ func (r *renderer) platform() error {
 		r.b.addSecret("platform/secrets/"+f.name, f.data)
 		secretNames = append(secretNames, f.name)
 		owners[f.name] = UIDs[f.owner]
+		if f.owner == "db" {
+			owners[f.name] = kind.secretUID
+		}
 	}
 	slices.Sort(secretNames)
 	r.secretOwners = owners

@@ -12,6 +12,12 @@
 //
 // Secrets reach FerretDB through its environment, never its argv.
 //
+// Started as root, it does what the upstream entrypoint does before
+// anything else: it gives /data/db to the image's mongodb user (uid and
+// gid 999) and drops to that user (upstream: gosu), and only then reads
+// MONGO_INITDB_ROOT_PASSWORD_FILE, so a password file only root can read
+// fails here as it fails there.
+//
 // Invoked as "mongosh" (a symlink in the image) it only pings the local
 // server and prints 1, so the platform's compose healthcheck
 // `mongosh --quiet --eval "db.adminCommand('ping').ok"` works; it is no
@@ -38,6 +44,12 @@ func main() {
 	if filepath.Base(os.Args[0]) == "mongosh" {
 		os.Exit(ping())
 	}
+	if os.Geteuid() == 0 {
+		if err := dropToMongoDB(); err != nil {
+			fmt.Fprintln(os.Stderr, "myt-mongodb:", err)
+			os.Exit(1)
+		}
+	}
 	env, err := environ(os.Environ(), os.ReadFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "myt-mongodb:", err)
@@ -47,6 +59,36 @@ func main() {
 		fmt.Fprintln(os.Stderr, "myt-mongodb: exec", ferretdb+":", err)
 		os.Exit(1)
 	}
+}
+
+// mongodbID is the uid and gid of the upstream image's mongodb user.
+const mongodbID = 999
+
+// dropToMongoDB gives the data directory to the mongodb user, lets it
+// write temporary files, and becomes that user.
+func dropToMongoDB() error {
+	err := filepath.WalkDir("/data/db", func(path string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, mongodbID, mongodbID)
+	})
+	if err != nil {
+		return fmt.Errorf("chown /data/db: %w", err)
+	}
+	if err := os.Chmod("/tmp", 0o777|os.ModeSticky); err != nil {
+		return err
+	}
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setgid(mongodbID); err != nil {
+		return fmt.Errorf("setgid: %w", err)
+	}
+	if err := syscall.Setuid(mongodbID); err != nil {
+		return fmt.Errorf("setuid: %w", err)
+	}
+	return nil
 }
 
 // environ turns the mongo image's variables into FerretDB's.
