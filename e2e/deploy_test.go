@@ -642,7 +642,7 @@ func checkServer(t *testing.T, h *testenv.SystemdHost, project, db string) {
 	if got := h.Run(t, "systemctl show --property RequiresMountsFor docker.service"); !strings.Contains(got, "/srv/myt/data") {
 		t.Errorf("docker.service does not wait for the data volume: %q", got)
 	}
-	if got := h.Run(t, "docker inspect --format '{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}}' " + project + "-" + db + "-1"); got != "json-file 10m\n" {
+	if got := h.Run(t, "docker inspect --format '{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}}' "+project+"-"+db+"-1"); got != "json-file 10m\n" {
 		t.Errorf("the database's log does not rotate: %q", got)
 	}
 	if out := h.Run(t, "nft list table inet myt"); !strings.Contains(out, "chain input") || !strings.Contains(out, "10.250.0.0/16") {
