@@ -263,15 +263,6 @@ func fields(r map[string]any) map[string]any {
 	return f
 }
 
-// lifecycle is the whole life of one platform, as a user lives it:
-// deploy, 1,000 messages stored exactly once, a deploy that changes and
-// restarts nothing, an update (new handler, one more typed field) that
-// changes what is stored from then on, and a destroy that removes every
-// container and keeps the data.
-func lifecycle(t *testing.T, c *httpapi.Client, h platformHost, doc string, full bool) {
-	lifecycleWith(t, c, h, doc, full, hooks{})
-}
-
 // hooks let a lifecycle do more around its first deploy.
 type hooks struct {
 	beforeDeploy func(p *myt.Platform)
@@ -281,6 +272,12 @@ type hooks struct {
 	redeploy func(p *myt.Platform) *myt.Job
 }
 
+// lifecycleWith is the whole life of one platform, as a user lives it:
+// deploy, 1,000 messages stored exactly once; when full, a deploy that
+// changes and restarts nothing and an update (new handler, one more typed
+// field) that changes what is stored from then on and restarts neither
+// broker nor database; and a destroy that removes every container and
+// keeps the data. hk adds steps around the first deploy.
 func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, full bool, hk hooks) {
 	p := createPlatform(t, c, doc)
 	project := "myt-" + p.Name

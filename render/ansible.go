@@ -111,7 +111,6 @@ func (r *renderer) groupVars() ([]byte, error) {
 		"myt_secret_owners":      r.secretOwners,
 		"myt_data_volumes":       volumes,
 		"myt_data_volume_groups": groups,
-		"myt_services":           mounts.Services(),
 		"myt_service_mounts":     serviceMounts,
 		"myt_worker_image":       Images["worker"] + ":" + r.opts.WorkerImageTag,
 		"myt_python_image":       Images["python"],
