@@ -105,6 +105,10 @@ type Target struct {
 	Image string `json:"image,omitempty"`
 	// ExternalNetwork is the OpenStack network floating IPs come from.
 	ExternalNetwork string `json:"externalNetwork,omitempty"`
+	// Network (openstack only) is the network, by name or id, the
+	// platform's machine is on. Required when the project sees more than
+	// one network besides external ones.
+	Network string `json:"network,omitempty"`
 	// AdminCIDRs may reach SSH and the admin HTTPS ports (Grafana,
 	// worker API). DeviceCIDRs may reach MQTT and AMQP.
 	AdminCIDRs   []string `json:"adminCIDRs,omitempty"`
@@ -249,6 +253,9 @@ func (t *Target) validate(v *validator) {
 		if t.Provider == ProviderGCP && t.Zone == "" {
 			v.add(p+"zone", "", "required for gcp (for example europe-west1-b)")
 		}
+		if t.Provider == ProviderAzure && t.Zone != "" && !slices.Contains([]string{"1", "2", "3"}, t.Zone) {
+			v.add(p+"zone", t.Zone, "an azure availability zone is 1, 2 or 3")
+		}
 		if !slices.Contains(Sizes, t.Size) {
 			v.add(p+"size", t.Size, "allowed: %s", strings.Join(Sizes, ", "))
 		}
@@ -259,20 +266,23 @@ func (t *Target) validate(v *validator) {
 			v.add(p+"adminCIDRs", "[]", "list the networks allowed to reach SSH and admin ports, for example [\"203.0.113.7/32\"]")
 		}
 	} else {
-		for _, f := range []struct{ name, val string }{{"region", t.Region}, {"zone", t.Zone}, {"instanceType", t.InstanceType}, {"image", t.Image}, {"externalNetwork", t.ExternalNetwork}} {
+		for _, f := range []struct{ name, val string }{{"region", t.Region}, {"zone", t.Zone}, {"instanceType", t.InstanceType}, {"image", t.Image}, {"externalNetwork", t.ExternalNetwork}, {"network", t.Network}} {
 			if f.val != "" {
 				v.add(p+f.name, f.val, "must be empty for the %s provider (it creates no machine)", t.Provider)
 			}
 		}
 	}
 	// Slices, not maps: the errors come out in field order, the same every time.
-	for _, f := range []struct{ name, val string }{{"zone", t.Zone}, {"instanceType", t.InstanceType}, {"image", t.Image}, {"externalNetwork", t.ExternalNetwork}} {
+	for _, f := range []struct{ name, val string }{{"zone", t.Zone}, {"instanceType", t.InstanceType}, {"image", t.Image}, {"externalNetwork", t.ExternalNetwork}, {"network", t.Network}} {
 		if cloud && f.val != "" && !tokenRE.MatchString(f.val) {
 			v.add(p+f.name, f.val, "must be 1-255 characters of letters, digits and _./:-")
 		}
 	}
 	if t.ExternalNetwork != "" && t.Provider != ProviderOpenStack {
 		v.add(p+"externalNetwork", t.ExternalNetwork, "only applies to openstack")
+	}
+	if t.Network != "" && t.Provider != ProviderOpenStack {
+		v.add(p+"network", t.Network, "only applies to openstack")
 	}
 	switch {
 	case t.DataDevice == "":

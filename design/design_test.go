@@ -137,10 +137,14 @@ func TestParseErrorOrderIsStable(t *testing.T) {
 		name, target string
 		want         []string
 	}{
-		{"local", "{provider: local, region: r1, zone: z1, instanceType: t1, image: i1, externalNetwork: n1}",
-			[]string{"region", "zone", "instanceType", "image", "externalNetwork", "externalNetwork"}},
-		{"aws", "{provider: aws, credentials: c, region: eu-west-1, adminCIDRs: [203.0.113.7/32], zone: 'z 1', instanceType: 't 1', image: 'i 1', externalNetwork: 'n 1'}",
-			[]string{"zone", "instanceType", "image", "externalNetwork", "externalNetwork"}},
+		{"local", "{provider: local, region: r1, zone: z1, instanceType: t1, image: i1, externalNetwork: n1, network: n2}",
+			[]string{"region", "zone", "instanceType", "image", "externalNetwork", "network", "externalNetwork", "network"}},
+		{"aws", "{provider: aws, credentials: c, region: eu-west-1, adminCIDRs: [203.0.113.7/32], zone: 'z 1', instanceType: 't 1', image: 'i 1', externalNetwork: 'n 1', network: 'n 2'}",
+			[]string{"zone", "instanceType", "image", "externalNetwork", "network", "externalNetwork", "network"}},
+		{"openstack", "{provider: openstack, credentials: c, region: RegionOne, adminCIDRs: [203.0.113.7/32], network: 'campus net'}",
+			[]string{"network"}},
+		{"azure", "{provider: azure, credentials: c, region: westeurope, adminCIDRs: [203.0.113.7/32], zone: westeurope-1}",
+			[]string{"zone"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := "apiVersion: myt/v1\nkind: Platform\nmetadata: {name: gh}\nspec:\n  target: " + tc.target + "\n  database: {kind: influxdb}\n"
