@@ -9,9 +9,15 @@ package myt
 
 import "context"
 
-// Version is the MyT release, set at build time with
-// -ldflags "-X github.com/myt-iot/myt.Version=...".
-var Version = "dev"
+// Version, Commit and Date describe the build: the MyT release, the
+// source commit and the build time (RFC 3339, UTC). scripts/release sets
+// them with -ldflags "-X github.com/myt-iot/myt.Version=..." (and .Commit,
+// .Date); a plain go build leaves the defaults.
+var (
+	Version = "dev"
+	Commit  = "unknown"
+	Date    = "unknown"
+)
 
 // Auth is the authenticated principal of a request: the user and, for
 // sessions and API tokens, the user's data key that unlocks their sealed

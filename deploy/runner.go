@@ -128,6 +128,37 @@ func (r *Runner) toolsMissing(ctx context.Context, provider string) *Check {
 
 var _ myt.JobService = (*Runner)(nil)
 
+// WorkerArchs are the host architectures (GOARCH) a deploy ships a worker
+// binary for.
+var WorkerArchs = []string{"amd64", "arm64"}
+
+// InstalledWorkerBinaries returns the worker binaries that come with the
+// myt executable exe, running on goos/goarch: exe itself for its own
+// architecture when it is a Linux binary, and for every architecture in
+// WorkerArchs the file lib/myt/worker/linux-ARCH/myt beside exe's bin
+// directory, when it exists (symbolic links in exe resolved first). That
+// is where a release puts them: /usr/bin/myt and /usr/lib/myt/worker/...
+// in the .deb and .rpm, bin/myt and lib/myt/worker/... in an archive, so
+// that a deploy from a macOS laptop or to a host of another architecture
+// finds a binary without a deploy config.
+func InstalledWorkerBinaries(exe, goos, goarch string) map[string]string {
+	out := map[string]string{}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	prefix := filepath.Dir(filepath.Dir(exe))
+	for _, arch := range WorkerArchs {
+		p := filepath.Join(prefix, "lib", "myt", "worker", "linux-"+arch, "myt")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			out[arch] = p
+		}
+	}
+	if goos == "linux" {
+		out[goarch] = exe
+	}
+	return out
+}
+
 // New starts a Runner: jobs left active by a previous process are marked
 // interrupted (their state locks released, their job directories, which
 // may hold secrets, removed), and the state backend starts listening.
@@ -147,9 +178,11 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if cfg.Tools.WorkerBinaries == nil {
 		cfg.Tools.WorkerBinaries = map[string]string{}
 	}
-	if _, ok := cfg.Tools.WorkerBinaries[runtime.GOARCH]; !ok && runtime.GOOS == "linux" {
-		if exe, err := os.Executable(); err == nil {
-			cfg.Tools.WorkerBinaries[runtime.GOARCH] = exe
+	if exe, err := os.Executable(); err == nil {
+		for arch, p := range InstalledWorkerBinaries(exe, runtime.GOOS, runtime.GOARCH) {
+			if _, ok := cfg.Tools.WorkerBinaries[arch]; !ok {
+				cfg.Tools.WorkerBinaries[arch] = p
+			}
 		}
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "jobs"), 0o700); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -49,13 +50,34 @@ func newRootCmd() *cobra.Command {
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the MyT version",
+		Short: "Print the MyT version, commit and build date",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "myt", myt.Version)
-			return err
-		},
 	}
+	output := outputFlag(cmd, "text")
+	cmd.Flags().Lookup("output").Usage = "output format: text or json"
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkOutput(*output, "text", "json"); err != nil {
+			return err
+		}
+		v := versionInfo{Version: myt.Version, Commit: myt.Commit, Date: myt.Date,
+			Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+		if *output == "json" {
+			return printJSON(cmd.OutOrStdout(), v)
+		}
+		_, err := fmt.Fprintf(cmd.OutOrStdout(), "myt %s\ncommit %s\nbuilt %s with %s for %s/%s\n", v.Version, v.Commit, v.Date, v.Go, v.OS, v.Arch)
+		return err
+	}
+	return cmd
+}
+
+// versionInfo is what `myt version --output json` prints.
+type versionInfo struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Date    string `json:"date"`
+	Go      string `json:"go"`
+	OS      string `json:"os"`
+	Arch    string `json:"arch"`
 }
