@@ -45,7 +45,7 @@ func newRootCmd() *cobra.Command {
 		newVaultCmd(),
 	)
 	root.AddCommand(newWorkerCmd(), newCodeCmd())
-	root.AddCommand(newRenderCmd(), newJobCmd(), newDoctorCmd())
+	root.AddCommand(newRenderCmd(), newJobCmd(), newDoctorCmd(), newDocsCmd())
 	return root
 }
 
