@@ -204,6 +204,10 @@ type Endpoints struct {
 	DeviceUser string `json:"deviceUser,omitempty"`
 	// TopicPrefix is the first MQTT topic level devices publish under.
 	TopicPrefix string `json:"topicPrefix,omitempty"`
+	// CertificateExpires is the end of the server certificate the
+	// broker and Grafana serve; an update within pki.RenewBefore of it
+	// renews the certificate.
+	CertificateExpires time.Time `json:"certificateExpires,omitzero"`
 }
 
 // StateLockedError is returned when a platform's infrastructure state is

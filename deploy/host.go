@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/pki"
 	"github.com/myt-iot/myt/render"
 )
 
@@ -378,6 +379,9 @@ func (w *work) diagnose(c *ssh.Client, h sshHost) {
 // endpoints records where the platform is reached.
 func (w *work) endpoints() (string, error) {
 	ep := endpointsOf(w.d, w.address)
+	ep.CertificateExpires = w.bundle.Server.NotAfter()
+	w.log.Printf("The server certificate is valid until %s; an update within %d days of that renews it.",
+		ep.CertificateExpires.UTC().Format("2006-01-02"), int(pki.RenewBefore.Hours()/24))
 	if err := w.putSecret(secretAddress, []byte(w.address)); err != nil {
 		return "", err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/httpapi"
 	"github.com/myt-iot/myt/internal/testenv"
+	"github.com/myt-iot/myt/pki"
 	"github.com/myt-iot/myt/render"
 )
 
@@ -304,6 +305,9 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 	}
 	if p.Status != myt.StatusRunning || p.Endpoints == nil || p.Endpoints.MQTTS == "" {
 		t.Fatalf("after deploy: status %s, endpoints %+v", p.Status, p.Endpoints)
+	}
+	if end := p.Endpoints.CertificateExpires; end.Before(time.Now().Add(pki.ServerValidity-24*time.Hour)) || end.After(time.Now().Add(pki.ServerValidity)) {
+		t.Errorf("after deploy: the recorded certificate end %s is not the new certificate's", end)
 	}
 	if hk.afterDeploy != nil {
 		hk.afterDeploy(p)

@@ -26,6 +26,11 @@ import (
 const (
 	CAValidity     = 10 * 365 * 24 * time.Hour
 	ServerValidity = 2 * 365 * 24 * time.Hour
+	// RenewBefore is how long before its end a server certificate is
+	// replaced by a re-render, and how early MyT warns that it ends: the
+	// same window, so the warning's remedy (update, or render again)
+	// always works.
+	RenewBefore = 60 * 24 * time.Hour
 	// backdate absorbs clock skew between the control plane and devices.
 	backdate = 5 * time.Minute
 )
@@ -184,6 +189,23 @@ func (ca *CA) IssueServer(names []string, o Options) (*Server, error) {
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  kpem,
 	}, nil
+}
+
+// NotAfter is the end of the certificate's validity; zero when it does
+// not parse.
+func (s *Server) NotAfter() time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	b, _ := pem.Decode(s.CertPEM)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return time.Time{}
+	}
+	cert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return time.Time{}
+	}
+	return cert.NotAfter
 }
 
 // Covers reports whether srv is a server certificate that ca signed,

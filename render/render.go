@@ -55,6 +55,11 @@ type Options struct {
 	// WorkerImageTag is the tag of the default worker image; empty means
 	// myt.Version.
 	WorkerImageTag string
+	// DeleteData renders the cloud module without lifecycle
+	// prevent_destroy on the data volume, so that a plan may destroy or
+	// replace it. Only a destroy that the user asked to delete the data
+	// with sets it; every other bundle refuses to plan the volume's loss.
+	DeleteData bool
 }
 
 // SSHTarget is an SSH endpoint.
@@ -81,6 +86,7 @@ const (
 	SecretDB             = "db_password"
 	SecretInfluxToken    = "influxdb_token"
 	SecretGrafanaAdmin   = "grafana_admin_password"
+	SecretGrafanaDB      = "grafana_db_password" // Grafana's read-only database user
 	SecretWorkerToken    = "worker_api_token"
 	SecretSSHKeySeed     = "ssh_key_seed"
 )
@@ -347,9 +353,10 @@ func (r *renderer) pki() error {
 	if r.opts.SSH.Host != "" {
 		names = append(names, r.opts.SSH.Host)
 	}
-	names = append(names, r.opts.ServerNames...)
+	extra := ServerNames(r.opts.ServerNames)
+	names = append(names, extra...)
 	srv := r.opts.Server
-	if srv == nil || !ca.Covers(srv, names, now.Add(30*24*time.Hour)) {
+	if srv == nil || !ca.Covers(srv, names, now.Add(pki.RenewBefore)) {
 		var err error
 		if srv, err = ca.IssueServer(names, pki.Options{Now: now}); err != nil {
 			return fmt.Errorf("server certificate: %w", err)
@@ -359,7 +366,32 @@ func (r *renderer) pki() error {
 	r.b.CA, r.b.Server = ca, srv
 	r.b.add("pki/ca.crt", ca.CertPEM)
 	r.b.addSecret("pki/ca.key", ca.KeyPEM)
+	if len(extra) > 0 {
+		r.b.add(ServerNamesFile, []byte(strings.Join(extra, "\n")+"\n"))
+	}
 	return nil
+}
+
+// ServerNamesFile is where a bundle records the extra names its server
+// certificate was made for (Options.ServerNames, one per line), so that
+// rendering the bundle again keeps them: a device that connects by the
+// public address must not lose it on the next render.
+const ServerNamesFile = "pki/server-names"
+
+// ServerNames returns names without blanks and repeats, in order.
+func ServerNames(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ReadServerNames returns the names a bundle's ServerNamesFile holds.
+func ReadServerNames(data []byte) []string {
+	return ServerNames(strings.Split(string(data), "\n"))
 }
 
 // sshKey sets the authorized key for cloud machines, generating an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/pki"
@@ -78,6 +79,58 @@ func TestRenderKeepsCAAndNames(t *testing.T) {
 	}
 	if strings.Contains(string(b.File("ansible/inventory.yml").Data), "ansible_ssh_private_key_file") {
 		t.Error("inventory points at a private key the bundle does not have")
+	}
+}
+
+// TestRenderRenewsTheServerCertificateInTime: a re-render keeps the
+// server certificate (byte for byte, so a redeploy restarts nothing)
+// until pki.RenewBefore of its end, then issues a new one, which starts
+// a full validity period; the extra names are saved in the bundle.
+func TestRenderRenewsTheServerCertificateInTime(t *testing.T) {
+	d := designNamed(t, "aws-timescaledb")
+	o := testOptions(d)
+	o.ServerNames = []string{"203.0.113.10", " ", "203.0.113.10", "greenhouse.example.org"}
+	first, err := render.Render(context.Background(), d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(first.File(render.ServerNamesFile).Data); got != "203.0.113.10\ngreenhouse.example.org\n" {
+		t.Errorf("%s = %q", render.ServerNamesFile, got)
+	}
+	if got := render.ReadServerNames(first.File(render.ServerNamesFile).Data); strings.Join(got, ",") != "203.0.113.10,greenhouse.example.org" {
+		t.Errorf("ReadServerNames = %q", got)
+	}
+	end := first.Server.NotAfter()
+	if want := testNow.Add(pki.ServerValidity); end.Sub(want).Abs() > time.Hour {
+		t.Fatalf("server certificate ends %s, want about %s", end, want)
+	}
+	rerender := func(at time.Time) *render.Bundle {
+		t.Helper()
+		o := testOptions(d)
+		o.Now = func() time.Time { return at }
+		o.CA, o.Server = first.CA, first.Server
+		o.ServerNames = render.ReadServerNames(first.File(render.ServerNamesFile).Data)
+		b, err := render.Render(context.Background(), d, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if b := rerender(end.Add(-pki.RenewBefore - time.Hour)); string(b.Server.CertPEM) != string(first.Server.CertPEM) {
+		t.Error("a certificate with more than RenewBefore left was replaced")
+	}
+	late := end.Add(-pki.RenewBefore + time.Hour)
+	b := rerender(late)
+	if string(b.Server.CertPEM) == string(first.Server.CertPEM) {
+		t.Fatal("a certificate within RenewBefore of its end was kept")
+	}
+	if got := b.Server.NotAfter(); got.Before(late.Add(pki.ServerValidity - time.Hour)) {
+		t.Errorf("the renewed certificate ends %s", got)
+	}
+	for _, name := range []string{"203.0.113.10", "greenhouse.example.org"} {
+		if err := verifyServer(first.CA, b.File("platform/tls/server.crt").Data, name, late); err != nil {
+			t.Errorf("renewed certificate for %s: %v", name, err)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/pki"
 )
 
 // localDesign is a platform on this machine: it needs no credential, and
@@ -320,6 +321,44 @@ func TestRunningPlatformEndpointsAndReveal(t *testing.T) {
 	}
 	if u := c.get(platform + "/update"); !strings.Contains(u.body, "Revision 2 of the design replaces revision 1") {
 		t.Errorf("the update confirmation does not say which revision it applies")
+	}
+}
+
+// TestPlatformPageWarnsOfCertificateEnd: the platform page says until
+// when the server certificate is valid, and within pki.RenewBefore of its
+// end it warns and says how to renew it.
+func TestPlatformPageWarnsOfCertificateEnd(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.setup()
+	ctx := e.ctxOf(t, "ada", adminPW)
+	platform := c.importPlatform(localDesign)
+	pid := e.platformID(ctx, "shed")
+	e.running(ctx, pid, nil)
+	if body := c.get(platform).body; strings.Contains(body, `data-testid="cert-expiry"`) {
+		t.Error("a certificate end is shown although none was recorded")
+	}
+	rev := 1
+	for _, c2 := range []struct {
+		left       time.Duration
+		want, dont string
+	}{
+		{pki.RenewBefore + 48*time.Hour, "valid until ", "update the platform to renew it"},
+		{pki.RenewBefore - 48*time.Hour, "update the platform to renew it", "valid until "},
+	} {
+		end := time.Now().Add(c2.left).UTC()
+		ep := &myt.Endpoints{Address: "192.0.2.7", MQTTS: "mqtts://192.0.2.7:8883", DeviceUser: "myt-device", TopicPrefix: "myt", CertificateExpires: end}
+		if err := e.jobs.SetPlatformDeployment(ctx, pid, myt.PlatformDeployment{Status: myt.StatusRunning, DeployedRevision: &rev, Endpoints: ep, SetEndpoints: true}); err != nil {
+			t.Fatal(err)
+		}
+		body := html.UnescapeString(c.get(platform).body)
+		i := strings.Index(body, `data-testid="cert-expiry"`)
+		if i < 0 {
+			t.Fatalf("%s left: no certificate line", c2.left)
+		}
+		line := body[i:min(len(body), i+400)]
+		if !strings.Contains(line, end.Format("2006-01-02")) || !strings.Contains(line, c2.want) || strings.Contains(line, c2.dont) {
+			t.Errorf("%s left: certificate line %q", c2.left, line)
+		}
 	}
 }
 

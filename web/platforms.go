@@ -11,9 +11,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/design"
+	"github.com/myt-iot/myt/pki"
 	"github.com/myt-iot/myt/worker/handler"
 )
 
@@ -94,6 +96,26 @@ func (v *platformView) UpdatePending() bool {
 // nothing is deployed.
 func (v *platformView) CanDeploy() bool {
 	return v.Active == nil && v.P.DeployedRevision == 0 && v.P.Status != myt.StatusDeploying && v.P.Status != myt.StatusDestroying
+}
+
+// CertificateEnds says until when the broker's and Grafana's server
+// certificate is valid, and Warn whether it is time to renew it (an
+// update renews it from pki.RenewBefore before its end).
+type CertificateEnds struct {
+	At   time.Time
+	Days int
+	Warn bool
+}
+
+// Certificate returns the deployed server certificate's end, nil when it
+// is not known (a platform deployed before it was recorded).
+func (v *platformView) Certificate() *CertificateEnds {
+	if v.P.Endpoints == nil || v.P.Endpoints.CertificateExpires.IsZero() {
+		return nil
+	}
+	at := v.P.Endpoints.CertificateExpires
+	left := time.Until(at)
+	return &CertificateEnds{At: at, Days: int(left.Hours() / 24), Warn: left < pki.RenewBefore}
 }
 
 // CanUpdate reports whether the Update action applies.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -88,6 +90,19 @@ registry; with neither it is skipped. See docs/bundle.md.`,
 			if opts.CA, err = loadBundleCA(out); err != nil {
 				return err
 			}
+			// The earlier bundle's server certificate and names are kept:
+			// devices keep connecting by every name it had, and a render
+			// that changes nothing leaves the certificate as it was.
+			saved, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(render.ServerNamesFile)))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("read the earlier bundle's server names: %w", err)
+			}
+			opts.ServerNames = render.ServerNames(append(render.ReadServerNames(saved), serverNames...))
+			var previous *pki.Server
+			if opts.CA != nil {
+				previous = loadBundleServer(out)
+				opts.Server = previous
+			}
 			b, err := render.Render(cmd.Context(), d, opts)
 			if err != nil {
 				return err
@@ -95,7 +110,12 @@ registry; with neither it is skipped. See docs/bundle.md.`,
 			if err := b.WriteDir(out); err != nil {
 				return err
 			}
-			summary := renderSummary{Dir: out, Temporary: temporary, Provider: d.Spec.Target.Provider, Files: len(b.Files)}
+			summary := renderSummary{Dir: out, Temporary: temporary, Provider: d.Spec.Target.Provider, Files: len(b.Files),
+				ServerNames: opts.ServerNames, CertificateExpires: b.Server.NotAfter()}
+			if previous != nil && string(previous.CertPEM) != string(b.Server.CertPEM) {
+				summary.CertificateRenewed = true
+				summary.PreviousCertificateExpired = previous.NotAfter()
+			}
 			for _, part := range []string{"infra", "ansible", "platform", "pki", "ssh", "secrets.d"} {
 				for _, f := range b.Files {
 					if strings.HasPrefix(f.Path, part+"/") {
@@ -159,6 +179,17 @@ type renderSummary struct {
 	Files     int                  `json:"files"`
 	Parts     []string             `json:"parts"`
 	Checks    []render.CheckResult `json:"checks,omitempty"`
+	// ServerNames are the extra names of the server certificate, kept
+	// in pki/server-names for the next render.
+	ServerNames []string `json:"serverNames,omitempty"`
+	// CertificateExpires is the end of the server certificate; a
+	// render within pki.RenewBefore of it issues a new one.
+	CertificateExpires time.Time `json:"certificateExpires"`
+	// CertificateRenewed: the earlier bundle's server certificate was
+	// replaced (it was ending, or lacked a name); the platform must be
+	// deployed again for the broker and Grafana to serve the new one.
+	CertificateRenewed         bool      `json:"certificateRenewed,omitempty"`
+	PreviousCertificateExpired time.Time `json:"previousCertificateExpires,omitzero"`
 }
 
 func printRenderSummary(w io.Writer, s renderSummary) error {
@@ -168,6 +199,15 @@ func printRenderSummary(w io.Writer, s renderSummary) error {
 		fmt.Fprintf(w, "Wrote %d files for provider %s to %s: %s\n", s.Files, s.Provider, s.Dir, strings.Join(s.Parts, ", "))
 		fmt.Fprintf(w, "Secrets are in %s and %s (0600). Keep them out of git.\n",
 			filepath.Join(s.Dir, "secrets.d"), filepath.Join(s.Dir, "platform", "secrets"))
+	}
+	fmt.Fprintf(w, "Server certificate valid until %s", s.CertificateExpires.UTC().Format("2006-01-02"))
+	if len(s.ServerNames) > 0 {
+		fmt.Fprintf(w, ", also for %s", strings.Join(s.ServerNames, ", "))
+	}
+	fmt.Fprintln(w, ".")
+	if s.CertificateRenewed {
+		fmt.Fprintf(w, "The earlier server certificate (until %s) was replaced: deploy the bundle again so the broker and Grafana serve the new one.\n",
+			s.PreviousCertificateExpired.UTC().Format("2006-01-02"))
 	}
 	if len(s.Checks) == 0 {
 		return nil
@@ -194,6 +234,22 @@ func indent(s string) string {
 		lines[i] = "  " + l
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// loadBundleServer returns the server certificate of an earlier bundle
+// in dir (the leaf of platform/tls/server.crt with the broker's key), or
+// nil when there is none or it does not read: render then issues one.
+func loadBundleServer(dir string) *pki.Server {
+	chain, err1 := os.ReadFile(filepath.Join(dir, "platform", "tls", "server.crt"))
+	key, err2 := os.ReadFile(filepath.Join(dir, "platform", "secrets", "rabbitmq_tls_key"))
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	leaf, _ := pem.Decode(chain)
+	if leaf == nil {
+		return nil
+	}
+	return &pki.Server{CertPEM: pem.EncodeToMemory(leaf), KeyPEM: key}
 }
 
 // loadBundleCA returns the CA of an earlier bundle in dir, or nil.

@@ -159,3 +159,57 @@ func TestRenderSaysWhenTheHandlerWasNotChecked(t *testing.T) {
 		t.Errorf("no note that the handler was not checked:\n%s", out)
 	}
 }
+
+// TestRenderKeepsServerNames: the names given with --server-name (the
+// public address after apply) are saved in the bundle, so rendering the
+// same directory again without them keeps the certificate byte for byte,
+// and a new name adds to the saved ones.
+func TestRenderKeepsServerNames(t *testing.T) {
+	dir := t.TempDir()
+	design := filepath.Join(dir, "design.yaml")
+	if err := os.WriteFile(design, []byte(sshDesign), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "bundle")
+	render := func(extra ...string) (sum struct {
+		ServerNames        []string `json:"serverNames"`
+		CertificateRenewed bool     `json:"certificateRenewed"`
+	}, cert string) {
+		t.Helper()
+		args := append([]string{"render", design, "-o", out, "--ssh-host", "192.0.2.9", "--output", "json"}, extra...)
+		res, err := runMyt(t, args...)
+		if err != nil {
+			t.Fatalf("render %v: %v\n%s", extra, err, res)
+		}
+		if err := json.Unmarshal([]byte(res), &sum); err != nil {
+			t.Fatalf("json output: %v\n%s", err, res)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "platform", "tls", "server.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum, string(b)
+	}
+	sum, cert1 := render("--server-name", "203.0.113.10", "--server-name", "lab.example.org")
+	if strings.Join(sum.ServerNames, ",") != "203.0.113.10,lab.example.org" {
+		t.Errorf("first render: server names %v", sum.ServerNames)
+	}
+	sum, cert2 := render()
+	if strings.Join(sum.ServerNames, ",") != "203.0.113.10,lab.example.org" || sum.CertificateRenewed {
+		t.Errorf("second render without names: %+v", sum)
+	}
+	if cert2 != cert1 {
+		t.Error("a render with no new name replaced the server certificate")
+	}
+	sum, cert3 := render("--server-name", "lab2.example.org")
+	if strings.Join(sum.ServerNames, ",") != "203.0.113.10,lab.example.org,lab2.example.org" || !sum.CertificateRenewed {
+		t.Errorf("third render with a new name: %+v", sum)
+	}
+	if cert3 == cert1 {
+		t.Error("a new name did not give a new certificate")
+	}
+	text, err := runMyt(t, "render", design, "-o", out, "--ssh-host", "192.0.2.9")
+	if err != nil || !strings.Contains(text, "Server certificate valid until ") || !strings.Contains(text, "also for 203.0.113.10, lab.example.org, lab2.example.org") {
+		t.Errorf("table output lacks the certificate line: %v\n%s", err, text)
+	}
+}
