@@ -269,10 +269,11 @@ func TestFirewallFiltersEveryPath(t *testing.T) {
 		nftIn("-f", natFile)
 	}
 
-	// Loopback is never filtered: the ports Docker publishes on 127.0.0.1
-	// only (RabbitMQ management, worker API) stay reachable from the host
-	// itself (ssh -L) while every network is shut out (the last policy).
-	for _, port := range []string{"15672", "8080"} {
+	// Loopback is never filtered, though every network is shut out (the
+	// last policy): the ports Docker publishes on 127.0.0.1 only (RabbitMQ
+	// management, worker API) stay reachable from the host itself (ssh -L),
+	// and so does Grafana's docker-proxy socket.
+	for _, port := range []string{"15672", "8080", "3000"} {
 		res, err := runTool(t, "", nil, ip, "netns", "exec", ns, python, "-c",
 			"import socket,sys; print(socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2).recv(64).decode())", port)
 		if err != nil || strings.TrimSpace(res) != "host" {
