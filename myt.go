@@ -7,7 +7,11 @@
 // Grafana), deploy it on infrastructure they own, operate it and destroy it.
 package myt
 
-import "context"
+import (
+	"context"
+	"runtime/debug"
+	"strings"
+)
 
 // Version, Commit and Date describe the build: the MyT release, the
 // source commit and the build time (RFC 3339, UTC). scripts/release sets
@@ -18,6 +22,15 @@ var (
 	Commit  = "unknown"
 	Date    = "unknown"
 )
+
+// A binary built by `go install github.com/myt-iot/myt/cmd/myt@v1.2.0`
+// has no -X flags but knows its module version: report that rather
+// than "dev".
+func init() {
+	if bi, ok := debug.ReadBuildInfo(); ok && Version == "dev" && strings.HasPrefix(bi.Main.Version, "v") {
+		Version = strings.TrimPrefix(bi.Main.Version, "v")
+	}
+}
 
 // Auth is the authenticated principal of a request: the user and, for
 // sessions and API tokens, the user's data key that unlocks their sealed
