@@ -3,6 +3,7 @@ package myt
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -121,6 +122,12 @@ type Target struct {
 	// reformatted) and is mounted at /srv/myt/data. Empty keeps the data on
 	// the server's root filesystem.
 	DataDevice string `json:"dataDevice,omitempty"`
+	// DockerRepository (ssh and clouds) is the base URL of Docker's own
+	// apt repository, for example for Debian 12, whose docker-compose
+	// package is Compose v1: the docker role then installs docker-ce with
+	// the Compose plugin from it, with the signing key at
+	// DockerRepository/gpg. Empty uses the distribution's packages.
+	DockerRepository string `json:"dockerRepository,omitempty"`
 }
 
 // Database is the database the worker writes to.
@@ -290,6 +297,13 @@ func (t *Target) validate(v *validator) {
 		v.add(p+"dataDevice", t.DataDevice, "only applies to ssh (clouds get a data volume of dataVolumeGB)")
 	case !deviceRE.MatchString(t.DataDevice) || slices.Contains(strings.Split(t.DataDevice, "/"), ".."):
 		v.add(p+"dataDevice", t.DataDevice, "must be a block device path such as /dev/sdb or /dev/disk/by-id/…")
+	}
+	if t.DockerRepository != "" {
+		if t.Provider == ProviderLocal {
+			v.add(p+"dockerRepository", t.DockerRepository, "only applies to machines MyT sets up (ssh and clouds), not to local")
+		} else if u, err := url.Parse(t.DockerRepository); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(t.DockerRepository, " \t\n\"'") {
+			v.add(p+"dockerRepository", t.DockerRepository, "must be an https:// URL of an apt repository, without credentials, query or quotes (Docker's is given in its install guide for your distribution)")
+		}
 	}
 	if t.Provider != ProviderLocal {
 		checkCIDRs(v, p+"adminCIDRs", t.AdminCIDRs, true)

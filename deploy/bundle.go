@@ -66,6 +66,11 @@ func (w *work) render(serverNames ...string) error {
 		Secrets:     vaultSecrets{w.r.cfg.Secrets, w.p.ID},
 		Now:         w.r.cfg.Now,
 		ServerNames: serverNames,
+		// A destroy's first plan lists the data volume, to keep or delete
+		// it; a destroy that keeps it guards the module again before the
+		// plan it applies (destroyCloud). Every other job's module refuses
+		// to plan the volume's loss.
+		DeleteData: w.job.Kind == myt.JobDestroy,
 	}
 	caCert, err := w.secretValue(secretCACert)
 	if err != nil {

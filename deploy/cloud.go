@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/render"
 )
 
 // Cloud pipelines: OpenTofu (or Terraform) makes the machine, then the
@@ -263,8 +264,17 @@ func (w *work) destroyCloud() error {
 		if err := t.StateRm(w.ctx, kept...); err != nil {
 			return fmt.Errorf("keep the data volume: %w", err)
 		}
+		// The plan that is applied is made with the data volume guarded
+		// (prevent_destroy): had it not left the state, this plan fails
+		// rather than delete it.
+		if err := w.guardData(); err != nil {
+			return err
+		}
 		if plan, err = t.Plan(w.ctx, file, true); err != nil {
 			return err
+		}
+		if plan.DestroysData {
+			return fmt.Errorf("keep the data volume: the plan still destroys it")
 		}
 	}
 	if err := w.applyPlan(t, file, plan); err != nil {
@@ -277,6 +287,21 @@ func (w *work) destroyCloud() error {
 		w.job.Summary = "Destroyed. The data volume (" + strings.Join(kept, ", ") + ") is kept in your cloud account."
 	} else {
 		w.job.Summary = "Destroyed, data volume included."
+	}
+	return nil
+}
+
+// guardData rewrites the bundle's infrastructure module with the data
+// volume's prevent_destroy on.
+func (w *work) guardData() error {
+	mod, err := render.InfraModule(w.d.Spec.Target.Provider, false)
+	if err != nil {
+		return err
+	}
+	for name, b := range mod {
+		if err := os.WriteFile(filepath.Join(w.bundleDir, "infra", name), b, 0o644); err != nil {
+			return err
+		}
 	}
 	return nil
 }

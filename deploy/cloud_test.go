@@ -141,12 +141,12 @@ spec:
 			},
 		},
 		{
-			provider: myt.ProviderOpenStack, secret: fakeOSPass, add: 9, host: "openstack_compute_instance_v2.this", data: "openstack_blockstorage_volume_v3.data",
+			provider: myt.ProviderOpenStack, secret: fakeOSPass, add: 10, host: "openstack_compute_instance_v2.this", data: "openstack_blockstorage_volume_v3.data",
 			design: `apiVersion: myt/v1
 kind: Platform
 metadata: {name: stacky}
 spec:
-  target: {provider: openstack, credentials: my-os, region: RegionOne, externalNetwork: ext-net, adminCIDRs: ["198.51.100.0/24"]}
+  target: {provider: openstack, credentials: my-os, region: RegionOne, externalNetwork: ext-net, network: 6f1c2a9e-3b4d-4c5e-8f70-1a2b3c4d5e6f, adminCIDRs: ["198.51.100.0/24"]}
   database: {kind: mysql}
   broker: {amqp: false}
 `,
@@ -388,4 +388,72 @@ spec:
 		return s.svc.Credentials.CreateCredential(s.ctx, &myt.Credential{Name: "my-aws", Kind: "aws", Public: map[string]string{"access_key_id": fakeAWSKey}},
 			myt.Secret{"secret_access_key": fakeAWSSecret})
 	})
+}
+
+// TestCloudDestroyKeepsOrDeletesData runs aws destroy jobs against a
+// stand-in OpenTofu that keeps a state and, like the real one, refuses to
+// plan the destruction of a volume guarded by prevent_destroy. A destroy
+// that keeps the data forgets the volume and applies a plan made with the
+// guard on (so it could not have deleted the volume); one that deletes the
+// data plans and applies the volume's deletion.
+func TestCloudDestroyKeepsOrDeletesData(t *testing.T) {
+	testdata, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"aws_ebs_volume.data", "aws_instance.this", "aws_subnet.this", "aws_volume_attachment.data", "aws_vpc.this"}
+	for _, deleteData := range []bool{false, true} {
+		t.Run(map[bool]string{false: "keep", true: "delete"}[deleteData], func(t *testing.T) {
+			s := awsStore(t)
+			if err := sqlite.NewJobStore(s.db).SetPlatformDeployment(s.ctx, s.platform.ID, myt.PlatformDeployment{Status: myt.StatusRunning}); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			state, calls := filepath.Join(dir, "state"), filepath.Join(dir, "calls")
+			if err := os.WriteFile(state, []byte(strings.Join(all, "\n")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, _ := newRunner(t, s, deploy.Tools{
+				Tofu: filepath.Join(testdata, "stateful-tofu"),
+				Env:  map[string]string{"MYT_FAKE_STATE": state, "MYT_FAKE_CALLS": calls},
+			})
+			req := myt.JobRequest{Kind: myt.JobDestroy, AutoApprove: true}
+			if deleteData {
+				req.DeleteData, req.Confirm = true, "cloudy"
+			}
+			j, err := r.StartJob(s.ctx, s.platform.ID, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j = waitState(t, r, s.ctx, j.ID, 2*time.Minute, func(j *myt.Job) bool { return !j.Active() })
+			log := fullLog(t, r, s.ctx, j.ID)
+			if j.State != myt.JobSucceeded {
+				t.Fatalf("destroy %s: %s\n%s", j.State, j.Error, log)
+			}
+			if left, _ := os.ReadFile(state); len(strings.TrimSpace(string(left))) != 0 {
+				t.Errorf("state after the destroy: %q, want empty", left)
+			}
+			b, err := os.ReadFile(calls)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plans := strings.Split(strings.TrimSpace(string(b)), "\n")
+			applied := plans[len(plans)-1]
+			if deleteData {
+				if len(plans) != 1 || !strings.HasPrefix(applied, "plan unguarded: ") || !strings.Contains(applied, "aws_ebs_volume.data") {
+					t.Errorf("plans %q, want one without the guard that deletes the volume", plans)
+				}
+				if !strings.Contains(j.Summary, "data volume included") {
+					t.Errorf("summary %q", j.Summary)
+				}
+				return
+			}
+			if !strings.HasPrefix(applied, "plan guarded: ") || strings.Contains(applied, "aws_ebs_volume.data") {
+				t.Errorf("the applied plan was %q, want one made with the guard on and the volume out of the state", applied)
+			}
+			if !strings.Contains(log, "Removed aws_ebs_volume.data") || !strings.Contains(j.Summary, "is kept") {
+				t.Errorf("summary %q; the volume left the state? log:\n%s", j.Summary, log)
+			}
+		})
+	}
 }

@@ -125,7 +125,7 @@ func schemas() obj {
 			"metadata":   object(obj{"name": obj{"type": "string", "pattern": "^[a-z][a-z0-9-]{0,38}[a-z0-9]$"}, "description": str()}, "name"),
 			"spec": object(obj{
 				"target": object(obj{"provider": enum(myt.Providers), "credentials": str(), "region": str(), "zone": str(), "size": enum(myt.Sizes),
-					"instanceType": str(), "image": str(), "externalNetwork": str(), "network": str(), "adminCIDRs": arr(str()), "deviceCIDRs": arr(str()), "dataVolumeGB": integer(), "dataDevice": str()}, "provider"),
+					"instanceType": str(), "image": str(), "externalNetwork": str(), "network": str(), "adminCIDRs": arr(str()), "deviceCIDRs": arr(str()), "dataVolumeGB": integer(), "dataDevice": str(), "dockerRepository": str()}, "provider"),
 				"database":   object(obj{"kind": enum(myt.DatabaseKinds), "fields": obj{"type": "object", "additionalProperties": enum(myt.FieldTypes)}, "retentionDays": integer()}, "kind"),
 				"broker":     object(obj{"mqtt": boolean(), "amqp": boolean(), "tls": boolean(), "plaintext": boolean()}),
 				"processing": object(obj{"handler": str(), "timeoutSeconds": integer(), "workers": integer()}),

@@ -118,6 +118,10 @@ func (r *renderer) groupVars() ([]byte, error) {
 	if cloud(t.Provider) {
 		v["myt_ssh_port"] = 22
 	}
+	if repo := strings.TrimRight(t.DockerRepository, "/"); repo != "" {
+		v["docker_apt_repository"] = repo
+		v["docker_apt_key_url"] = repo + "/gpg"
+	}
 	b, err := yaml.MarshalWithOptions(v, yaml.IndentSequence(true))
 	if err != nil {
 		return nil, fmt.Errorf("group vars: %w", err)

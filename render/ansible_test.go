@@ -153,3 +153,25 @@ func readYAML(t *testing.T, path string, v any) {
 		t.Fatalf("%s: %v", path, err)
 	}
 }
+
+// TestDockerRepositoryFromTheDesign: the design's dockerRepository
+// reaches the docker role as its apt repository and signing key (Debian
+// 12's own Compose is v1); without it the role's defaults (the
+// distribution's packages) stay in force.
+func TestDockerRepositoryFromTheDesign(t *testing.T) {
+	d := designNamed(t, "ssh-mysql-plaintext")
+	var vars map[string]any
+	if err := yaml.Unmarshal(mustRender(t, d).File("ansible/group_vars/all.yml").Data, &vars); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := vars["docker_apt_repository"]; ok {
+		t.Errorf("docker_apt_repository set without dockerRepository in the design: %v", vars["docker_apt_repository"])
+	}
+	d.Spec.Target.DockerRepository = "https://apt.example.org/linux/debian/"
+	if err := yaml.Unmarshal(mustRender(t, d).File("ansible/group_vars/all.yml").Data, &vars); err != nil {
+		t.Fatal(err)
+	}
+	if vars["docker_apt_repository"] != "https://apt.example.org/linux/debian" || vars["docker_apt_key_url"] != "https://apt.example.org/linux/debian/gpg" {
+		t.Errorf("group vars: repository %v, key %v", vars["docker_apt_repository"], vars["docker_apt_key_url"])
+	}
+}

@@ -2,7 +2,10 @@ package render_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -25,7 +28,7 @@ type module struct {
 
 func parseModule(t *testing.T, provider string) module {
 	t.Helper()
-	files, err := render.InfraModule(provider)
+	files, err := render.InfraModule(provider, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +61,7 @@ func parseModule(t *testing.T, provider string) module {
 func TestHCLModules(t *testing.T) {
 	wantResources := map[string][]string{
 		"aws":       {"aws_vpc.this", "aws_subnet.this", "aws_internet_gateway.this", "aws_route_table.this", "aws_security_group.this", "aws_key_pair.this", "aws_instance.this", "aws_ebs_volume.data", "aws_volume_attachment.data", "aws_eip.this"},
-		"openstack": {"openstack_networking_secgroup_v2.this", "openstack_networking_secgroup_rule_v2.ingress", "openstack_compute_keypair_v2.this", "openstack_compute_instance_v2.this", "openstack_blockstorage_volume_v3.data", "openstack_compute_volume_attach_v2.data", "openstack_networking_floatingip_v2.this"},
+		"openstack": {"openstack_networking_secgroup_v2.this", "openstack_networking_secgroup_rule_v2.ingress", "openstack_compute_keypair_v2.this", "openstack_compute_instance_v2.this", "openstack_blockstorage_volume_v3.data", "openstack_compute_volume_attach_v2.data", "openstack_networking_floatingip_v2.this", "openstack_networking_port_v2.this", "openstack_networking_floatingip_associate_v2.this"},
 		"azure":     {"azurerm_resource_group.this", "azurerm_virtual_network.this", "azurerm_subnet.this", "azurerm_network_security_group.this", "azurerm_network_security_rule.ingress", "azurerm_public_ip.this", "azurerm_network_interface.this", "azurerm_linux_virtual_machine.this", "azurerm_managed_disk.data", "azurerm_virtual_machine_data_disk_attachment.data"},
 		"gcp":       {"google_compute_network.this", "google_compute_firewall.admin", "google_compute_firewall.devices", "google_compute_address.this", "google_compute_instance.this", "google_compute_disk.data"},
 	}
@@ -213,4 +216,234 @@ func TestTFVarsSecurity(t *testing.T) {
 			}
 		})
 	}
+}
+
+// attrSource is an attribute's expression as written.
+func attrSource(m module, blk *hclsyntax.Block, name string) string {
+	a := blk.Body.Attributes[name]
+	if a == nil {
+		return ""
+	}
+	return string(a.Expr.Range().SliceBytes(m.src[a.Expr.Range().Filename]))
+}
+
+// objectItems maps an object expression's keys to their values' source.
+func objectItems(m module, obj *hclsyntax.ObjectConsExpr) map[string]string {
+	out := map[string]string{}
+	for _, it := range obj.Items {
+		k := string(it.KeyExpr.Range().SliceBytes(m.src[it.KeyExpr.Range().Filename]))
+		out[strings.Trim(k, `"`)] = string(it.ValueExpr.Range().SliceBytes(m.src[it.ValueExpr.Range().Filename]))
+	}
+	return out
+}
+
+// TestHCLDataVolumeGuard: in every cloud module the data volume has
+// lifecycle prevent_destroy = true, and only the module rendered for a
+// destroy that deletes the data has it false. (For aws the guard is
+// planned by the real provider in TestTofuDestroyGuardsData.)
+func TestHCLDataVolumeGuard(t *testing.T) {
+	volumes := map[string]string{
+		"aws": "aws_ebs_volume.data", "openstack": "openstack_blockstorage_volume_v3.data",
+		"azure": "azurerm_managed_disk.data", "gcp": "google_compute_disk.data",
+	}
+	for p, addr := range volumes {
+		t.Run(p, func(t *testing.T) {
+			for _, deleteData := range []bool{false, true} {
+				files, err := render.InfraModule(p, deleteData)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var vol *hclsyntax.Block
+				for name, b := range files {
+					f, diags := hclsyntax.ParseConfig(b, name, hcl.InitialPos)
+					if diags.HasErrors() {
+						t.Fatal(diags.Error())
+					}
+					for _, blk := range f.Body.(*hclsyntax.Body).Blocks {
+						if blk.Type == "resource" && blk.Labels[0]+"."+blk.Labels[1] == addr {
+							vol = blk
+						}
+					}
+				}
+				if vol == nil {
+					t.Fatalf("no %s", addr)
+				}
+				guard := ""
+				for _, b := range vol.Body.Blocks {
+					if a := b.Body.Attributes["prevent_destroy"]; b.Type == "lifecycle" && a != nil {
+						guard = string(a.Expr.Range().SliceBytes(files[a.Expr.Range().Filename]))
+					}
+				}
+				if want := strconv.FormatBool(!deleteData); guard != want {
+					t.Errorf("deleteData=%v: %s lifecycle.prevent_destroy = %q, want %s", deleteData, addr, guard, want)
+				}
+			}
+		})
+	}
+}
+
+// TestHCLGCPInstance checks what the gcp module needs to work and that no
+// provider is here to plan: a machine_type change may stop the instance
+// (otherwise the provider refuses it), and OS Login is off on the
+// instance, since with it on (project or organization policy) the
+// ssh-keys metadata is ignored and Ansible cannot log in.
+func TestHCLGCPInstance(t *testing.T) {
+	m := parseModule(t, "gcp")
+	vm := m.resources["google_compute_instance.this"]
+	if src := attrSource(m, vm, "allow_stopping_for_update"); src != "true" {
+		t.Errorf("allow_stopping_for_update = %q, want true", src)
+	}
+	md, ok := vm.Body.Attributes["metadata"].Expr.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		t.Fatal("metadata is not an object")
+	}
+	got := objectItems(m, md)
+	if got["enable-oslogin"] != `"FALSE"` {
+		t.Errorf("metadata enable-oslogin = %s, want \"FALSE\"", got["enable-oslogin"])
+	}
+	if !strings.Contains(got["ssh-keys"], "var.ssh_public_key") {
+		t.Errorf("metadata ssh-keys = %s", got["ssh-keys"])
+	}
+	for _, fw := range []string{"google_compute_firewall.admin", "google_compute_firewall.devices"} {
+		if src := attrSource(m, m.resources[fw], "source_ranges"); src != "each.value" {
+			t.Errorf("%s source_ranges = %s, want each.value (one family per rule)", fw, src)
+		}
+	}
+}
+
+// TestGCPFirewallFamilies evaluates the gcp module's own locals with a
+// real OpenTofu/Terraform (no provider needed) and checks that the source
+// ranges of each firewall rule are of one address family: GCP refuses a
+// rule that mixes IPv4 and IPv6.
+func TestGCPFirewallFamilies(t *testing.T) {
+	bin := tfBinary(t)
+	m := parseModule(t, "gcp")
+	dir := t.TempDir()
+	var locals []byte
+	for _, blk := range m.files["main.tf"].Body.(*hclsyntax.Body).Blocks {
+		if blk.Type == "locals" {
+			locals = append(locals, blk.Range().SliceBytes(m.src["main.tf"])...)
+			locals = append(locals, '\n')
+		}
+	}
+	outputs := `
+output "admin_ranges" { value = local.admin_ranges }
+output "device_ranges" { value = local.device_ranges }
+`
+	d := *designNamed(t, "gcp-mongodb")
+	d.Spec.Target.AdminCIDRs = []string{"192.0.2.10/32", "2001:db8:10::/48", "198.51.100.0/24"}
+	d.Spec.Target.DeviceCIDRs = []string{"203.0.113.0/24"}
+	vars, err := json.Marshal(render.TFVars(&d, "ssh-ed25519 AAAA test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"variables.tf": m.src["variables.tf"], "locals.tf": append(locals, outputs...), "terraform.tfvars.json": vars,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli := filepath.Join(dir, "none.rc")
+	tfRun(t, bin, cli, dir, "init", "-input=false", "-backend=false", "-no-color")
+	tfRun(t, bin, cli, dir, "apply", "-auto-approve", "-input=false", "-lock=false", "-no-color")
+	var out map[string]struct {
+		Value map[string][]string `json:"value"`
+	}
+	if err := json.Unmarshal(tfRun(t, bin, cli, dir, "output", "-json"), &out); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string][]string{
+		"admin_ranges":  {"ipv4": {"192.0.2.10/32", "198.51.100.0/24"}, "ipv6": {"2001:db8:10::/48"}},
+		"device_ranges": {"ipv4": {"203.0.113.0/24"}},
+	}
+	got := map[string]map[string][]string{}
+	for k, v := range out {
+		got[k] = v.Value
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("firewall source ranges by rule (-want +got):\n%s", diff)
+	}
+}
+
+// TestHCLAzure: azurerm before 4.1 refuses the ed25519 admin key MyT
+// generates, so versions.tf must exclude it; the VM, its data disk and its
+// public IP are in the design's zone (a zonal VM attaches only disks of
+// its zone).
+func TestHCLAzure(t *testing.T) {
+	m := parseModule(t, "azure")
+	var constraint string
+	for _, blk := range m.files["versions.tf"].Body.(*hclsyntax.Body).Blocks {
+		if blk.Type != "terraform" {
+			continue
+		}
+		for _, rp := range blk.Body.Blocks {
+			if rp.Type != "required_providers" {
+				continue
+			}
+			if obj, ok := rp.Body.Attributes["azurerm"].Expr.(*hclsyntax.ObjectConsExpr); ok {
+				constraint, _ = strconv.Unquote(objectItems(m, obj)["version"])
+			}
+		}
+	}
+	for version, want := range map[string]bool{"4.0.1": false, "4.1.0": true, "4.40.0": true, "5.0.0": false} {
+		if got := versionAllowed(t, constraint, version); got != want {
+			t.Errorf("azurerm constraint %q allows %s: %v, want %v", constraint, version, got, want)
+		}
+	}
+	for addr, attr := range map[string]string{
+		"azurerm_linux_virtual_machine.this": "zone", "azurerm_managed_disk.data": "zone", "azurerm_public_ip.this": "zones",
+	} {
+		if src := attrSource(m, m.resources[addr], attr); src != "local."+attr {
+			t.Errorf("%s.%s = %q, want local.%s (the design's zone)", addr, attr, src, attr)
+		}
+	}
+	vars := render.TFVars(designNamed(t, "azure-influxdb"), "ssh-ed25519 AAAA test")
+	if vars["zone"] != "2" {
+		t.Errorf("tfvars zone = %v, want the design's 2", vars["zone"])
+	}
+}
+
+// versionAllowed evaluates a provider version constraint of the form
+// ">= a.b, < c.d" (the operators the modules use) for version.
+func versionAllowed(t *testing.T, constraint, version string) bool {
+	t.Helper()
+	parse := func(s string) [3]int {
+		var v [3]int
+		for i, p := range strings.SplitN(strings.TrimSpace(s), ".", 3) {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				t.Fatalf("version %q: %v", s, err)
+			}
+			v[i] = n
+		}
+		return v
+	}
+	cmpv := func(a, b [3]int) int { return slices.Compare(a[:], b[:]) }
+	have := parse(version)
+	for _, c := range strings.Split(constraint, ",") {
+		c = strings.TrimSpace(c)
+		op, ver, ok := strings.Cut(c, " ")
+		if !ok {
+			t.Fatalf("constraint %q: want \"OP VERSION\"", c)
+		}
+		r := cmpv(have, parse(ver))
+		var holds bool
+		switch op {
+		case ">=":
+			holds = r >= 0
+		case ">":
+			holds = r > 0
+		case "<":
+			holds = r < 0
+		case "<=":
+			holds = r <= 0
+		default:
+			t.Fatalf("constraint %q: operator %s", c, op)
+		}
+		if !holds {
+			return false
+		}
+	}
+	return true
 }

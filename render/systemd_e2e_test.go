@@ -66,7 +66,7 @@ spec:
 	cmd.Dir = filepath.Join(bundle, "ansible")
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "Docker Compose v2 is needed") || !strings.Contains(string(out), "docker_apt_repository") {
+	if err == nil || !strings.Contains(string(out), "Docker Compose v2 is needed") || !strings.Contains(string(out), "docker_apt_repository") || !strings.Contains(string(out), "spec.target.dockerRepository") {
 		t.Errorf("docker role without Compose v2: err %v, want a failure naming the remedy:\n%s", err, out)
 	}
 }

@@ -257,6 +257,7 @@ func checkPlanOpenStack(t *testing.T, d *myt.Design, p planJSON) {
 		"openstack_compute_volume_attach_v2.data",
 		"openstack_networking_floatingip_associate_v2.this",
 		"openstack_networking_floatingip_v2.this",
+		"openstack_networking_port_v2.this",
 		`openstack_networking_secgroup_rule_v2.ingress["admin-22-198.51.100.0/24"]`,
 		`openstack_networking_secgroup_rule_v2.ingress["admin-3000-198.51.100.0/24"]`,
 		`openstack_networking_secgroup_rule_v2.ingress["device-8883-192.0.2.0/24"]`,
@@ -285,7 +286,82 @@ func checkPlanOpenStack(t *testing.T, d *myt.Design, p planJSON) {
 			if rc.Change.After["pool"] != "ext-net" {
 				t.Errorf("floating IP pool %v, want ext-net", rc.Change.After["pool"])
 			}
+		case "openstack_networking_port_v2.this":
+			if rc.Change.After["network_id"] != d.Spec.Target.Network {
+				t.Errorf("port on network %v, want the design's %s", rc.Change.After["network_id"], d.Spec.Target.Network)
+			}
 		}
+	}
+}
+
+// planRefs maps each resource's attribute (or nested block attribute, as
+// "network.port") to the addresses its configured expression refers to,
+// as the plan's configuration section records them.
+func planRefs(t *testing.T, bin, cli, dir string) map[string]map[string][]string {
+	t.Helper()
+	var p struct {
+		Configuration struct {
+			RootModule struct {
+				Resources []struct {
+					Address     string                     `json:"address"`
+					Expressions map[string]json.RawMessage `json:"expressions"`
+				} `json:"resources"`
+			} `json:"root_module"`
+		} `json:"configuration"`
+	}
+	if err := json.Unmarshal(tfRun(t, bin, cli, dir, "show", "-json", "plan.bin"), &p); err != nil {
+		t.Fatalf("plan json: %v", err)
+	}
+	type expr struct {
+		References []string `json:"references"`
+	}
+	out := map[string]map[string][]string{}
+	for _, r := range p.Configuration.RootModule.Resources {
+		refs := map[string][]string{}
+		for k, raw := range r.Expressions {
+			var e expr
+			if json.Unmarshal(raw, &e) == nil && e.References != nil {
+				refs[k] = e.References
+				continue
+			}
+			// A nested block: a list of objects of expressions.
+			var blocks []map[string]expr
+			if json.Unmarshal(raw, &blocks) == nil {
+				for _, b := range blocks {
+					for bk, be := range b {
+						refs[k+"."+bk] = append(refs[k+"."+bk], be.References...)
+					}
+				}
+			}
+		}
+		out[r.Address] = refs
+	}
+	return out
+}
+
+// TestTofuPlanOpenStackFloatingIPPort plans the openstack module with the
+// real provider v3.4.0 and checks, in the plan's configuration, that the
+// floating IP is associated with the port the module creates (and the
+// instance is attached through that same port, which carries the
+// security group). The module used to take the instance's network[0].port,
+// which this provider leaves empty unless it is set.
+func TestTofuPlanOpenStackFloatingIPPort(t *testing.T) {
+	bin := tfBinaries(t)[0]
+	d := designNamed(t, "openstack-mysql")
+	dir, cli := appliedModule(t, bin, d, false, "")
+	planActions(t, bin, cli, dir)
+	refs := planRefs(t, bin, cli, dir)
+	for _, c := range []struct{ addr, attr, want string }{
+		{"openstack_networking_floatingip_associate_v2.this", "port_id", "openstack_networking_port_v2.this.id"},
+		{"openstack_compute_instance_v2.this", "network.port", "openstack_networking_port_v2.this.id"},
+		{"openstack_networking_port_v2.this", "security_group_ids", "openstack_networking_secgroup_v2.this.id"},
+	} {
+		if got := refs[c.addr][c.attr]; !slices.Contains(got, c.want) {
+			t.Errorf("%s.%s refers to %v, want %s", c.addr, c.attr, got, c.want)
+		}
+	}
+	if got := refs["openstack_compute_instance_v2.this"]["security_groups"]; got != nil {
+		t.Errorf("the instance sets security_groups (%v): Nova does not apply them to a port it is given", got)
 	}
 }
 
@@ -296,7 +372,7 @@ func TestTofuFmtAll(t *testing.T) {
 	bin := tfBinary(t)
 	for _, p := range []string{"aws", "openstack", "azure", "gcp"} {
 		t.Run(p, func(t *testing.T) {
-			mod, err := render.InfraModule(p)
+			mod, err := render.InfraModule(p, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -309,4 +385,146 @@ func TestTofuFmtAll(t *testing.T) {
 			tfRun(t, bin, filepath.Join(dir, "none.rc"), dir, "fmt", "-check", "-diff", "-no-color")
 		})
 	}
+}
+
+// tfRunFails runs the tool like tfRun but expects it to fail, and returns
+// what it printed.
+func tfRunFails(t *testing.T, bin, cli, dir string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(),
+		"TF_CLI_CONFIG_FILE=" + cli,
+		"TF_IN_AUTOMATION=1",
+		"CHECKPOINT_DISABLE=1",
+		"TF_DATA_DIR=" + filepath.Join(dir, ".terraform"),
+	}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("%s %s succeeded, want a failure\n%s", filepath.Base(bin), strings.Join(args, " "), out)
+	}
+	return string(out)
+}
+
+// appliedModule renders d (with opts changed by edit), writes its infra/
+// with the offline provider override and, when state names a recorded
+// state in testdata/tfstate, that state as terraform.tfstate, as an apply
+// would have left it. It runs init and returns the directory and the CLI
+// config.
+func appliedModule(t *testing.T, bin string, d *myt.Design, deleteData bool, state string) (dir, cli string) {
+	t.Helper()
+	p := d.Spec.Target.Provider
+	cli = tfMirror(t, p)
+	opts := testOptions(d)
+	opts.DeleteData = deleteData
+	b, err := render.Render(context.Background(), d, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(writeBundle(t, b), "infra")
+	if err := os.WriteFile(filepath.Join(dir, "myt_test_override.tf"), []byte(testOverride[p]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if state != "" {
+		src, err := os.ReadFile(filepath.Join("testdata", "tfstate", state))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state names its provider by registry host, which differs
+		// between Terraform and OpenTofu.
+		registry := "registry.terraform.io"
+		if strings.Contains(filepath.Base(bin), "tofu") {
+			registry = "registry.opentofu.org"
+		}
+		pub := strings.TrimSpace(string(b.File("ssh/id_ed25519.pub").Data))
+		st := strings.NewReplacer("@REGISTRY@", registry, "@SSH_PUBLIC_KEY@", pub).Replace(string(src))
+		if err := os.WriteFile(filepath.Join(dir, "terraform.tfstate"), []byte(st), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tfRun(t, bin, cli, dir, "init", "-input=false", "-backend=false", "-no-color")
+	return dir, cli
+}
+
+// planActions runs plan with args (offline: no refresh) and returns each
+// resource's planned actions.
+func planActions(t *testing.T, bin, cli, dir string, args ...string) map[string][]string {
+	t.Helper()
+	tfRun(t, bin, cli, dir, append([]string{"plan", "-input=false", "-lock=false", "-refresh=false", "-no-color", "-out=plan.bin"}, args...)...)
+	var p planJSON
+	if err := json.Unmarshal(tfRun(t, bin, cli, dir, "show", "-json", "plan.bin"), &p); err != nil {
+		t.Fatalf("plan json: %v", err)
+	}
+	out := map[string][]string{}
+	for _, rc := range p.ResourceChanges {
+		out[rc.Address] = rc.Change.Actions
+	}
+	return out
+}
+
+func replaced(actions []string) bool {
+	return slices.Contains(actions, "delete") && slices.Contains(actions, "create")
+}
+
+// TestTofuPlanAWSReplaceKeepsData plans, with the real AWS provider and a
+// state recorded as an apply leaves it (testdata/tfstate), what a new AMI,
+// a new size or a taint does: the instance is replaced. The data volume
+// must stay as it is (no-op); only its attachment follows the instance.
+// When the volume took its zone from the instance, this plan replaced the
+// volume (and with it the data).
+func TestTofuPlanAWSReplaceKeepsData(t *testing.T) {
+	bin := tfBinaries(t)[0]
+	dir, cli := appliedModule(t, bin, designNamed(t, "aws-timescaledb"), false, "aws-applied.tfstate")
+	got := planActions(t, bin, cli, dir, "-replace=aws_instance.this")
+	if !replaced(got["aws_instance.this"]) {
+		t.Errorf("aws_instance.this: %v, want replaced", got["aws_instance.this"])
+	}
+	if !replaced(got["aws_volume_attachment.data"]) {
+		t.Errorf("aws_volume_attachment.data: %v, want replaced (it names the old instance)", got["aws_volume_attachment.data"])
+	}
+	for _, addr := range []string{"aws_ebs_volume.data", "aws_subnet.this", "aws_vpc.this", "aws_security_group.this", "aws_key_pair.this"} {
+		if !slices.Equal(got[addr], []string{"no-op"}) {
+			t.Errorf("%s: %v, want no-op (untouched)", addr, got[addr])
+		}
+	}
+}
+
+// TestTofuDestroyGuardsData checks the data volume's guard with the real
+// AWS provider against the recorded state: the bundle a deploy renders
+// cannot plan the volume's destruction (`tofu destroy` by hand included);
+// the one a destroy with DeleteData renders plans it; and a destroy that
+// keeps the data (the volume leaves the state first, as the deploy job
+// does) plans the rest with the guard on.
+func TestTofuDestroyGuardsData(t *testing.T) {
+	bin := tfBinaries(t)[0]
+	d := designNamed(t, "aws-timescaledb")
+	t.Run("guarded", func(t *testing.T) {
+		dir, cli := appliedModule(t, bin, d, false, "aws-applied.tfstate")
+		out := tfRunFails(t, bin, cli, dir, "plan", "-destroy", "-input=false", "-lock=false", "-refresh=false", "-no-color")
+		if !strings.Contains(out, "prevent_destroy") || !strings.Contains(out, "aws_ebs_volume.data") {
+			t.Errorf("destroy plan failed, but not on the data volume's prevent_destroy:\n%s", out)
+		}
+		// The deploy job's keep-data destroy: forget the volume, then plan.
+		tfRun(t, bin, cli, dir, "state", "rm", "-lock=false", "aws_ebs_volume.data")
+		got := planActions(t, bin, cli, dir, "-destroy")
+		if _, ok := got["aws_ebs_volume.data"]; ok {
+			t.Errorf("the forgotten volume is in the plan: %v", got["aws_ebs_volume.data"])
+		}
+		for _, addr := range []string{"aws_instance.this", "aws_volume_attachment.data", "aws_subnet.this"} {
+			if !slices.Equal(got[addr], []string{"delete"}) {
+				t.Errorf("%s: %v, want delete", addr, got[addr])
+			}
+		}
+	})
+	t.Run("delete-data", func(t *testing.T) {
+		dir, cli := appliedModule(t, bin, d, true, "aws-applied.tfstate")
+		got := planActions(t, bin, cli, dir, "-destroy")
+		if !slices.Equal(got["aws_ebs_volume.data"], []string{"delete"}) {
+			t.Errorf("aws_ebs_volume.data: %v, want delete", got["aws_ebs_volume.data"])
+		}
+	})
 }

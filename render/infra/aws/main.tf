@@ -123,12 +123,19 @@ resource "aws_instance" "this" {
 }
 
 # The data lives on its own volume so that losing the VM loses no data.
+# Its zone is the subnet's, not the instance's: a replaced instance (new
+# AMI or size, taint, -replace) must not take the volume with it.
 resource "aws_ebs_volume" "data" {
-  availability_zone = aws_instance.this.availability_zone
+  availability_zone = aws_subnet.this.availability_zone
   size              = var.data_volume_gb
   type              = "gp3"
   encrypted         = true
   tags              = { Name = "${var.name}-data" }
+
+  lifecycle {
+    # MyT renders false only for a destroy that deletes the data.
+    prevent_destroy = true
+  }
 }
 
 resource "aws_volume_attachment" "data" {

@@ -13,6 +13,11 @@ locals {
   device_rules = { for i, port in var.device_ports : "device-${port}" => { port = port, cidrs = var.device_cidrs, priority = 200 + i } }
   rules        = merge(local.admin_rules, local.device_rules)
   tags         = { "myt-platform" = var.name }
+
+  # The design's zone for the VM, its data disk and its public IP; empty
+  # leaves them regional (no zone).
+  zone  = var.zone != "" ? var.zone : null
+  zones = var.zone != "" ? [var.zone] : null
 }
 
 resource "azurerm_resource_group" "this" {
@@ -64,6 +69,7 @@ resource "azurerm_public_ip" "this" {
   resource_group_name = azurerm_resource_group.this.name
   allocation_method   = "Static"
   sku                 = "Standard"
+  zones               = local.zones
   tags                = local.tags
 }
 
@@ -94,6 +100,7 @@ resource "azurerm_linux_virtual_machine" "this" {
   admin_username                  = "myt"
   disable_password_authentication = true
   network_interface_ids           = [azurerm_network_interface.this.id]
+  zone                            = local.zone
   tags                            = local.tags
 
   admin_ssh_key {
@@ -115,7 +122,8 @@ resource "azurerm_linux_virtual_machine" "this" {
   }
 }
 
-# The data lives on its own disk so that losing the VM loses no data.
+# The data lives on its own disk so that losing the VM loses no data. It
+# is in the VM's zone: a zonal VM attaches only disks of its zone.
 resource "azurerm_managed_disk" "data" {
   name                 = "${var.name}-data"
   location             = azurerm_resource_group.this.location
@@ -123,7 +131,13 @@ resource "azurerm_managed_disk" "data" {
   storage_account_type = "StandardSSD_LRS"
   create_option        = "Empty"
   disk_size_gb         = var.data_volume_gb
+  zone                 = local.zone
   tags                 = local.tags
+
+  lifecycle {
+    # MyT renders false only for a destroy that deletes the data.
+    prevent_destroy = true
+  }
 }
 
 resource "azurerm_virtual_machine_data_disk_attachment" "data" {

@@ -8,6 +8,15 @@ variable "region" {
   type        = string
 }
 
+variable "zone" {
+  description = "Availability zone (1, 2 or 3) of the VM, its data disk and public IP; empty means no zone."
+  type        = string
+  default     = ""
+  validation {
+    condition     = contains(["", "1", "2", "3"], var.zone)
+    error_message = "zone must be 1, 2 or 3, or empty."
+  }
+}
 
 variable "size" {
   description = "small, medium or large; mapped to a VM size below."

@@ -1,9 +1,10 @@
 terraform {
   required_version = ">= 1.6"
   required_providers {
+    # 4.1 is the first release that accepts ed25519 keys in admin_ssh_key.
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = ">= 4.0, < 5.0"
+      version = ">= 4.1, < 5.0"
     }
   }
 }

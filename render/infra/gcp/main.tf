@@ -7,6 +7,21 @@ locals {
   machine_type = var.instance_type != "" ? var.instance_type : local.sizes[var.size]
   image        = var.image != "" ? var.image : "ubuntu-os-cloud/ubuntu-2404-lts-amd64"
   labels       = { "myt-platform" = var.name }
+
+  # GCP refuses a firewall rule whose source ranges mix IPv4 and IPv6,
+  # so each list is split by family into one rule per family present.
+  admin_ranges = {
+    for family, cidrs in {
+      ipv4 = [for c in var.admin_cidrs : c if !strcontains(c, ":")]
+      ipv6 = [for c in var.admin_cidrs : c if strcontains(c, ":")]
+    } : family => cidrs if length(cidrs) > 0
+  }
+  device_ranges = {
+    for family, cidrs in {
+      ipv4 = [for c in var.device_cidrs : c if !strcontains(c, ":")]
+      ipv6 = [for c in var.device_cidrs : c if strcontains(c, ":")]
+    } : family => cidrs if length(cidrs) > 0 && length(var.device_ports) > 0
+  }
 }
 
 resource "google_compute_network" "this" {
@@ -22,10 +37,11 @@ resource "google_compute_subnetwork" "this" {
 }
 
 resource "google_compute_firewall" "admin" {
-  name          = "${var.name}-admin"
+  for_each      = local.admin_ranges
+  name          = each.key == "ipv4" ? "${var.name}-admin" : "${var.name}-admin-${each.key}"
   network       = google_compute_network.this.name
   direction     = "INGRESS"
-  source_ranges = var.admin_cidrs
+  source_ranges = each.value
   target_tags   = ["myt-${var.name}"]
   allow {
     protocol = "tcp"
@@ -34,16 +50,27 @@ resource "google_compute_firewall" "admin" {
 }
 
 resource "google_compute_firewall" "devices" {
-  count         = length(var.device_ports) > 0 ? 1 : 0
-  name          = "${var.name}-devices"
+  for_each      = local.device_ranges
+  name          = each.key == "ipv4" ? "${var.name}-devices" : "${var.name}-devices-${each.key}"
   network       = google_compute_network.this.name
   direction     = "INGRESS"
-  source_ranges = var.device_cidrs
+  source_ranges = each.value
   target_tags   = ["myt-${var.name}"]
   allow {
     protocol = "tcp"
     ports    = [for p in var.device_ports : tostring(p)]
   }
+}
+
+# The IPv4 rules keep the names and state of the single rules they were.
+moved {
+  from = google_compute_firewall.admin
+  to   = google_compute_firewall.admin["ipv4"]
+}
+
+moved {
+  from = google_compute_firewall.devices[0]
+  to   = google_compute_firewall.devices["ipv4"]
 }
 
 resource "google_compute_address" "this" {
@@ -58,6 +85,11 @@ resource "google_compute_disk" "data" {
   size   = var.data_volume_gb
   type   = "pd-balanced"
   labels = local.labels
+
+  lifecycle {
+    # MyT renders false only for a destroy that deletes the data.
+    prevent_destroy = true
+  }
 }
 
 resource "google_compute_instance" "this" {
@@ -66,6 +98,10 @@ resource "google_compute_instance" "this" {
   machine_type = local.machine_type
   tags         = ["myt-${var.name}"]
   labels       = local.labels
+
+  # A new machine_type needs the instance stopped; without this the
+  # provider refuses the change instead of stopping and starting it.
+  allow_stopping_for_update = true
 
   boot_disk {
     initialize_params {
@@ -86,7 +122,10 @@ resource "google_compute_instance" "this" {
     }
   }
 
+  # OS Login, when a project or organization turns it on, ignores
+  # ssh-keys metadata: the instance turns it off so the key below works.
   metadata = {
+    enable-oslogin         = "FALSE"
     ssh-keys               = "myt:${var.ssh_public_key}"
     block-project-ssh-keys = "true"
   }

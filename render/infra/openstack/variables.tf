@@ -37,7 +37,7 @@ variable "image" {
 }
 
 variable "network" {
-  description = "Tenant network name for the instance; empty lets OpenStack pick the project's only network."
+  description = "Network (name or id) the instance's port is on; empty means the project's only non-external network."
   type        = string
   default     = ""
 }
