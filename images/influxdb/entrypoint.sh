@@ -31,7 +31,18 @@ iq() { printf '"%s"' "${1//\"/\\\"}"; }
 sq() { printf "'%s'" "${1//\'/\\\'}"; }
 
 # The upstream 2.x image's variables: serve the 2.x API subset instead.
+# As upstream, the executable *.sh in /docker-entrypoint-initdb.d run once,
+# as root, at setup, with DOCKER_INFLUXDB_INIT_BUCKET_ID set (here before
+# the server starts: the stand-in's `influx auth create` needs none).
 if [ "${1:-}" = influxd ] && { [ -n "${DOCKER_INFLUXDB_INIT_MODE:-}" ] || [ -n "${DOCKER_INFLUXDB_INIT_ADMIN_TOKEN:-}" ] || [ -n "${DOCKER_INFLUXDB_INIT_ADMIN_TOKEN_FILE:-}" ]; }; then
+	if [ "${DOCKER_INFLUXDB_INIT_MODE:-}" = setup ] && [ ! -e /var/lib/influxdb2/.myt-initdb-done ]; then
+		mkdir -p /var/lib/influxdb2
+		export DOCKER_INFLUXDB_INIT_BUCKET_ID=0000000000000001
+		for f in /docker-entrypoint-initdb.d/*.sh; do
+			if [ -f "$f" ] && [ -x "$f" ]; then "$f"; fi
+		done
+		touch /var/lib/influxdb2/.myt-initdb-done
+	fi
 	exec /usr/local/bin/myt-influx2
 fi
 

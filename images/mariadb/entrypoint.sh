@@ -39,6 +39,9 @@ if [ "${1:-}" = mariadbd ] && [ ! -d /var/lib/mysql/mysql ]; then
 		fi
 		echo "FLUSH PRIVILEGES;"
 	} | mariadb --socket=/run/mysqld/init.sock -uroot
+	# As upstream, a sourced *.sh runs its SQL through docker_process_sql
+	# (the client as root on the init socket, in MYSQL_DATABASE).
+	docker_process_sql() { MYSQL_PWD="$root_pw" mariadb --socket=/run/mysqld/init.sock -uroot ${db:+--database="$db"} "$@"; }
 	for f in /docker-entrypoint-initdb.d/*; do
 		case "$f" in
 		*.sql) MYSQL_PWD="$root_pw" mariadb --socket=/run/mysqld/init.sock -uroot ${db:+"$db"} < "$f" ;;

@@ -10,16 +10,22 @@
 //     T" writes line protocol into that database;
 //   - /query and /write (the 1.x compatibility API that 2.x also serves,
 //     bucket = database) with the token;
-//   - /ping and /health.
+//   - /ping and /health;
+//   - read tokens: `influx auth create --read-bucket ID` (run by an init
+//     script before the server starts) makes a token that /query accepts
+//     for SELECT and SHOW only, and every write refuses.
 //
 // Everything else (Flux, /api/v2/query, orgs, users, tasks) answers 404.
 // Invoked as "influx" (a symlink in the image), `influx ping` checks /health
-// for the compose healthcheck; it is no CLI. See docs/testing.md.
+// for the compose healthcheck and `influx auth create` makes a read token;
+// it is no other CLI. See docs/testing.md.
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,7 +76,12 @@ type config struct {
 	bucket    string
 	retention string
 	token     string
+	// readTokens may only read (influx auth create --read-bucket).
+	readTokens []string
 }
+
+// readTokensFile, in dataDir, holds the read tokens, one a line.
+const readTokensFile = "read-tokens"
 
 func configFromEnv(getenv func(string) string, readFile func(string) ([]byte, error)) (config, error) {
 	fromFile := func(name string) (string, error) {
@@ -164,6 +175,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		log.Info("bucket created", "bucket", cfg.bucket, "retention", cfg.retention)
 	}
 
+	if b, err := os.ReadFile(filepath.Join(dataDir, readTokensFile)); err == nil {
+		cfg.readTokens = strings.Fields(string(b))
+	}
 	srv := &http.Server{Addr: listenAddr, Handler: handler(cfg, inner), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
@@ -236,7 +250,7 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`)
 // handler serves the 2.x API subset in front of influxd at inner.
 func handler(cfg config, inner *url.URL) http.Handler {
 	proxy := httputil.NewSingleHostReverseProxy(inner)
-	authorized := func(r *http.Request) bool {
+	token := func(r *http.Request) string {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Token ")
 		if !ok {
 			// 1.x-style credentials, which 2.x accepts as user + token
@@ -246,7 +260,36 @@ func handler(cfg config, inner *url.URL) http.Handler {
 				tok = r.URL.Query().Get("p")
 			}
 		}
-		return subtle.ConstantTimeCompare([]byte(tok), []byte(cfg.token)) == 1
+		return tok
+	}
+	authorized := func(r *http.Request) bool {
+		return subtle.ConstantTimeCompare([]byte(token(r)), []byte(cfg.token)) == 1
+	}
+	// reader: a read token, and a statement that only reads.
+	reader := func(r *http.Request) bool {
+		tok := token(r)
+		ok := false
+		for _, rt := range cfg.readTokens {
+			ok = ok || subtle.ConstantTimeCompare([]byte(tok), []byte(rt)) == 1
+		}
+		if !ok || r.URL.Path != "/query" {
+			return false
+		}
+		q := r.URL.Query().Get("q")
+		if r.Body != nil && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			r.Body = io.NopCloser(strings.NewReader(string(body)))
+			if v, err := url.ParseQuery(string(body)); err == nil && v.Get("q") != "" {
+				q = v.Get("q")
+			}
+		}
+		for _, stmt := range strings.Split(q, ";") {
+			f := strings.Fields(strings.ToUpper(stmt))
+			if len(f) > 0 && f[0] != "SELECT" && f[0] != "SHOW" || strings.Contains(strings.ToUpper(stmt), " INTO ") {
+				return false
+			}
+		}
+		return true
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ping", func(w http.ResponseWriter, r *http.Request) { proxy.ServeHTTP(w, r) })
@@ -254,7 +297,7 @@ func handler(cfg config, inner *url.URL) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"name": "influxdb", "message": "ready for queries and writes", "status": "pass", "version": "v2-subset (influxdb 1.x)"})
 	})
 	compat := func(w http.ResponseWriter, r *http.Request) {
-		if !authorized(r) {
+		if !authorized(r) && !reader(r) {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"code": "unauthorized", "message": "unauthorized access"})
 			return
 		}
@@ -304,10 +347,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// cli is the "influx" stand-in: only `influx ping`.
+// cli is the "influx" stand-in: `influx ping` and `influx auth create`.
 func cli(args []string) int {
+	if len(args) >= 2 && args[0] == "auth" && args[1] == "create" {
+		return authCreate(args[2:], filepath.Join(dataDir, readTokensFile), os.Stdout)
+	}
 	if len(args) == 0 || args[0] != "ping" {
-		fmt.Fprintln(os.Stderr, "influx: this image's influx only supports `influx ping`")
+		fmt.Fprintln(os.Stderr, "influx: this image's influx only supports `influx ping` and `influx auth create --read-bucket`")
 		return 2
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
@@ -322,5 +368,53 @@ func cli(args []string) int {
 		return 1
 	}
 	fmt.Println("OK")
+	return 0
+}
+
+// authCreate is `influx auth create --read-bucket ID [--org O]
+// [--description D] [--json]`: a new read token, appended to file (read by
+// the server when it starts) and printed as influx --json prints it. Any
+// other permission is refused.
+func authCreate(args []string, file string, out io.Writer) int {
+	desc, read := "", false
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; a {
+		case "--json":
+		case "--read-bucket", "--org", "-o", "--description", "-d":
+			if i+1 >= len(args) {
+				fmt.Fprintln(os.Stderr, "influx auth create:", a, "needs a value")
+				return 2
+			}
+			i++
+			read = read || a == "--read-bucket"
+			if a == "--description" || a == "-d" {
+				desc = args[i]
+			}
+		default:
+			fmt.Fprintln(os.Stderr, "influx auth create: the stand-in makes read tokens only, not", a)
+			return 2
+		}
+	}
+	if !read {
+		fmt.Fprintln(os.Stderr, "influx auth create: --read-bucket is required")
+		return 2
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	tok := hex.EncodeToString(b)
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err == nil {
+		_, err = fmt.Fprintln(f, tok)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		return 1
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "\t")
+	_ = enc.Encode(map[string]string{"id": tok[:16], "description": desc, "token": tok, "status": "active"})
 	return 0
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -88,5 +91,62 @@ func TestHandlerTranslatesV2Write(t *testing.T) {
 	}
 	if got.Header.Get("Authorization") != "" {
 		t.Error("the token was forwarded to influxd")
+	}
+}
+
+// TestReadToken: `influx auth create --read-bucket` makes a token that
+// reads (SELECT, SHOW on /query, GET or form POST) and writes nothing; no
+// other permission can be asked for.
+func TestReadToken(t *testing.T) {
+	file := filepath.Join(t.TempDir(), readTokensFile)
+	var out strings.Builder
+	if code := authCreate([]string{"--org", "myt", "--read-bucket", "b1", "--description", "grafana", "--json"}, file, &out); code != 0 {
+		t.Fatalf("auth create: %d", code)
+	}
+	var answer struct{ Token string }
+	if err := json.Unmarshal([]byte(out.String()), &answer); err != nil || len(answer.Token) != 64 {
+		t.Fatalf("auth create printed %q: %v", out.String(), err)
+	}
+	for _, bad := range [][]string{{"--write-bucket", "b1"}, {"--all-access"}, {"--operator"}, {"--json"}} {
+		if code := authCreate(bad, file, io.Discard); code == 0 {
+			t.Errorf("auth create %v succeeded", bad)
+		}
+	}
+	saved, _ := os.ReadFile(file)
+	forwarded := 0
+	inner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPost && !strings.Contains(string(b), "q=") {
+			t.Errorf("form body lost on the way: %q", b)
+		}
+		forwarded++
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer inner.Close()
+	u, _ := url.Parse(inner.URL)
+	h := handler(config{org: "myt", token: "admin", readTokens: strings.Fields(string(saved))}, u)
+	for _, tc := range []struct {
+		method, path, form string
+		want               int
+	}{
+		{http.MethodGet, "/query?db=myt&q=" + url.QueryEscape("SELECT * FROM m"), "", http.StatusOK},
+		{http.MethodPost, "/query?db=myt", "q=" + url.QueryEscape("SHOW MEASUREMENTS"), http.StatusOK},
+		{http.MethodPost, "/query?db=myt", "q=" + url.QueryEscape("DROP MEASUREMENT m"), http.StatusUnauthorized},
+		{http.MethodPost, "/query?db=myt", "q=" + url.QueryEscape("SELECT * INTO x FROM m"), http.StatusUnauthorized},
+		{http.MethodGet, "/query?db=myt&q=" + url.QueryEscape("SELECT 1; DELETE FROM m"), "", http.StatusUnauthorized},
+		{http.MethodPost, "/write?db=myt", "m v=1", http.StatusUnauthorized},
+		{http.MethodPost, "/api/v2/write?org=myt&bucket=myt", "m v=1", http.StatusUnauthorized},
+	} {
+		forwarded = 0
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.form))
+		if tc.form != "" && strings.HasPrefix(tc.form, "q=") {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("Authorization", "Token "+answer.Token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want || (forwarded == 1) != (tc.want == http.StatusOK) {
+			t.Errorf("%s %s %q with the read token: %d (forwarded %d), want %d", tc.method, tc.path, tc.form, rec.Code, forwarded, tc.want)
+		}
 	}
 }
