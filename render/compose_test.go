@@ -1,12 +1,18 @@
 package render_test
 
 import (
+	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/render"
 )
 
 // composeCommand finds Docker Compose v2: the docker CLI plugin (as the
@@ -44,8 +50,9 @@ func TestComposeConfig(t *testing.T) {
 			}
 			var cfg struct {
 				Services map[string]struct {
-					Image   string `yaml:"image"`
-					Volumes []struct {
+					Image    string `yaml:"image"`
+					MemLimit string `yaml:"mem_limit"`
+					Volumes  []struct {
 						Type   string `yaml:"type"`
 						Target string `yaml:"target"`
 					} `yaml:"volumes"`
@@ -76,6 +83,13 @@ func TestComposeConfig(t *testing.T) {
 					}
 				}
 			}
+			// Every service has the memory limit Compose resolved from
+			// the template (bytes).
+			for name, svc := range cfg.Services {
+				if n, err := strconv.ParseInt(svc.MemLimit, 10, 64); err != nil || n < 64<<20 {
+					t.Errorf("service %s: mem_limit %q", name, svc.MemLimit)
+				}
+			}
 			// Every service's log rotates: none can fill the disk.
 			for name, svc := range cfg.Services {
 				if l := svc.Logging; l.Driver != "json-file" || l.Options["max-size"] == "" || l.Options["max-file"] == "" {
@@ -98,5 +112,56 @@ func TestComposeConfig(t *testing.T) {
 				t.Errorf("MYT_DATA_DIR not applied: %q", dev)
 			}
 		})
+	}
+}
+
+// TestMemoryLimitsFit: for every target and size, every service has a
+// memory limit, the database the largest, and the limits (the worker's
+// once per replica) leave the host at least a fifth of the size's memory;
+// a design with more workers than fit is refused, naming the field.
+func TestMemoryLimitsFit(t *testing.T) {
+	for _, c := range designs(t) {
+		for _, size := range myt.Sizes {
+			for _, workers := range []int{1, 2} {
+				t.Run(fmt.Sprintf("%s-%s-%d", c.name, size, workers), func(t *testing.T) {
+					d := *c.d
+					p := d.Spec.Target.Provider
+					d.Spec.Target.Size, d.Spec.Processing.Workers = size, workers
+					cf := loadCompose(t, mustRender(t, &d))
+					host := render.HostMemoryMiB[size]
+					switch p {
+					case myt.ProviderSSH, myt.ProviderLocal:
+						host = render.DefaultHostMemoryMiB
+					case myt.ProviderOpenStack: // m1.medium and m1.large
+						host = map[string]int{"small": 2048, "medium": 4096, "large": 8192}[size]
+					}
+					sum, most, mostSvc := 0, 0, ""
+					for name, svc := range cf.Services {
+						mib, err := strconv.Atoi(strings.TrimSuffix(svc.MemLimit, "m"))
+						if err != nil || !strings.HasSuffix(svc.MemLimit, "m") || mib < 128 {
+							t.Errorf("%s: mem_limit %q", name, svc.MemLimit)
+						}
+						if mib > most {
+							most, mostSvc = mib, name
+						}
+						if name == "worker" {
+							mib *= workers
+						}
+						sum += mib
+					}
+					if mostSvc != d.Spec.Database.Kind {
+						t.Errorf("%s has the largest limit (%d MiB), not the database", mostSvc, most)
+					}
+					if sum > host*4/5 {
+						t.Errorf("limits add up to %d MiB on a %d MiB host", sum, host)
+					}
+				})
+			}
+		}
+	}
+	d := *designNamed(t, "aws-timescaledb")
+	d.Spec.Target.Size, d.Spec.Processing.Workers = "small", 8
+	if _, err := render.Render(context.Background(), &d, testOptions(&d)); err == nil || !strings.Contains(err.Error(), "spec.processing.workers") {
+		t.Errorf("8 workers on a small server: %v", err)
 	}
 }

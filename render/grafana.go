@@ -16,6 +16,11 @@ import (
 // worker's export API instead. Grafana installs it on first start.
 const infinityPlugin = "yesoreyeram-infinity-datasource"
 
+// infinityVersion pins the Infinity plugin (a release of the Grafana 11.3
+// era): GF_INSTALL_PLUGINS takes "name version", so a platform started
+// later installs the same plugin, not whatever is newest then.
+const infinityVersion = "2.11.2"
+
 // DatasourceUID is the uid of the provisioned datasource that the starter
 // dashboard's panels use.
 const DatasourceUID = "myt-db"

@@ -174,6 +174,10 @@ func (r *renderer) platform() error {
 		{db + "-data", UIDs["db"], GIDs["db"]},
 		{"grafana-data", UIDs["grafana"], GIDs["grafana"]},
 	}
+	mem, err := memory(d.Spec.Target, d.Spec.Processing.Workers)
+	if err != nil {
+		return err
+	}
 
 	// compose.yaml
 	ports := d.Spec.Broker.Ports()
@@ -190,7 +194,7 @@ func (r *renderer) platform() error {
 	}
 	plugins := ""
 	if db == myt.DatabaseMongoDB {
-		plugins = infinityPlugin
+		plugins = infinityPlugin + " " + infinityVersion
 	}
 	data := map[string]any{
 		"Name":            d.Metadata.Name,
@@ -209,6 +213,7 @@ func (r *renderer) platform() error {
 		"InfluxRetention": influxRetention(d.Spec.Database.RetentionDays),
 		"GrafanaPlugins":  plugins,
 		"GrafanaDBSecret": kind.grafanaFile,
+		"Memory":          mem,
 		"Volumes":         r.volumes,
 		"SecretFiles":     secretNames,
 		"Local":           d.Spec.Target.Provider == myt.ProviderLocal,
@@ -223,6 +228,7 @@ func (r *renderer) platform() error {
 	// RabbitMQ
 	conf, err := execTemplate("platform/rabbitmq.conf.tmpl", map[string]any{
 		"Broker": d.Spec.Broker, "Exchange": wc.AMQP.Exchange, "ManagementPort": ManagementPort,
+		"MemoryMiB": mem.RabbitMQ, "WatermarkBytes": mem.RabbitMQ << 20 / 2,
 	})
 	if err != nil {
 		return err

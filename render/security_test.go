@@ -103,6 +103,7 @@ type composeFile struct {
 	Services map[string]struct {
 		Image       string            `yaml:"image"`
 		User        string            `yaml:"user"`
+		MemLimit    string            `yaml:"mem_limit"`
 		Ports       []string          `yaml:"ports"`
 		Environment map[string]string `yaml:"environment"`
 		Secrets     []string          `yaml:"secrets"`
