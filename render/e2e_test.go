@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/myt-iot/myt/design"
 	"github.com/myt-iot/myt/internal/testenv"
 )
@@ -166,6 +168,80 @@ spec:
 		logs, _ := compose(time.Minute, nil, "logs", "--tail", "30", "worker")
 		t.Fatalf("row in %s: %v %q\nworker logs:\n%s", db, err, out, logs)
 	}
+
+	// Each running service's secret files are readable by the uid its
+	// image reads them as, and by no other.
+	cf := loadCompose(t, b)
+	for _, svc := range services {
+		for _, name := range cf.Services[svc].Secrets {
+			uid, ok := secretReader(svc, cf.Services[svc].User, name)
+			if !ok {
+				t.Errorf("%s: no known reader for secret %s", svc, name)
+				continue
+			}
+			if out, err := compose(time.Minute, nil, "exec", "-T", "-u", fmt.Sprint(uid), svc, "cat", "/run/secrets/"+name); err != nil {
+				t.Errorf("%s: uid %d cannot read secret %s: %v\n%s", svc, uid, name, err, firstLine(out))
+			}
+			if out, err := compose(time.Minute, nil, "exec", "-T", "-u", "4242", svc, "cat", "/run/secrets/"+name); err == nil {
+				t.Errorf("%s: uid 4242 reads secret %s (%d bytes)", svc, name, len(out))
+			}
+		}
+	}
+
+	// Grafana's datasource credentials (its user, its secret file) read
+	// the data, the table the worker made after the database's init
+	// included, and can change nothing.
+	var dsDoc struct {
+		Datasources []struct {
+			User           string            `yaml:"user"`
+			SecureJSONData map[string]string `yaml:"secureJsonData"`
+		} `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal(b.File("platform/grafana/provisioning/datasources/myt.yaml").Data, &dsDoc); err != nil || len(dsDoc.Datasources) != 1 {
+		t.Fatalf("datasource: %v", err)
+	}
+	ds := dsDoc.Datasources[0]
+	file, ok := strings.CutPrefix(ds.SecureJSONData["password"], "$__file{/run/secrets/")
+	if !ok {
+		t.Fatalf("datasource password %q: not a secret file", ds.SecureJSONData["password"])
+	}
+	gpw, err := os.ReadFile(filepath.Join(dir, "secrets", strings.TrimSuffix(file, "}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	genv := []string{"PGPASSWORD=" + strings.TrimSpace(string(gpw)), "MYSQL_PWD=" + strings.TrimSpace(string(gpw))}
+	asGrafana := func(sql string) (string, error) {
+		q := map[string][]string{
+			"timescaledb": {"exec", "-T", "-e", "PGPASSWORD", "timescaledb", "psql", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", ds.User, "-d", "myt", "-At", "-c", sql},
+			"mysql":       {"exec", "-T", "-e", "MYSQL_PWD", "mysql", "mysql", "-h", "127.0.0.1", "-u", ds.User, "myt", "-N", "-B", "-e", sql},
+		}[db]
+		return compose(time.Minute, genv, q...)
+	}
+	if out, err := asGrafana("SELECT device FROM measurements"); err != nil || strings.TrimSpace(out) != "dev-e2e" {
+		t.Errorf("Grafana's user %q cannot read measurements: %v %q", ds.User, err, out)
+	}
+	for _, sql := range []string{
+		"DELETE FROM measurements",
+		"INSERT INTO measurements (id, device, topic, ts) VALUES ('x', 'intruder', 'myt/intruder', CURRENT_TIMESTAMP)",
+		"UPDATE measurements SET device = 'intruder'",
+		"CREATE TABLE grafana_was_here (id int)",
+		"DROP TABLE measurements",
+	} {
+		out, err := asGrafana(sql)
+		if err == nil {
+			t.Errorf("Grafana's user %q may %s", ds.User, sql)
+		} else if o := strings.ToLower(out); !strings.Contains(o, "denied") && !strings.Contains(o, "must be owner") {
+			t.Errorf("Grafana's user %q: %s failed for another reason than a refused privilege: %s", ds.User, sql, out)
+		}
+	}
+	if out, err := compose(time.Minute, env, query...); err != nil || !strings.Contains(out, "dev-e2e") || strings.Contains(out, "intruder") {
+		t.Errorf("after Grafana's attempts the data changed: %v %q", err, out)
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
 }
 
 // allowBridge lets containers on the compose network reach each other

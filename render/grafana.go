@@ -46,7 +46,7 @@ func (r *renderer) grafana() error {
 	ds := db.datasource()
 	ds.UID, ds.Access, ds.IsDefault, ds.Editable = DatasourceUID, "proxy", true, false
 	// Grafana reads its credential from the file ($__file{...}).
-	ds.SecureJSONData = map[string]string{db.secureKey: "$__file{/run/secrets/" + db.grafanaFile + "}"}
+	ds.SecureJSONData = map[string]string{db.secureKey: "$__file{" + db.grafanaCred + "}"}
 	dsDoc := map[string]any{"apiVersion": 1, "datasources": []gfDatasource{ds}}
 	b, err := yaml.MarshalWithOptions(dsDoc, yaml.IndentSequence(true))
 	if err != nil {

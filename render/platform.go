@@ -100,7 +100,7 @@ type dataVolume struct {
 // owns it on the host.
 type secretFile struct {
 	name  string
-	owner string // key of UIDs
+	owner string // key of UIDs; "db" and "dbinit": the database image's entrypoint and init scripts
 	data  []byte
 }
 
@@ -126,7 +126,10 @@ func (r *renderer) platform() error {
 	if err != nil {
 		return err
 	}
-	if n := kind.ownSecret; n != "" {
+	for _, n := range []string{kind.ownSecret, kind.grafanaSecret} {
+		if n == "" || s[n] != "" {
+			continue
+		}
 		if s[n], err = r.secret(n); err != nil {
 			return err
 		}
@@ -149,20 +152,32 @@ func (r *renderer) platform() error {
 		{"worker_api_token", "worker", []byte(s[SecretWorkerToken] + "\n")},
 		{"grafana_admin_password", "grafana", []byte(s[SecretGrafanaAdmin] + "\n")},
 		{"grafana_tls_key", "grafana", r.server.KeyPEM},
-		{kind.grafanaFile, "grafana", []byte(s[kind.grafanaSecret] + "\n")},
 		{"db_password", "db", []byte(s[SecretDB] + "\n")},
+	}
+	grafanaSecretFile := ""
+	if n := kind.grafanaSecret; n != "" {
+		grafanaSecretFile = path.Base(kind.grafanaCred)
+		files = append(files, secretFile{grafanaSecretFile, "grafana", []byte(s[n] + "\n")})
 	}
 	if n := kind.ownSecret; n != "" {
 		files = append(files, secretFile{n, "db", []byte(s[n] + "\n")})
+	}
+	if kind.grafanaSecret == SecretGrafanaDB {
+		// Its init script's copy of Grafana's password.
+		files = append(files, secretFile{grafanaDBFile, "dbinit", []byte(s[SecretGrafanaDB] + "\n")})
 	}
 	var secretNames []string
 	owners := map[string]int{}
 	for _, f := range files {
 		r.b.addSecret("platform/secrets/"+f.name, f.data)
 		secretNames = append(secretNames, f.name)
-		owners[f.name] = UIDs[f.owner]
-		if f.owner == "db" {
+		switch f.owner {
+		case "db":
 			owners[f.name] = kind.secretUID
+		case "dbinit":
+			owners[f.name] = kind.initUID
+		default:
+			owners[f.name] = UIDs[f.owner]
 		}
 	}
 	slices.Sort(secretNames)
@@ -173,6 +188,10 @@ func (r *renderer) platform() error {
 		{"rabbitmq-data", UIDs["rabbitmq"], GIDs["rabbitmq"]},
 		{db + "-data", UIDs["db"], GIDs["db"]},
 		{"grafana-data", UIDs["grafana"], GIDs["grafana"]},
+	}
+	if db == myt.DatabaseInfluxDB {
+		// InfluxDB's init script (root) writes Grafana's read token here.
+		r.volumes = append(r.volumes, dataVolume{"influxdb-grafana", UIDs["grafana"], GIDs["grafana"]})
 	}
 	mem, err := memory(d.Spec.Target, d.Spec.Processing.Workers)
 	if err != nil {
@@ -212,7 +231,9 @@ func (r *renderer) platform() error {
 		"Handler":         d.Spec.Processing.Handler != "",
 		"InfluxRetention": influxRetention(d.Spec.Database.RetentionDays),
 		"GrafanaPlugins":  plugins,
-		"GrafanaDBSecret": kind.grafanaFile,
+		"GrafanaSecret":   grafanaSecretFile,
+		"GrafanaInit":     kind.grafanaInit,
+		"GrafanaTokenDir": grafanaTokenDir,
 		"Memory":          mem,
 		"Volumes":         r.volumes,
 		"SecretFiles":     secretNames,
@@ -266,6 +287,9 @@ func (r *renderer) platform() error {
 	// Database init
 	if db == myt.DatabaseTimescaleDB {
 		r.b.add("platform/db/init/010-myt-timescaledb.sql", []byte(timescaleInit))
+	}
+	if kind.grafanaInit != "" {
+		r.b.add("platform/db/init/"+kind.grafanaInit, []byte(kind.grafanaInitText))
 	}
 	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -456,10 +458,10 @@ func TestWriteDirTightensSecretDirs(t *testing.T) {
 // and Grafana's datasource reads the file compose gives it.
 func TestDatabaseSecrets(t *testing.T) {
 	want := map[string][]string{
-		myt.DatabaseMySQL:       {"db_root_password", "grafana_db_password"},
-		myt.DatabaseTimescaleDB: {"grafana_db_password"},
+		myt.DatabaseMySQL:       {"db_grafana_password", "db_root_password", "grafana_db_password"},
+		myt.DatabaseTimescaleDB: {"db_grafana_password", "grafana_db_password"},
 		myt.DatabaseMongoDB:     {"grafana_worker_token"},
-		myt.DatabaseInfluxDB:    {"grafana_influxdb_token", "influxdb_token"},
+		myt.DatabaseInfluxDB:    {"influxdb_token"},
 	}
 	common := []string{"db_dsn", "db_password", "grafana_admin_password", "grafana_tls_key", "rabbitmq_definitions.json", "rabbitmq_tls_key", "rabbitmq_worker_password", "worker_api_token"}
 	seen := map[string]bool{}
@@ -492,4 +494,183 @@ func TestDatabaseSecrets(t *testing.T) {
 	if len(seen) != len(want) {
 		t.Errorf("designs cover %v, want every kind in %v", seen, want)
 	}
+}
+
+// secretReader is the uid that a service's image reads secret file name
+// as, from the images' own entrypoints rather than from the renderer: the
+// compose user where the service sets one; mysql (mysql:8.4) and postgres
+// (timescale/timescaledb, on postgres Alpine) read their *_FILE variables
+// as root, then run their init scripts as their own user (999, 70); the
+// mongo image drops to 999 first; influxdb:2 does everything as root.
+func secretReader(service, user, name string) (int, bool) {
+	if user != "" {
+		uid, err := strconv.Atoi(strings.Split(user, ":")[0])
+		return uid, err == nil
+	}
+	uid, ok := map[string]map[string]int{
+		"mysql":       {"db_password": 0, "db_root_password": 0, "db_grafana_password": 999},
+		"timescaledb": {"db_password": 0, "db_grafana_password": 70},
+		"mongodb":     {"db_password": 999},
+		"influxdb":    {"db_password": 0, "influxdb_token": 0},
+	}[service][name]
+	return uid, ok
+}
+
+// TestSecretOwnersPerImage: every secret file a service mounts is owned
+// (owners.txt, group_vars) by the uid that service's image reads it as
+// (secretReader: the compose user, or the image's documented entrypoint).
+func TestSecretOwnersPerImage(t *testing.T) {
+	for _, c := range designs(t) {
+		t.Run(c.name, func(t *testing.T) {
+			b := mustRender(t, c.d)
+			cf := loadCompose(t, b)
+			owners := map[string]int{}
+			for _, line := range strings.Split(string(b.File("platform/owners.txt").Data), "\n") {
+				if f := strings.Fields(line); len(f) == 3 && f[0] == "secret" {
+					owners[f[1]], _ = strconv.Atoi(f[2])
+				}
+			}
+			for svc, sv := range cf.Services {
+				for _, name := range sv.Secrets {
+					want, ok := secretReader(svc, sv.User, name)
+					if !ok {
+						t.Errorf("%s mounts %s, which no known reader reads", svc, name)
+						continue
+					}
+					if got, ok := owners[name]; !ok || got != want {
+						t.Errorf("secret %s of %s is owned by %d, but the image reads it as %d", name, svc, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestGrafanaLeastPrivilege: Grafana's datasource never holds an owner's
+// or the operator's credential. MySQL and TimescaleDB: it signs in as the
+// read-only user that the database's init script (mounted where the image
+// runs it, reading its own copy of the password) creates with SELECT
+// only; TestPlatformEndToEnd proves the grants on real databases.
+// InfluxDB: it reads a token that the init script asks InfluxDB for, read
+// on the bucket only; the script runs here against a stand-in influx CLI
+// that records its arguments and answers as influx auth create --json.
+func TestGrafanaLeastPrivilege(t *testing.T) {
+	for _, c := range designs(t) {
+		t.Run(c.name, func(t *testing.T) {
+			kind := c.d.Spec.Database.Kind
+			b := mustRender(t, c.d)
+			cf := loadCompose(t, b)
+			var doc struct {
+				Datasources []struct {
+					User           string            `yaml:"user"`
+					SecureJSONData map[string]string `yaml:"secureJsonData"`
+				} `yaml:"datasources"`
+			}
+			if err := yaml.Unmarshal(b.File("platform/grafana/provisioning/datasources/myt.yaml").Data, &doc); err != nil || len(doc.Datasources) != 1 {
+				t.Fatalf("datasource: %v", err)
+			}
+			ds := doc.Datasources[0]
+			secret := func(name string) string {
+				f := b.File("secrets.d/" + name)
+				if f == nil {
+					return ""
+				}
+				return string(bytes.TrimSpace(f.Data))
+			}
+			owners := []string{secret(render.SecretDB), secret(render.SecretDBRoot), secret(render.SecretInfluxToken)}
+			for _, n := range cf.Services["grafana"].Secrets {
+				v := string(bytes.TrimSpace(b.File("platform/secrets/" + n).Data))
+				if slices.Contains(owners, v) {
+					t.Errorf("Grafana's secret %s holds an owner's or the operator's credential", n)
+				}
+			}
+			switch kind {
+			case myt.DatabaseMySQL, myt.DatabaseTimescaleDB:
+				if ds.User != render.GrafanaDBUser || ds.SecureJSONData["password"] != "$__file{/run/secrets/"+render.SecretGrafanaDB+"}" {
+					t.Errorf("datasource user %q, password %q", ds.User, ds.SecureJSONData["password"])
+				}
+				init := map[string]string{myt.DatabaseMySQL: "020-myt-grafana.sh", myt.DatabaseTimescaleDB: "020-myt-grafana.sql"}[kind]
+				f := b.File("platform/db/init/" + init)
+				if f == nil {
+					t.Fatalf("no init script %s", init)
+				}
+				if !slices.Contains(cf.Services[kind].Volumes, "./db/init/"+init+":/docker-entrypoint-initdb.d/"+init+":ro") {
+					t.Errorf("%s does not mount %s into /docker-entrypoint-initdb.d", kind, init)
+				}
+				if !strings.Contains(string(f.Data), "/run/secrets/db_grafana_password") || !slices.Contains(cf.Services[kind].Secrets, "db_grafana_password") ||
+					secret(render.SecretGrafanaDB) != string(bytes.TrimSpace(b.File("platform/secrets/db_grafana_password").Data)) {
+					t.Errorf("%s's init script does not read Grafana's password from its own secret file", kind)
+				}
+				for _, grant := range regexp.MustCompile(`(?i)GRANT\s+(\w+)`).FindAllStringSubmatch(string(f.Data), -1) {
+					if g := strings.ToUpper(grant[1]); g != "SELECT" && g != "CONNECT" && g != "USAGE" {
+						t.Errorf("%s grants %s", init, g)
+					}
+				}
+			case myt.DatabaseInfluxDB:
+				cred := ds.SecureJSONData["token"]
+				if strings.Contains(cred, "/run/secrets/") || slices.Contains(cf.Services["grafana"].Secrets, "influxdb_token") {
+					t.Errorf("Grafana reads InfluxDB with %q, secrets %v", cred, cf.Services["grafana"].Secrets)
+				}
+				path := strings.TrimSuffix(strings.TrimPrefix(cred, "$__file{"), "}")
+				if !slices.Contains(cf.Services["grafana"].Volumes, "influxdb-grafana:"+filepath.Dir(path)+":ro") ||
+					!slices.Contains(cf.Services["influxdb"].Volumes, "influxdb-grafana:"+filepath.Dir(path)) {
+					t.Errorf("the token's directory %s is not shared (influxdb: %v, grafana: %v)", filepath.Dir(path), cf.Services["influxdb"].Volumes, cf.Services["grafana"].Volumes)
+				}
+				script := b.File("platform/db/init/020-myt-grafana-token.sh")
+				if script == nil {
+					t.Fatal("no token script")
+				}
+				for _, answer := range []string{"{\n\t\"id\": \"0a1b\",\n\t\"token\": \"R3ad-only==\",\n\t\"status\": \"active\"\n}\n", `[{"id":"0a1b","token":"R3ad-only==","status":"active"}]`} {
+					args, owner, token := runInfluxInit(t, string(script.Data), path, answer)
+					if token != "R3ad-only==" || owner != "472:0 " {
+						t.Errorf("token file %q, chown %q", token, owner)
+					}
+					if !strings.Contains(args, "--read-bucket bucket-id-1") || strings.Contains(args, "--write") || strings.Contains(args, "--all-access") || strings.Contains(args, "--operator") {
+						t.Errorf("influx %s", args)
+					}
+				}
+			}
+		})
+	}
+}
+
+// runInfluxInit runs InfluxDB's init script as the image would (bash,
+// its init variables set) with influx and chown replaced by recorders,
+// and the token file moved from path into a temporary directory. It
+// returns influx's arguments, chown's, and the token file's content.
+func runInfluxInit(t *testing.T, script, path, answer string) (args, owner, token string) {
+	t.Helper()
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	out := filepath.Join(dir, "token")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stub := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stub("influx", "echo \"$@\" >"+filepath.Join(dir, "args")+"\ncat <<'EOF'\n"+answer+"\nEOF\n")
+	stub("chown", "echo \"$1 \" >"+filepath.Join(dir, "owner")+"\n")
+	cmd := exec.Command(bash, "-c", strings.ReplaceAll(script, path, out))
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "DOCKER_INFLUXDB_INIT_ORG=myt", "DOCKER_INFLUXDB_INIT_BUCKET_ID=bucket-id-1")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("init script: %v\n%s", err, b)
+	}
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimRight(string(b), "\n")
+	}
+	if info, err := os.Stat(out); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("token file: %v %v", info, err)
+	}
+	return read(filepath.Join(dir, "args")), read(filepath.Join(dir, "owner")), read(out)
 }
