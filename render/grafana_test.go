@@ -3,6 +3,7 @@ package render_test
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -94,4 +95,26 @@ func sdkErr(err error) error {
 		return nil
 	}
 	return err
+}
+
+// TestGrafanaPluginsPinned: every plugin Grafana installs at start names
+// its version ("name version", as the image's GF_INSTALL_PLUGINS takes
+// it), so a later start cannot install a different plugin.
+func TestGrafanaPluginsPinned(t *testing.T) {
+	seen := false
+	for _, c := range designs(t) {
+		plugins := loadCompose(t, mustRender(t, c.d)).Services["grafana"].Environment["GF_INSTALL_PLUGINS"]
+		for _, p := range strings.Split(plugins, ",") {
+			if p == "" {
+				continue
+			}
+			seen = true
+			if !regexp.MustCompile(`^[a-z0-9-]+ [0-9]+\.[0-9]+\.[0-9]+$`).MatchString(p) {
+				t.Errorf("%s: plugin %q has no pinned version", c.name, p)
+			}
+		}
+	}
+	if !seen {
+		t.Error("no design installs a plugin")
+	}
 }
