@@ -3,6 +3,7 @@ package render_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -446,4 +447,96 @@ func versionAllowed(t *testing.T, constraint, version string) bool {
 		}
 	}
 	return true
+}
+
+// TestDefaultImageFollowsArchitecture: an Arm machine type boots only an
+// arm64 image, so the default Ubuntu image follows the instance type
+// (GCP: Tau T2A and Axion C4A; Azure: the "p" sizes), and an explicit
+// image is kept. The modules' own locals are evaluated by a real
+// OpenTofu/Terraform (no provider needed). AWS reads the architecture
+// from the EC2 API (aws_ec2_instance_type), which cannot be reached here:
+// TestHCLAWSImageArchitecture checks its wiring.
+func TestDefaultImageFollowsArchitecture(t *testing.T) {
+	bin := tfBinary(t)
+	for _, c := range []struct {
+		provider, design, image string
+		want                    map[string]string // instance type ("" = size) -> local.image
+	}{
+		{"gcp", "gcp-mongodb", "", map[string]string{
+			"":               "ubuntu-os-cloud/ubuntu-2404-lts-amd64",
+			"t2a-standard-1": "ubuntu-os-cloud/ubuntu-2404-lts-arm64",
+			"c4a-standard-4": "ubuntu-os-cloud/ubuntu-2404-lts-arm64",
+			"n2-standard-2":  "ubuntu-os-cloud/ubuntu-2404-lts-amd64",
+		}},
+		{"gcp", "gcp-mongodb", "my-project/my-image", map[string]string{"t2a-standard-1": "my-project/my-image"}},
+		{"azure", "azure-influxdb", "", map[string]string{
+			"":                  `["Canonical","ubuntu-24_04-lts","server","latest"]`,
+			"Standard_D2ps_v5":  `["Canonical","ubuntu-24_04-lts","server-arm64","latest"]`,
+			"Standard_B2pts_v2": `["Canonical","ubuntu-24_04-lts","server-arm64","latest"]`,
+			"Standard_E4pds_v6": `["Canonical","ubuntu-24_04-lts","server-arm64","latest"]`,
+			"Standard_D4s_v5":   `["Canonical","ubuntu-24_04-lts","server","latest"]`,
+			"Standard_E2bs_v5":  `["Canonical","ubuntu-24_04-lts","server","latest"]`,
+		}},
+	} {
+		m := parseModule(t, c.provider)
+		dir := t.TempDir()
+		var locals []byte
+		for _, blk := range m.files["main.tf"].Body.(*hclsyntax.Body).Blocks {
+			if blk.Type == "locals" {
+				locals = append(append(locals, blk.Range().SliceBytes(m.src["main.tf"])...), '\n')
+			}
+		}
+		d := *designNamed(t, c.design)
+		d.Spec.Target.Image = c.image
+		vars, err := json.Marshal(render.TFVars(&d, "ssh-ed25519 AAAA test"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range map[string][]byte{"variables.tf": m.src["variables.tf"], "locals.tf": locals, "terraform.tfvars.json": vars} {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cli := filepath.Join(dir, "none.rc")
+		tfRun(t, bin, cli, dir, "init", "-input=false", "-backend=false", "-no-color")
+		for typ, want := range c.want {
+			var out, errs strings.Builder
+			cmd := exec.Command(bin, "console", "-var", "instance_type="+typ)
+			cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr = dir, strings.NewReader("jsonencode(local.image)\n"), &out, &errs
+			cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1")
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s %q: console: %v\n%s%s", c.provider, typ, err, out.String(), errs.String())
+			}
+			// The console prints the JSON text as a quoted string.
+			var got string
+			if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &got); err != nil {
+				t.Fatalf("%s %q: %q: %v", c.provider, typ, out.String(), err)
+			}
+			if !strings.HasPrefix(want, "[") {
+				want = strconv.Quote(want)
+			}
+			if got != want {
+				t.Errorf("%s instance type %q, image %q: default image %s, want %s", c.provider, typ, c.image, got, want)
+			}
+		}
+	}
+}
+
+// TestHCLAWSImageArchitecture: without an explicit image, the AWS module
+// asks EC2 for the instance type's architectures and looks the Ubuntu
+// AMI up by that architecture (Graviton types boot only arm64 AMIs).
+func TestHCLAWSImageArchitecture(t *testing.T) {
+	m := parseModule(t, "aws")
+	src := string(m.src["main.tf"])
+	for _, want := range []string{
+		`data "aws_ec2_instance_type" "this" {`,
+		`instance_type = local.instance_type`,
+		`arm64 = contains(flatten(data.aws_ec2_instance_type.this[*].supported_architectures), "arm64")`,
+		`ubuntu-noble-24.04-${local.arm64 ? "arm64" : "amd64"}-server-*`,
+		`values = [local.arm64 ? "arm64" : "x86_64"]`,
+	} {
+		if !strings.Contains(src, want) {
+			t.Errorf("aws main.tf lacks %q", want)
+		}
+	}
 }

@@ -6,6 +6,9 @@ locals {
   }
   instance_type = var.instance_type != "" ? var.instance_type : local.sizes[var.size]
   image         = var.image != "" ? var.image : data.aws_ami.ubuntu[0].id
+  # Graviton types (t4g, m7g, c8g, ...) boot only arm64 images: the
+  # default image follows the instance type's architecture.
+  arm64 = contains(flatten(data.aws_ec2_instance_type.this[*].supported_architectures), "arm64")
 
   # One rule per (network, port): SSH and admin ports for admins, broker
   # ports for devices. Keys are stable so a change touches only its rule.
@@ -20,13 +23,22 @@ locals {
   ingress = merge(local.admin_rules, local.device_rules)
 }
 
+data "aws_ec2_instance_type" "this" {
+  count         = var.image == "" ? 1 : 0
+  instance_type = local.instance_type
+}
+
 data "aws_ami" "ubuntu" {
   count       = var.image == "" ? 1 : 0
   most_recent = true
   owners      = ["099720109477"] # Canonical
   filter {
     name   = "name"
-    values = ["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"]
+    values = ["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-${local.arm64 ? "arm64" : "amd64"}-server-*"]
+  }
+  filter {
+    name   = "architecture"
+    values = [local.arm64 ? "arm64" : "x86_64"]
   }
   filter {
     name   = "virtualization-type"

@@ -5,7 +5,10 @@ locals {
     large  = "Standard_D4s_v5"
   }
   vm_size = var.instance_type != "" ? var.instance_type : local.sizes[var.size]
-  image   = split(":", var.image != "" ? var.image : "Canonical:ubuntu-24_04-lts:server:latest")
+  # Arm (Ampere) sizes carry a "p" among their feature letters
+  # (Standard_D2ps_v5, Standard_B2pts_v2) and boot only arm64 images.
+  arm64 = can(regex("^Standard_[A-Z]+[0-9]+[a-z]*p[a-z]*_v[0-9]+$", local.vm_size))
+  image = split(":", var.image != "" ? var.image : "Canonical:ubuntu-24_04-lts:${local.arm64 ? "server-arm64" : "server"}:latest")
 
   # Each admin or device rule gets its own priority; admin rules first.
   admin_ports  = concat([22], var.admin_ports)

@@ -5,7 +5,9 @@ locals {
     large  = "e2-standard-4"
   }
   machine_type = var.instance_type != "" ? var.instance_type : local.sizes[var.size]
-  image        = var.image != "" ? var.image : "ubuntu-os-cloud/ubuntu-2404-lts-amd64"
+  # Arm machine series (Tau T2A, Axion C4A) boot only arm64 images.
+  arm64 = can(regex("^(t2a|c4a)-", local.machine_type))
+  image = var.image != "" ? var.image : "ubuntu-os-cloud/ubuntu-2404-lts-${local.arm64 ? "arm64" : "amd64"}"
   labels       = { "myt-platform" = var.name }
 
   # GCP refuses a firewall rule whose source ranges mix IPv4 and IPv6,

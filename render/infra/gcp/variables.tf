@@ -30,7 +30,7 @@ variable "instance_type" {
 }
 
 variable "image" {
-  description = "Boot image; empty means ubuntu-os-cloud/ubuntu-2404-lts-amd64."
+  description = "Boot image; empty means ubuntu-os-cloud/ubuntu-2404-lts-amd64 (-arm64 on Arm machine types)."
   type        = string
   default     = ""
 }
