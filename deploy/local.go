@@ -67,13 +67,10 @@ func (w *work) deployLocal() error {
 	platformDir, dataDir := w.localDirs()
 	env := w.localComposeEnv(dataDir)
 	if err := w.step(stepCompose, func() (string, error) {
-		changedFiles, err := w.installLocal(platformDir, dataDir)
-		if err != nil {
-			return "", err
-		}
-		changed := len(changedFiles) > 0
 		// As the platform role does: only the services whose files (or,
-		// for the worker, image) changed are recreated.
+		// for the worker, image) changed are recreated, and they are
+		// written down before anything changes, until they were (see
+		// pendingFile).
 		compose := w.bundle.File("platform/compose.yaml")
 		if compose == nil {
 			return "", errors.New("the bundle has no platform/compose.yaml")
@@ -82,10 +79,22 @@ func (w *work) deployLocal() error {
 		if err != nil {
 			return "", err
 		}
-		recreate := mounts.Using(changedFiles...)
-		if rebuilt && !slices.Contains(recreate, "worker") {
-			recreate = append(recreate, "worker")
+		pending := filepath.Join(platformDir, pendingFile)
+		var recreate []string
+		changedFiles, err := w.installLocal(platformDir, dataDir, func(changed []string) error {
+			recreate = mounts.Using(changed...)
+			if rebuilt {
+				recreate = append(recreate, "worker")
+			}
+			return notePending(pending, recreate)
+		})
+		if err != nil {
+			return "", err
 		}
+		if recreate, err = readPending(pending); err != nil {
+			return "", err
+		}
+		changed := len(changedFiles) > 0
 		all := len(recreate) == len(mounts.Services())
 		wait := strconv.Itoa(int(w.r.cfg.HealthTimeout.Seconds()))
 		args := []string{"compose", "up", "--detach", "--wait", "--wait-timeout", wait, "--remove-orphans"}
@@ -101,6 +110,9 @@ func (w *work) deployLocal() error {
 			if err := w.compose(platformDir, env, args...); err != nil {
 				return "", err
 			}
+		}
+		if err := os.Remove(pending); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
 		}
 		if !changed && !rebuilt && !w.changed {
 			w.job.Summary = fmt.Sprintf("Nothing changed: the platform already matched revision %d.", w.job.Revision)
@@ -230,6 +242,15 @@ func (w *work) localWorkerImage() (bool, error) {
 	if v, ok := w.r.cfg.Tools.ComposeEnv[render.ImageEnv["python"]]; ok {
 		python = v
 	}
+	// The running worker is on the old image until it is recreated:
+	// written down now, so a job stopped after the build still does it.
+	platformDir, _ := w.localDirs()
+	if err := os.MkdirAll(platformDir, 0o755); err != nil {
+		return false, err
+	}
+	if err := notePending(filepath.Join(platformDir, pendingFile), []string{"worker"}); err != nil {
+		return false, err
+	}
 	w.log.Printf("building %s from %s", tag, python)
 	if err := w.docker(w.ctx, dir, nil, nil, "build", "--tag", tag, "--label", binaryLabel+"="+sum, "--build-arg", "PYTHON_IMAGE="+python, "."); err != nil {
 		return false, fmt.Errorf("build the worker image: %w", err)
@@ -253,11 +274,58 @@ func fileSHA256(path string) (string, error) {
 
 var ownerLine = regexp.MustCompile(`^(secret|volume) (\S+) (\d+)(?: (\d+))?$`)
 
+// pendingFile, in the platform directory, lists the services to
+// recreate, one per line, from before their files change until they were
+// recreated: a job stopped in between (killed, a failed start) leaves
+// containers on the old files, which the next job, finding the files in
+// place, would otherwise leave running. The platform role keeps the same
+// file on hosts.
+const pendingFile = ".recreate-pending"
+
+// notePending adds services to the pending file (written whole, then
+// renamed into place).
+func notePending(path string, services []string) error {
+	have, err := readPending(path)
+	if err != nil {
+		return err
+	}
+	all := slices.Clone(have)
+	for _, s := range services {
+		if !slices.Contains(all, s) {
+			all = append(all, s)
+		}
+	}
+	if len(all) == len(have) {
+		return nil
+	}
+	slices.Sort(all)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(all, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// readPending returns the services the pending file lists, sorted.
+func readPending(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := strings.Fields(string(b))
+	slices.Sort(s)
+	return slices.Compact(s), nil
+}
+
 // installLocal writes the bundle's platform/ into platformDir (each
 // secret 0600 owned by its reader) and makes the data directories, as
-// the platform role does on a host. It returns the files that changed,
-// relative to platformDir.
-func (w *work) installLocal(platformDir, dataDir string) ([]string, error) {
+// the platform role does on a host. before is called with the files that
+// are about to change (relative to platformDir) before any is written.
+// It returns the files that changed.
+func (w *work) installLocal(platformDir, dataDir string, before func(changed []string) error) ([]string, error) {
 	owners := w.bundle.File("platform/owners.txt")
 	if owners == nil {
 		return nil, errors.New("the bundle has no owners.txt")
@@ -289,6 +357,13 @@ func (w *work) installLocal(platformDir, dataDir string) ([]string, error) {
 	if err := os.Chmod(platformDir, 0o755); err != nil {
 		return nil, err
 	}
+	type install struct {
+		rel  string
+		data []byte
+		uid  int
+		mode os.FileMode
+	}
+	var todo []install
 	var changed []string
 	for _, f := range w.bundle.Files {
 		rel, ok := strings.CutPrefix(f.Path, "platform/")
@@ -309,11 +384,19 @@ func (w *work) installLocal(platformDir, dataDir string) ([]string, error) {
 			continue
 		}
 		changed = append(changed, rel)
+		todo = append(todo, install{rel, f.Data, uid, mode})
+	}
+	if err := before(changed); err != nil {
+		return nil, err
+	}
+	for _, f := range todo {
+		dst := filepath.Join(platformDir, filepath.FromSlash(f.rel))
+		uid, mode := f.uid, f.mode
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return nil, err
 		}
 		tmp := dst + ".tmp"
-		if err := os.WriteFile(tmp, f.Data, mode); err != nil {
+		if err := os.WriteFile(tmp, f.data, mode); err != nil {
 			return nil, err
 		}
 		if err := os.Chown(tmp, uid, uid); err != nil {

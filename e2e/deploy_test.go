@@ -152,6 +152,10 @@ type platformHost struct {
 	// directory.
 	dataDir func(p *myt.Platform) string
 	listDir func(t *testing.T, dir string) string
+	// platformDir is where a platform's files are installed there; sh
+	// runs a shell script there.
+	platformDir func(p *myt.Platform) string
+	sh          func(t *testing.T, script string) string
 }
 
 func createPlatform(t *testing.T, c *httpapi.Client, doc string) *myt.Platform {
@@ -339,6 +343,24 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 			t.Errorf("second deploy restarted containers:\nbefore %v\nafter  %v", before, after)
 		}
 
+		// A job stopped between installing new files and recreating the
+		// services on them (killed, a lost connection) leaves the list of
+		// services still to recreate on the host: the next deploy
+		// recreates them though no file changes, and only them.
+		pending := h.platformDir(p) + "/.recreate-pending"
+		h.sh(t, "printf 'worker\\n' > "+pending)
+		before = startTimes(t, h, project)
+		j = runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobDeploy})
+		after := startTimes(t, h, project)
+		for name := range before {
+			if recreated := after[name] != before[name]; recreated != strings.HasSuffix(name, "-worker-1") {
+				t.Errorf("deploy after a stop before the recreate: %s started %q, now %q (only the worker is to be recreated)", name, before[name], after[name])
+			}
+		}
+		if left := h.sh(t, "ls -A "+h.platformDir(p)); strings.Contains(left, ".recreate-pending") {
+			t.Errorf("the list of services to recreate is still there after they were: %q (%s)", left, j.Summary)
+		}
+
 		// Update: a handler that scales the temperature, and humidity
 		// declared as a typed field.
 		updated := strings.Replace(doc, "fields: {temperature: float}", "fields: {temperature: float, humidity: float}", 1) +
@@ -353,7 +375,7 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 		// The new handler and field recreate the worker (and Grafana,
 		// whose dashboard shows the field); the broker and the database
 		// keep running.
-		after := startTimes(t, h, project)
+		after = startTimes(t, h, project)
 		db := project + "-" + p.Design.Spec.Database.Kind + "-1"
 		for _, name := range []string{project + "-rabbitmq-1", db} {
 			if before[name] == "" || after[name] != before[name] {
@@ -418,11 +440,19 @@ func TestDeployLocal(t *testing.T) {
 	srv, c := deployServer(t, e, data)
 	top := t // the restarted server must outlive the subtest that restarts it
 	local := platformHost{
-		name:       "local",
-		docker:     func(t *testing.T, args ...string) string { return e.Docker(t, args...) },
-		mqtt:       "127.0.0.1:8883",
-		serverName: "127.0.0.1",
-		dataDir:    func(p *myt.Platform) string { return filepath.Join(data, "platforms", fmt.Sprint(p.ID), "data") },
+		name:        "local",
+		docker:      func(t *testing.T, args ...string) string { return e.Docker(t, args...) },
+		mqtt:        "127.0.0.1:8883",
+		serverName:  "127.0.0.1",
+		dataDir:     func(p *myt.Platform) string { return filepath.Join(data, "platforms", fmt.Sprint(p.ID), "data") },
+		platformDir: func(p *myt.Platform) string { return filepath.Join(data, "platforms", fmt.Sprint(p.ID), "platform") },
+		sh: func(t *testing.T, script string) string {
+			out, err := exec.Command("sh", "-c", script).CombinedOutput()
+			if err != nil {
+				t.Fatalf("sh -c %q: %v\n%s", script, err, out)
+			}
+			return string(out)
+		},
 		listDir: func(t *testing.T, dir string) string {
 			ents, err := os.ReadDir(dir)
 			if err != nil {
@@ -481,7 +511,7 @@ spec:
 					t.Fatal(err)
 				}
 				if j.State != myt.JobInterrupted || pl.Status != myt.StatusFailed {
-					t.Fatalf("after kill -9 and restart: job %s, platform %s; want interrupted, failed", j.State, pl.Status)
+					t.Fatalf("after kill -9 and restart: job %s (%s), platform %s; want interrupted, failed", j.State, j.Error, pl.Status)
 				}
 				if ents, _ := os.ReadDir(filepath.Join(data, "jobs")); len(ents) != 0 {
 					t.Errorf("job directories left after the restart: %v", ents)
@@ -599,12 +629,14 @@ func TestDeploySSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	remote := platformHost{
-		name:       "ssh",
-		docker:     func(t *testing.T, args ...string) string { return h.Run(t, "docker "+shellJoin(args)) },
-		mqtt:       h.Addr + ":8883",
-		serverName: h.Addr,
-		dataDir:    func(*myt.Platform) string { return "/srv/myt/data" },
-		listDir:    func(t *testing.T, dir string) string { return h.Run(t, "ls "+dir) },
+		name:        "ssh",
+		docker:      func(t *testing.T, args ...string) string { return h.Run(t, "docker "+shellJoin(args)) },
+		mqtt:        h.Addr + ":8883",
+		serverName:  h.Addr,
+		dataDir:     func(*myt.Platform) string { return "/srv/myt/data" },
+		listDir:     func(t *testing.T, dir string) string { return h.Run(t, "ls "+dir) },
+		platformDir: func(*myt.Platform) string { return "/srv/myt/platform" },
+		sh:          func(t *testing.T, script string) string { return h.Run(t, script) },
 	}
 	lifecycleWith(t, c, remote, `apiVersion: myt/v1
 kind: Platform
@@ -648,6 +680,11 @@ func checkServer(t *testing.T, h *testenv.SystemdHost, project, db string) {
 	}
 	if out := h.Run(t, "nft list table inet myt"); !strings.Contains(out, "chain input") || !strings.Contains(out, "10.250.0.0/16") {
 		t.Errorf("nft table inet myt:\n%s", out)
+	}
+	// systemd-timesyncd is enabled by the base role (the test host has it
+	// off); in a container its ConditionVirtualization keeps it idle.
+	if got := h.Run(t, "systemctl is-enabled systemd-timesyncd.service || true"); got != "enabled\n" {
+		t.Errorf("the clock service is not enabled: systemctl is-enabled says %q", got)
 	}
 	if got := h.Run(t, "systemctl is-enabled myt-firewall.service docker.service; systemctl is-active myt-firewall.service docker.service"); got != "enabled\nenabled\nactive\nactive\n" {
 		t.Errorf("myt-firewall and docker units (enabled, enabled, active, active): %q", got)

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/myt-iot/myt/render"
 )
 
 // TestPlatformFilesSync runs the platform role's file sync (files.yml)
@@ -44,7 +46,7 @@ func TestPlatformFilesSync(t *testing.T) {
         tasks_from: files
     - name: Record what changed
       ansible.builtin.copy:
-        content: "{{ platform_changed | to_json }}"
+        content: "{{ {'changed': platform_changed, 'recreate': platform_recreate} | to_json }}"
         dest: `+changedFile+`
         mode: "0600"
       changed_when: false
@@ -56,6 +58,7 @@ func TestPlatformFilesSync(t *testing.T) {
 		"ANSIBLE_LOCAL_TEMP=" + t.TempDir(), "ANSIBLE_HOME=" + t.TempDir(), "ANSIBLE_NOCOLOR=1",
 	}
 	recap := regexp.MustCompile(`localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=0\s+failed=0`)
+	var recreate []string
 	run := func(which string) (changed []string, tasksChanged string) {
 		t.Helper()
 		out, err := runTool(t, work, env, playbook, "-i", "localhost,", play,
@@ -72,9 +75,11 @@ func TestPlatformFilesSync(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := json.Unmarshal(raw, &changed); err != nil {
+		var got struct{ Changed, Recreate []string }
+		if err := json.Unmarshal(raw, &got); err != nil {
 			t.Fatalf("%s run: platform_changed %q: %v", which, raw, err)
 		}
+		changed, recreate = got.Changed, got.Recreate
 		if _, err := os.Stat(filepath.Join(bundle, "platform-changes.tgz")); err == nil {
 			t.Errorf("%s run left the archive of changed files in the bundle", which)
 		}
@@ -95,9 +100,24 @@ func TestPlatformFilesSync(t *testing.T) {
 	}
 	slices.Sort(want)
 
+	mounts, err := render.ParseMounts(b.File("platform/compose.yaml").Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := filepath.Join(platformDir, ".recreate-pending")
 	changed, _ := run("first")
 	if !slices.Equal(changed, want) {
 		t.Errorf("first run changed %v, want every file %v", changed, want)
+	}
+	if !slices.Equal(recreate, mounts.Services()) {
+		t.Errorf("first run: recreate %v, want every service %v", recreate, mounts.Services())
+	}
+	if got, err := os.ReadFile(pending); err != nil || string(got) != strings.Join(mounts.Services(), "\n")+"\n" {
+		t.Errorf("first run: %s = %q (%v), want every service", pending, got, err)
+	}
+	// main.yml removes it once the services were recreated.
+	if err := os.Remove(pending); err != nil {
+		t.Fatal(err)
 	}
 	for _, f := range b.Files {
 		rel, ok := strings.CutPrefix(f.Path, "platform/")
@@ -159,5 +179,27 @@ func TestPlatformFilesSync(t *testing.T) {
 	}
 	if _, err := os.Stat(override); err != nil {
 		t.Errorf("the host's own compose.override.yaml: %v", err)
+	}
+
+	// The services to recreate are written down before the files change
+	// and stay so until main.yml has recreated them: a run stopped in
+	// between (here: this play never recreates) leaves them to the next,
+	// which finds no file to change but still recreates them.
+	third := mounts.Using("secrets/db_dsn", "worker/handler/handler.py")
+	if !slices.Equal(recreate, third) || !slices.Contains(third, "worker") || slices.Contains(third, "rabbitmq") {
+		t.Errorf("third run: recreate %v, want %v (the worker, not the broker)", recreate, third)
+	}
+	if got, err := os.ReadFile(pending); err != nil || string(got) != strings.Join(third, "\n")+"\n" {
+		t.Errorf("third run: %s = %q (%v), want the services to recreate", pending, got, err)
+	}
+	changed, _ = run("fourth")
+	if len(changed) != 0 || !slices.Equal(recreate, third) {
+		t.Errorf("fourth run after a stop before the recreate: changed %v, recreate %v; want nothing changed and %v still to recreate", changed, recreate, third)
+	}
+	if err := os.Remove(pending); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ = run("fifth"); len(changed) != 0 || len(recreate) != 0 {
+		t.Errorf("fifth run after the recreate: changed %v, recreate %v; want nothing", changed, recreate)
 	}
 }
