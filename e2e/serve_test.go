@@ -32,6 +32,8 @@ type server struct {
 	log   *syncBuffer
 	// killed is set by kill: the cleanup then expects no clean exit.
 	killed atomic.Bool
+	// exited is closed when the process has exited.
+	exited chan struct{}
 }
 
 // kill ends the server with SIGKILL, as a crash would.
@@ -40,6 +42,13 @@ func (s *server) kill(t *testing.T) {
 	s.killed.Store(true)
 	if err := s.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
+	}
+	// Until it has exited, the kernel has not released its lock of the
+	// data dir: a server started on it before then would find it taken.
+	select {
+	case <-s.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("myt serve still running 20 s after SIGKILL")
 	}
 }
 
@@ -74,10 +83,15 @@ func startServerWith(t *testing.T, data string, flags ...string) *server {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- s.cmd.Wait() }()
+	s.exited = make(chan struct{})
+	go func() {
+		err := s.cmd.Wait()
+		close(s.exited)
+		exited <- err
+	}()
 	t.Cleanup(func() {
 		if s.killed.Load() {
-			<-exited
+			<-s.exited
 			return
 		}
 		s.cmd.Process.Signal(syscall.SIGTERM)
