@@ -168,6 +168,10 @@ type HTTP struct {
 	// without it those endpoints answer 403.
 	TokenFile string `yaml:"tokenFile" json:"tokenFile,omitempty"`
 	TokenEnv  string `yaml:"tokenEnv" json:"tokenEnv,omitempty"`
+	// ExportTokenFile holds a second bearer token that may only read
+	// (GET /v1/export): what a dashboard needs, never import or the
+	// handler. Optional.
+	ExportTokenFile string `yaml:"exportTokenFile" json:"exportTokenFile,omitempty"`
 }
 
 // Retry bounds the backoff used when the broker or database is down.
@@ -437,4 +441,10 @@ func (c *Config) DSN() (string, error) {
 // Token returns the HTTP API bearer token, or "" when none is configured.
 func (c *Config) Token() (string, error) {
 	return readSecret(c.HTTP.TokenFile, c.HTTP.TokenEnv, "http.tokenFile")
+}
+
+// ExportToken returns the read-only bearer token (GET /v1/export only),
+// or "" when none is configured.
+func (c *Config) ExportToken() (string, error) {
+	return readSecret(c.HTTP.ExportTokenFile, "", "http.exportTokenFile")
 }

@@ -34,8 +34,14 @@ const MaxImportLine = 1 << 20
 
 // HTTPHandler serves /healthz, /readyz, /metrics and, behind the bearer
 // token, /v1/export, /v1/import and /v1/handler. An empty token disables
-// the /v1 endpoints (403).
+// the /v1 endpoints (403). The configuration's export token
+// (http.exportTokenFile), when set, is accepted for GET /v1/export only.
 func (w *Worker) HTTPHandler(token string) http.Handler {
+	exportToken, err := w.cfg.ExportToken()
+	if err != nil {
+		w.log.Error("the export token cannot be read; only the API token is accepted", "err", err)
+		exportToken = ""
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
 		if !w.running.Load() {
@@ -54,8 +60,10 @@ func (w *Worker) HTTPHandler(token string) http.Handler {
 		fmt.Fprintln(rw, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.Metrics.Registry, promhttp.HandlerOpts{}))
-	auth := func(h http.HandlerFunc) http.HandlerFunc {
+	// auth admits the API token and, for reading, the export token.
+	auth := func(h http.HandlerFunc, readOnly bool) http.HandlerFunc {
 		want := sha256.Sum256([]byte(token))
+		wantExport := sha256.Sum256([]byte(exportToken))
 		return func(rw http.ResponseWriter, r *http.Request) {
 			if token == "" {
 				http.Error(rw, "the worker API is disabled: no http.tokenFile configured", http.StatusForbidden)
@@ -63,7 +71,11 @@ func (w *Worker) HTTPHandler(token string) http.Handler {
 			}
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			g := sha256.Sum256([]byte(got))
-			if !ok || subtle.ConstantTimeCompare(g[:], want[:]) != 1 {
+			admitted := subtle.ConstantTimeCompare(g[:], want[:]) == 1
+			if readOnly && exportToken != "" {
+				admitted = subtle.ConstantTimeCompare(g[:], wantExport[:]) == 1 || admitted
+			}
+			if !ok || !admitted {
 				rw.Header().Set("WWW-Authenticate", `Bearer realm="myt-worker"`)
 				http.Error(rw, "unauthorized", http.StatusUnauthorized)
 				return
@@ -71,9 +83,9 @@ func (w *Worker) HTTPHandler(token string) http.Handler {
 			h(rw, r)
 		}
 	}
-	mux.HandleFunc("GET /v1/export", auth(w.serveExport))
-	mux.HandleFunc("POST /v1/import", auth(w.serveImport))
-	mux.HandleFunc("PUT /v1/handler", auth(w.serveHandler))
+	mux.HandleFunc("GET /v1/export", auth(w.serveExport, true))
+	mux.HandleFunc("POST /v1/import", auth(w.serveImport, false))
+	mux.HandleFunc("PUT /v1/handler", auth(w.serveHandler, false))
 	return mux
 }
 

@@ -70,6 +70,9 @@ func checkWorker(cmd *cobra.Command, cfg *worker.Config) error {
 	if _, err := cfg.Token(); err != nil {
 		return err
 	}
+	if _, err := cfg.ExportToken(); err != nil {
+		return err
+	}
 	if _, err := worker.NewSink(cfg.Database.Kind, sink.Options{Table: cfg.Database.Table, Fields: cfg.Database.Fields}); err != nil {
 		return err
 	}
