@@ -92,9 +92,9 @@ var databases = map[string]database{
 			return u.String()
 		},
 		// Grafana OSS has no MongoDB datasource: it reads the worker's
-		// export API with the worker's token, which also allows the
-		// worker's import and handler endpoints (docs/bundle.md).
-		grafanaCred: "/run/secrets/grafana_worker_token", grafanaSecret: SecretWorkerToken, secureKey: "bearerToken",
+		// export API with the worker's export token, which import and the
+		// handler refuse.
+		grafanaCred: "/run/secrets/grafana_worker_token", grafanaSecret: SecretWorkerExportToken, secureKey: "bearerToken",
 		datasource: func() gfDatasource {
 			u := fmt.Sprintf("http://worker:%d", WorkerAPIPort)
 			return gfDatasource{Name: "MyT worker export", Type: infinityPlugin, URL: u,

@@ -135,7 +135,7 @@ func (r *renderer) platform() error {
 		}
 	}
 
-	wc, err := r.workerConfig()
+	wc, err := r.workerConfig(kind.grafanaSecret == SecretWorkerExportToken)
 	if err != nil {
 		return err
 	}
@@ -162,9 +162,13 @@ func (r *renderer) platform() error {
 	if n := kind.ownSecret; n != "" {
 		files = append(files, secretFile{n, "db", []byte(s[n] + "\n")})
 	}
-	if kind.grafanaSecret == SecretGrafanaDB {
+	switch kind.grafanaSecret {
+	case SecretGrafanaDB:
 		// Its init script's copy of Grafana's password.
 		files = append(files, secretFile{grafanaDBFile, "dbinit", []byte(s[SecretGrafanaDB] + "\n")})
+	case SecretWorkerExportToken:
+		// The worker's copy of the token it accepts for exports only.
+		files = append(files, secretFile{SecretWorkerExportToken, "worker", []byte(s[SecretWorkerExportToken] + "\n")})
 	}
 	var secretNames []string
 	owners := map[string]int{}
@@ -362,8 +366,9 @@ func influxRetention(days int) string {
 	return fmt.Sprintf("%dd", days)
 }
 
-// workerConfig is the platform worker's configuration, validated.
-func (r *renderer) workerConfig() (*worker.Config, error) {
+// workerConfig is the platform worker's configuration, validated; with
+// exportToken, the worker also takes a read-only token for its export API.
+func (r *renderer) workerConfig(exportToken bool) (*worker.Config, error) {
 	d := r.d
 	c := worker.DefaultConfig()
 	c.TopicPrefix = worker.DefaultTopicPrefix
@@ -386,6 +391,9 @@ func (r *renderer) workerConfig() (*worker.Config, error) {
 	c.Handler.Timeout = worker.Dur(secondsDur(d.Spec.Processing.TimeoutSeconds))
 	c.HTTP.Listen = fmt.Sprintf(":%d", WorkerAPIPort)
 	c.HTTP.TokenFile = "/run/secrets/worker_api_token"
+	if exportToken {
+		c.HTTP.ExportTokenFile = "/run/secrets/" + SecretWorkerExportToken
+	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("worker config: %w", err)
 	}

@@ -88,7 +88,10 @@ const (
 	SecretGrafanaAdmin   = "grafana_admin_password"
 	SecretGrafanaDB      = "grafana_db_password" // Grafana's read-only database user
 	SecretWorkerToken    = "worker_api_token"
-	SecretSSHKeySeed     = "ssh_key_seed"
+	// SecretWorkerExportToken may only read the worker's export API
+	// (http.exportTokenFile): Grafana's credential on MongoDB platforms.
+	SecretWorkerExportToken = "worker_export_token"
+	SecretSSHKeySeed        = "ssh_key_seed"
 )
 
 // randomSecrets is the default SecretSource.

@@ -460,7 +460,7 @@ func TestDatabaseSecrets(t *testing.T) {
 	want := map[string][]string{
 		myt.DatabaseMySQL:       {"db_grafana_password", "db_root_password", "grafana_db_password"},
 		myt.DatabaseTimescaleDB: {"db_grafana_password", "grafana_db_password"},
-		myt.DatabaseMongoDB:     {"grafana_worker_token"},
+		myt.DatabaseMongoDB:     {"grafana_worker_token", "worker_export_token"},
 		myt.DatabaseInfluxDB:    {"influxdb_token"},
 	}
 	common := []string{"db_dsn", "db_password", "grafana_admin_password", "grafana_tls_key", "rabbitmq_definitions.json", "rabbitmq_tls_key", "rabbitmq_worker_password", "worker_api_token"}
@@ -486,8 +486,8 @@ func TestDatabaseSecrets(t *testing.T) {
 				if !slices.Contains(cf.Services["grafana"].Secrets, n) || !strings.Contains(ds, "$__file{/run/secrets/"+n+"}") {
 					t.Errorf("%s: Grafana's datasource does not read %s through compose", c.name, n)
 				}
-			} else if !slices.Contains(cf.Services[kind].Secrets, n) {
-				t.Errorf("%s: %s is not given to %s", c.name, n, kind)
+			} else if svc := map[bool]string{true: "worker", false: kind}[strings.HasPrefix(n, "worker_")]; !slices.Contains(cf.Services[svc].Secrets, n) {
+				t.Errorf("%s: %s is not given to %s", c.name, n, svc)
 			}
 		}
 	}
@@ -577,7 +577,7 @@ func TestGrafanaLeastPrivilege(t *testing.T) {
 				}
 				return string(bytes.TrimSpace(f.Data))
 			}
-			owners := []string{secret(render.SecretDB), secret(render.SecretDBRoot), secret(render.SecretInfluxToken)}
+			owners := []string{secret(render.SecretDB), secret(render.SecretDBRoot), secret(render.SecretInfluxToken), secret(render.SecretWorkerToken)}
 			for _, n := range cf.Services["grafana"].Secrets {
 				v := string(bytes.TrimSpace(b.File("platform/secrets/" + n).Data))
 				if slices.Contains(owners, v) {
@@ -605,6 +605,18 @@ func TestGrafanaLeastPrivilege(t *testing.T) {
 					if g := strings.ToUpper(grant[1]); g != "SELECT" && g != "CONNECT" && g != "USAGE" {
 						t.Errorf("%s grants %s", init, g)
 					}
+				}
+			case myt.DatabaseMongoDB:
+				// The worker's export token, which it accepts for
+				// GET /v1/export only (worker's TestExportTokenOnlyExports).
+				wc, err := worker.ParseConfig(b.File("platform/worker/worker.yaml").Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ds.SecureJSONData["bearerToken"] != "$__file{/run/secrets/grafana_worker_token}" ||
+					string(bytes.TrimSpace(b.File("platform/secrets/grafana_worker_token").Data)) != secret(render.SecretWorkerExportToken) ||
+					wc.HTTP.ExportTokenFile != "/run/secrets/worker_export_token" || !slices.Contains(cf.Services["worker"].Secrets, "worker_export_token") {
+					t.Errorf("Grafana does not read the worker with its export token: %q, worker http %+v", ds.SecureJSONData["bearerToken"], wc.HTTP)
 				}
 			case myt.DatabaseInfluxDB:
 				cred := ds.SecureJSONData["token"]
