@@ -41,9 +41,7 @@ func run(ctx context.Context, c command) error {
 	cmd.Dir = c.Dir
 	cmd.Env = c.Env
 	cmd.Stdin = c.Stdin
-	// Pdeathsig: if MyT itself is killed, the tool goes too (its own
-	// children then lose their parent's pipes and end).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = groupAttr() // own process group; on Linux, dies with MyT
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -81,18 +79,18 @@ func run(ctx context.Context, c command) error {
 			return
 		case <-ctx.Done():
 		}
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		signalGroup(pgid, syscall.SIGTERM)
 		select {
 		case <-done:
 		case <-time.After(killGrace):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			signalGroup(pgid, syscall.SIGKILL)
 		}
 	}()
 	wg.Wait()
 	err = cmd.Wait()
 	close(done)
 	// Whatever the group left behind (a daemonized child) goes too.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	signalGroup(pgid, syscall.SIGKILL)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/myt-iot/myt/worker/record"
@@ -222,7 +221,7 @@ func (r *Runner) start(ctx context.Context, path string) (*proc, error) {
 		return nil, fmt.Errorf("%w: %v", ErrFatal, err)
 	}
 	cmd := exec.Command(r.opts.Python, "-u", filepath.Join(r.dir, "runner.py"), path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setGroup(cmd)
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -370,7 +369,7 @@ func protocolError(detail string) Result {
 
 // kill ends the whole process group at once.
 func (p *proc) kill() {
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	killGroup(p.cmd.Process.Pid)
 	go func() {
 		for range p.lines { // let the reader goroutine end
 		}
