@@ -1,0 +1,371 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/render"
+	"github.com/myt-iot/myt/worker"
+)
+
+// Target is what the Poller reads of one platform.
+//
+// Poll reads the platform once and returns by ctx's deadline. A part that
+// cannot be read (down, slow, unreachable, refusing credentials) is a
+// component reported down with its reason, and its samples are left out:
+// a Target never invents values. Poll is called by one goroutine at a
+// time per Target.
+type Target interface {
+	Poll(ctx context.Context) Reading
+}
+
+// Reading is the result of one poll.
+type Reading struct {
+	Samples    []Sample
+	Components []ComponentState
+}
+
+// ComponentState is whether a component answered, and why not.
+type ComponentState struct {
+	Name string `json:"name"`
+	Up   bool   `json:"up"`
+	// Reason says why the component is down (empty when up). It names
+	// what was asked and what failed, never a secret.
+	Reason string `json:"reason,omitempty"`
+}
+
+func (r *Reading) up(name string) {
+	r.Components = append(r.Components, ComponentState{Name: name, Up: true})
+}
+
+func (r *Reading) down(name, format string, args ...any) {
+	r.Components = append(r.Components, ComponentState{Name: name, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (r *Reading) add(metric string, kind Kind, v float64) {
+	r.Samples = append(r.Samples, Sample{Metric: metric, Kind: kind, Value: v})
+}
+
+// ErrUnsupported is returned (wrapped) by Targets.For for a platform MyT
+// cannot monitor yet.
+var ErrUnsupported = errors.New("monitoring is not supported")
+
+// SecretStore reads a platform's sealed operational secrets
+// (sqlite.PlatformSecrets). Get returns ENOTFOUND when absent.
+type SecretStore interface {
+	Get(ctx context.Context, platformID int64, name string) ([]byte, error)
+}
+
+// ManagementUser is the RabbitMQ administrator the platform's definitions
+// create (render/platform.go), with the password render.SecretRabbitMQAdmin.
+const ManagementUser = "myt-admin"
+
+// Targets makes each platform's Target from how it was deployed.
+type Targets struct {
+	// Client is shared by every target (NewClient).
+	Client  *http.Client
+	Secrets SecretStore
+	// DataDir is MyT's data directory: a local platform's data is under
+	// DataDir/platforms/<id>/data (deploy/local.go).
+	DataDir string
+}
+
+// For returns the platform's Target. Only platforms deployed with the
+// local provider are supported yet; for the others it returns an error
+// wrapping ErrUnsupported that says so (the worker API and the management
+// API listen on the host's loopback only, so ssh and cloud targets need a
+// tunnel over the platform's SSH connection: docs/monitor.md).
+func (ts *Targets) For(p *myt.Platform) (Target, error) {
+	if p.Design == nil {
+		return nil, fmt.Errorf("platform %d has no design", p.ID)
+	}
+	provider := p.Design.Spec.Target.Provider
+	if provider != myt.ProviderLocal {
+		return nil, fmt.Errorf("%w yet for platforms deployed with the %s provider: only local platforms are polled (the worker and RabbitMQ management APIs listen on the host's loopback, and polling them over SSH is not built yet)", ErrUnsupported, provider)
+	}
+	workers := max(p.Design.Spec.Processing.Workers, 1)
+	t := &LocalTarget{
+		Client:        ts.Client,
+		ManagementURL: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(render.ManagementPort)),
+		Password: func(ctx context.Context) (string, error) {
+			b, err := ts.Secrets.Get(ctx, p.ID, render.SecretRabbitMQAdmin)
+			return string(b), err
+		},
+	}
+	for i := range workers {
+		t.WorkerURLs = append(t.WorkerURLs, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(render.WorkerAPIPort+i)))
+	}
+	if ts.DataDir != "" {
+		t.DataDir = filepath.Join(ts.DataDir, "platforms", strconv.FormatInt(p.ID, 10), "data")
+	}
+	return t, nil
+}
+
+// NewClient returns the HTTP client pollers share: no proxy (every target
+// is on the loopback or a tunnel), a few idle connections per host and a
+// hard cap on connections per host, so that a slow platform cannot make
+// the poller open more and more. Requests are bounded by their context.
+func NewClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   2,
+		MaxConnsPerHost:       4,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+	}}
+}
+
+// LocalTarget polls a platform whose worker and RabbitMQ management APIs
+// are reachable over HTTP from MyT: the local provider's loopback ports.
+type LocalTarget struct {
+	Client *http.Client
+	// WorkerURLs are the workers' HTTP APIs (http://127.0.0.1:8080, then
+	// one port up per further worker).
+	WorkerURLs []string
+	// ManagementURL is RabbitMQ's management API.
+	ManagementURL string
+	// Password returns ManagementUser's password; it is read on every
+	// poll, so a rotated secret is picked up.
+	Password func(ctx context.Context) (string, error)
+	// VHost and Queue name the ingest queue; render.VHost and
+	// worker.DefaultQueue when empty.
+	VHost, Queue string
+	// DataDir is the platform's data directory on this host; its file
+	// system's use is disk_used_ratio. Empty: not measured.
+	DataDir string
+}
+
+// handlerReasons are the dead-letter reasons that count as handler errors.
+var handlerReasons = map[string]bool{worker.ReasonHandlerError: true, worker.ReasonHandlerTimeout: true,
+	worker.ReasonHandlerCrash: true, worker.ReasonHandlerResult: true}
+
+// Poll implements Target.
+func (t *LocalTarget) Poll(ctx context.Context) Reading {
+	var r Reading
+	t.pollWorkers(ctx, &r)
+	ackRate, ready, ok := t.pollQueue(ctx, &r)
+	if ok {
+		// Lag is an estimate: how long the ready messages take to drain
+		// at the current acknowledge rate. Unknown (not recorded) when
+		// messages wait and none are acknowledged.
+		if ready == 0 {
+			r.add(MetricWorkerLag, Gauge, 0)
+		} else if ackRate > 0 {
+			r.add(MetricWorkerLag, Gauge, ready/ackRate)
+		}
+	}
+	if t.DataDir != "" {
+		used, err := diskUsed(t.DataDir)
+		if err == nil {
+			r.add(MetricDiskUsed, Gauge, used)
+		}
+	}
+	return r
+}
+
+// pollWorkers reads every worker's /readyz and /metrics. The counters are
+// summed over the workers, and left out of the reading when any worker's
+// metrics cannot be read: a partial sum would look like a counter reset.
+func (t *LocalTarget) pollWorkers(ctx context.Context, r *Reading) {
+	var ready, readErr = true, ""
+	sums := map[string]float64{}
+	dbUp, brokerUp, complete := 1.0, 1.0, true
+	for i, base := range t.WorkerURLs {
+		if err := t.get(ctx, base+"/readyz", "", nil); err != nil && ready {
+			ready, readErr = false, fmt.Sprintf("worker %d /readyz: %v", i+1, err)
+		}
+		var families map[string]*dto.MetricFamily
+		err := t.get(ctx, base+"/metrics", "", func(body io.Reader) error {
+			p := expfmt.NewTextParser(model.UTF8Validation)
+			var err error
+			families, err = p.TextToMetricFamilies(body)
+			return err
+		})
+		if err != nil {
+			if ready {
+				ready, readErr = false, fmt.Sprintf("worker %d /metrics: %v", i+1, err)
+			}
+			complete = false
+			continue
+		}
+		sums[MetricConsumed] += value(families["myt_worker_consumed_total"], nil)
+		sums[MetricStored] += value(families["myt_worker_stored_total"], nil)
+		sums[MetricDropped] += value(families["myt_worker_dropped_total"], nil)
+		sums[MetricHandlerRestarts] += value(families["myt_worker_handler_restarts_total"], nil)
+		sums[MetricWriteRetries] += value(families["myt_worker_write_retries_total"], nil)
+		sums[MetricDeadLettered] += value(families["myt_worker_dead_lettered_total"], nil)
+		sums[MetricHandlerErrors] += value(families["myt_worker_dead_lettered_total"], func(m *dto.Metric) bool {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" {
+					return handlerReasons[l.GetValue()]
+				}
+			}
+			return false
+		})
+		dbUp = min(dbUp, value(families["myt_worker_db_up"], nil))
+		brokerUp = min(brokerUp, value(families["myt_worker_broker_up"], nil))
+	}
+	if ready {
+		r.up(ComponentWorker)
+	} else {
+		r.down(ComponentWorker, "%s", readErr)
+	}
+	if !complete || len(t.WorkerURLs) == 0 {
+		return
+	}
+	for _, m := range []string{MetricConsumed, MetricStored, MetricDropped, MetricDeadLettered, MetricHandlerErrors, MetricHandlerRestarts, MetricWriteRetries} {
+		r.add(m, Counter, sums[m])
+	}
+	if dbUp == 1 {
+		r.up(ComponentDatabase)
+	} else {
+		r.down(ComponentDatabase, "a worker reports its last database write or ping failed (myt_worker_db_up 0)")
+	}
+	if brokerUp == 1 {
+		r.up(ComponentBrokerByWorker)
+	} else {
+		r.down(ComponentBrokerByWorker, "a worker reports it is not connected to the broker (myt_worker_broker_up 0)")
+	}
+}
+
+// value sums the family's counter, gauge or untyped values of the metrics
+// keep admits (every metric when keep is nil).
+func value(f *dto.MetricFamily, keep func(*dto.Metric) bool) float64 {
+	var v float64
+	for _, m := range f.GetMetric() {
+		if keep != nil && !keep(m) {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			v += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			v += m.GetGauge().GetValue()
+		case m.Untyped != nil:
+			v += m.GetUntyped().GetValue()
+		}
+	}
+	return v
+}
+
+// queueInfo is the part of RabbitMQ's GET /api/queues/{vhost}/{name} that
+// the poller reads (shape of RabbitMQ 3.13, rabbit_mgmt_stats.erl).
+type queueInfo struct {
+	Messages               *float64 `json:"messages"`
+	MessagesReady          *float64 `json:"messages_ready"`
+	MessagesUnacknowledged *float64 `json:"messages_unacknowledged"`
+	MessageStats           struct {
+		Publish    *float64 `json:"publish"`
+		AckDetails struct {
+			Rate float64 `json:"rate"`
+		} `json:"ack_details"`
+	} `json:"message_stats"`
+}
+
+// pollQueue reads the ingest queue from the management API: depth, the
+// published counter and the acknowledge rate.
+func (t *LocalTarget) pollQueue(ctx context.Context, r *Reading) (ackRate, ready float64, ok bool) {
+	if t.ManagementURL == "" {
+		return 0, 0, false
+	}
+	password, err := t.Password(ctx)
+	if err != nil {
+		r.down(ComponentBroker, "the management password cannot be read: %v", err)
+		return 0, 0, false
+	}
+	vhost, queue := t.VHost, t.Queue
+	if vhost == "" {
+		vhost = render.VHost
+	}
+	if queue == "" {
+		queue = worker.DefaultQueue
+	}
+	var q queueInfo
+	u := t.ManagementURL + "/api/queues/" + url.PathEscape(vhost) + "/" + url.PathEscape(queue)
+	err = t.get(ctx, u, password, func(body io.Reader) error { return json.NewDecoder(body).Decode(&q) })
+	if err != nil {
+		r.down(ComponentBroker, "management API, queue %s: %v", queue, err)
+		return 0, 0, false
+	}
+	if q.MessagesReady == nil {
+		// A queue the broker has not sampled yet has no counts: the
+		// broker answered, the depth is unknown.
+		r.up(ComponentBroker)
+		return 0, 0, false
+	}
+	r.up(ComponentBroker)
+	r.add(MetricQueueDepth, Gauge, *q.MessagesReady)
+	if q.MessagesUnacknowledged != nil {
+		r.add(MetricQueueUnacked, Gauge, *q.MessagesUnacknowledged)
+	}
+	if q.MessageStats.Publish != nil {
+		r.add(MetricMessagesIn, Counter, *q.MessageStats.Publish)
+	}
+	return q.MessageStats.AckDetails.Rate, *q.MessagesReady, true
+}
+
+// maxBody bounds what a poll reads of one answer.
+const maxBody = 4 << 20
+
+// get GETs u (with ManagementUser's basic auth when password is set) and
+// hands a 200 answer's body to read. Errors name the status, never the
+// credentials.
+func (t *LocalTarget) get(ctx context.Context, u, password string, read func(io.Reader) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/plain; version=0.0.4, application/json;q=0.9")
+	if password != "" {
+		req.SetBasicAuth(ManagementUser, password)
+	}
+	client := t.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is in the caller's message already
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("no answer within the poll timeout: %w", ctx.Err())
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	body := io.LimitReader(resp.Body, maxBody)
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, body)
+		if resp.StatusCode == http.StatusUnauthorized {
+			return fmt.Errorf("HTTP %d: the credentials were refused", resp.StatusCode)
+		}
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	if read == nil {
+		_, err = io.Copy(io.Discard, body)
+		return err
+	}
+	if err := read(body); err != nil {
+		return fmt.Errorf("read the answer: %w", err)
+	}
+	io.Copy(io.Discard, body) // drain, so the connection is reused
+	return nil
+}
