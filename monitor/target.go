@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -157,9 +158,16 @@ var handlerReasons = map[string]bool{worker.ReasonHandlerError: true, worker.Rea
 
 // Poll implements Target.
 func (t *LocalTarget) Poll(ctx context.Context) Reading {
-	var r Reading
+	// The parts are read at once, so that a hung one does not spend the
+	// others' time; every goroutine ends before Poll returns.
+	var r, q Reading
+	var ackRate, ready float64
+	var ok bool
+	var wg sync.WaitGroup
+	wg.Go(func() { ackRate, ready, ok = t.pollQueue(ctx, &q) })
 	t.pollWorkers(ctx, &r)
-	ackRate, ready, ok := t.pollQueue(ctx, &r)
+	wg.Wait()
+	r.Samples, r.Components = append(r.Samples, q.Samples...), append(r.Components, q.Components...)
 	if ok {
 		// Lag is an estimate: how long the ready messages take to drain
 		// at the current acknowledge rate. Unknown (not recorded) when
@@ -183,27 +191,40 @@ func (t *LocalTarget) Poll(ctx context.Context) Reading {
 // summed over the workers, and left out of the reading when any worker's
 // metrics cannot be read: a partial sum would look like a counter reset.
 func (t *LocalTarget) pollWorkers(ctx context.Context, r *Reading) {
+	type answer struct {
+		readyErr, metricsErr error
+		families             map[string]*dto.MetricFamily
+	}
+	answers := make([]answer, len(t.WorkerURLs))
+	var wg sync.WaitGroup
+	for i, base := range t.WorkerURLs {
+		wg.Go(func() {
+			a := &answers[i]
+			a.readyErr = t.get(ctx, base+"/readyz", "", nil)
+			a.metricsErr = t.get(ctx, base+"/metrics", "", func(body io.Reader) error {
+				p := expfmt.NewTextParser(model.UTF8Validation)
+				var err error
+				a.families, err = p.TextToMetricFamilies(body)
+				return err
+			})
+		})
+	}
+	wg.Wait()
 	var ready, readErr = true, ""
 	sums := map[string]float64{}
 	dbUp, brokerUp, complete := 1.0, 1.0, true
-	for i, base := range t.WorkerURLs {
-		if err := t.get(ctx, base+"/readyz", "", nil); err != nil && ready {
-			ready, readErr = false, fmt.Sprintf("worker %d /readyz: %v", i+1, err)
+	for i, a := range answers {
+		if a.readyErr != nil && ready {
+			ready, readErr = false, fmt.Sprintf("worker %d /readyz: %v", i+1, a.readyErr)
 		}
-		var families map[string]*dto.MetricFamily
-		err := t.get(ctx, base+"/metrics", "", func(body io.Reader) error {
-			p := expfmt.NewTextParser(model.UTF8Validation)
-			var err error
-			families, err = p.TextToMetricFamilies(body)
-			return err
-		})
-		if err != nil {
+		if a.metricsErr != nil {
 			if ready {
-				ready, readErr = false, fmt.Sprintf("worker %d /metrics: %v", i+1, err)
+				ready, readErr = false, fmt.Sprintf("worker %d /metrics: %v", i+1, a.metricsErr)
 			}
 			complete = false
 			continue
 		}
+		families := a.families
 		sums[MetricConsumed] += value(families["myt_worker_consumed_total"], nil)
 		sums[MetricStored] += value(families["myt_worker_stored_total"], nil)
 		sums[MetricDropped] += value(families["myt_worker_dropped_total"], nil)

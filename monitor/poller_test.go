@@ -1,0 +1,411 @@
+package monitor_test
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/monitor"
+	"github.com/myt-iot/myt/render"
+	"github.com/myt-iot/myt/worker"
+)
+
+// newWorkerServer serves a real worker's HTTP API (worker.HTTPHandler,
+// with its /metrics registry from worker.NewMetrics). The worker is not
+// running, so its own /readyz says "broker not connected"; when ready is
+// set, /readyz answers 200 as a connected worker's does.
+func newWorkerServer(t *testing.T, ready bool) (*worker.Worker, *httptest.Server) {
+	t.Helper()
+	w := worker.New(&worker.Config{}, nil, slog.New(slog.DiscardHandler))
+	h := w.HTTPHandler("")
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if ready && r.URL.Path == "/readyz" {
+			fmt.Fprintln(rw, "ready")
+			return
+		}
+		h.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	return w, srv
+}
+
+// queueJSON is GET /api/queues/myt/myt.ingest as RabbitMQ 3.13.7 (the
+// platform's image) answers it, trimmed of the fields not read; the
+// message_stats shape is rabbit_mgmt_stats.erl's format_rate for
+// queue_stats_deliver_stats and queue_exchange_stats_publish.
+const queueJSON = `{"arguments":{"x-dead-letter-exchange":"","x-dead-letter-routing-key":"myt.dead","x-queue-type":"quorum"},
+"auto_delete":false,"consumer_capacity":1,"consumer_utilisation":1,"consumers":1,"durable":true,"exclusive":false,
+"leader":"rabbit@rabbitmq","members":["rabbit@rabbitmq"],
+"message_bytes":%[1]d,"message_bytes_ready":%[1]d,"message_bytes_unacknowledged":0,
+"message_stats":{"ack":%[3]d,"ack_details":{"rate":%[4]g},"deliver":%[3]d,"deliver_details":{"rate":%[4]g},
+"deliver_get":%[3]d,"deliver_get_details":{"rate":%[4]g},"deliver_no_ack":0,"deliver_no_ack_details":{"rate":0.0},
+"get":0,"get_details":{"rate":0.0},"get_empty":0,"get_empty_details":{"rate":0.0},"get_no_ack":0,"get_no_ack_details":{"rate":0.0},
+"publish":%[2]d,"publish_details":{"rate":%[4]g},"redeliver":0,"redeliver_details":{"rate":0.0}},
+"messages":%[1]d,"messages_details":{"rate":0.0},"messages_ready":%[1]d,"messages_ready_details":{"rate":0.0},
+"messages_unacknowledged":0,"messages_unacknowledged_details":{"rate":0.0},
+"name":"myt.ingest","node":"rabbit@rabbitmq","online":["rabbit@rabbitmq"],"state":"running","type":"quorum","vhost":"myt"}`
+
+// broker is a fake RabbitMQ management API for the ingest queue.
+type broker struct {
+	password         string
+	ready, published atomic.Int64
+	acked            atomic.Int64
+	ackRate          atomic.Value // float64
+}
+
+func newBroker(t *testing.T, password string) (*broker, *httptest.Server) {
+	t.Helper()
+	b := &broker{password: password}
+	b.ackRate.Store(0.0)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		user, pw, ok := r.BasicAuth()
+		if !ok || user != monitor.ManagementUser || subtle.ConstantTimeCompare([]byte(pw), []byte(b.password)) != 1 {
+			rw.Header().Set("Content-Type", "application/json")
+			rw.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(rw, `{"error":"not_authorized","reason":"Not_Authorized"}`)
+			return
+		}
+		if r.URL.EscapedPath() != "/api/queues/myt/myt.ingest" {
+			http.NotFound(rw, r)
+			return
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(rw, queueJSON, b.ready.Load(), b.published.Load(), b.acked.Load(), b.ackRate.Load().(float64))
+	}))
+	t.Cleanup(srv.Close)
+	return b, srv
+}
+
+// targets returns a Targets.For-like function whose local target reads
+// the given servers, with the admin password from the platform's real
+// sealed secrets.
+func (f *fixture) targets(client *http.Client, workerURLs []string, mgmtURL string) func(*myt.Platform) (monitor.Target, error) {
+	ts := &monitor.Targets{Client: client, Secrets: f.svc.Secrets}
+	return func(p *myt.Platform) (monitor.Target, error) {
+		t, err := ts.For(p)
+		if err != nil {
+			return nil, err
+		}
+		lt := t.(*monitor.LocalTarget)
+		lt.WorkerURLs, lt.ManagementURL = workerURLs, mgmtURL
+		return lt, nil
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func polls(p *monitor.Poller, id int64) int64 {
+	s, _ := p.Status(id)
+	return s.Polls
+}
+
+func lastRaw(t *testing.T, f *fixture, metric string) (float64, bool) {
+	t.Helper()
+	si, ok, err := f.store.Lookup(context.Background(), f.platform.ID, metric)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		return 0, false
+	}
+	r, ok, err := f.store.Last(context.Background(), si.ID, monitor.TierRaw, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Value, ok
+}
+
+// TestPollerRecordsALocalPlatform: a running local platform is polled on
+// its loop; the worker's real /metrics and the management API's queue
+// land in the history, summed over two workers, handler errors counted
+// from the handler's dead-letter reasons only, components up.
+func TestPollerRecordsALocalPlatform(t *testing.T) {
+	f := newFixture(t)
+	const password = "Adm1n-pw-for-test"
+	if err := f.svc.Secrets.Put(context.Background(), f.platform.ID, render.SecretRabbitMQAdmin, []byte(password)); err != nil {
+		t.Fatal(err)
+	}
+	w1, s1 := newWorkerServer(t, true)
+	w2, s2 := newWorkerServer(t, true)
+	b, mgmt := newBroker(t, password)
+	w1.Metrics.Stored.Add(40)
+	w2.Metrics.Stored.Add(2)
+	w1.Metrics.Dead.WithLabelValues(worker.ReasonHandlerError).Add(3)
+	w2.Metrics.Dead.WithLabelValues(worker.ReasonHandlerTimeout).Add(1)
+	w2.Metrics.Dead.WithLabelValues(worker.ReasonInvalidJSON).Add(5)
+	w1.Metrics.DBUp.Set(1)
+	w2.Metrics.DBUp.Set(1)
+	w1.Metrics.BrokerUp.Set(1)
+	w2.Metrics.BrokerUp.Set(1)
+	b.ready.Store(120)
+	b.published.Store(1000)
+	b.ackRate.Store(40.0)
+
+	client := monitor.NewClient()
+	p := &monitor.Poller{Store: f.store, Targets: f.targets(client, []string{s1.URL, s2.URL}, mgmt.URL), Interval: 20 * time.Millisecond}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	p.Sync([]*myt.Platform{f.platform})
+	waitFor(t, "two polls", func() bool { return polls(p, f.platform.ID) >= 2 })
+
+	for metric, want := range map[string]float64{
+		monitor.MetricStored:                         42,
+		monitor.MetricDeadLettered:                   9,
+		monitor.MetricHandlerErrors:                  4, // handler-error and handler-timeout, not invalid-json
+		monitor.MetricQueueDepth:                     120,
+		monitor.MetricMessagesIn:                     1000,
+		monitor.MetricWorkerLag:                      3, // 120 ready / 40 acks/s
+		monitor.UpPrefix + monitor.ComponentWorker:   1,
+		monitor.UpPrefix + monitor.ComponentBroker:   1,
+		monitor.UpPrefix + monitor.ComponentDatabase: 1,
+	} {
+		if got, ok := lastRaw(t, f, metric); !ok || got != want {
+			t.Errorf("%s = %v (recorded: %v), want %v", metric, got, ok, want)
+		}
+	}
+	st, _ := p.Status(f.platform.ID)
+	if !st.Monitored || st.Err != "" || len(st.Components) < 4 {
+		t.Errorf("status %+v", st)
+	}
+
+	// The counters move on; the rate over the polls is read back.
+	w1.Metrics.Stored.Add(100)
+	n := polls(p, f.platform.ID)
+	waitFor(t, "a poll after the increment", func() bool { return polls(p, f.platform.ID) >= n+2 })
+	if got, _ := lastRaw(t, f, monitor.MetricStored); got != 142 {
+		t.Errorf("stored_total %v after the increment, want 142", got)
+	}
+	// A worker whose database write failed is reported.
+	w2.Metrics.DBUp.Set(0)
+	n = polls(p, f.platform.ID)
+	waitFor(t, "a poll after the database went down", func() bool { return polls(p, f.platform.ID) >= n+2 })
+	if got, _ := lastRaw(t, f, monitor.UpPrefix+monitor.ComponentDatabase); got != 0 {
+		t.Errorf("up_database %v with a worker's database down, want 0", got)
+	}
+}
+
+// TestPollerRecordsDownComponents: a worker that is not ready, an
+// unreachable management API and refused credentials are components
+// down, with the reason, and polling goes on.
+func TestPollerRecordsDownComponents(t *testing.T) {
+	f := newFixture(t)
+	if err := f.svc.Secrets.Put(context.Background(), f.platform.ID, render.SecretRabbitMQAdmin, []byte("the-right-one")); err != nil {
+		t.Fatal(err)
+	}
+	_, notReady := newWorkerServer(t, false) // the real /readyz: broker not connected
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := "http://" + l.Addr().String()
+	l.Close()
+
+	p := &monitor.Poller{Store: f.store, Targets: f.targets(monitor.NewClient(), []string{notReady.URL}, gone), Interval: 20 * time.Millisecond}
+	defer p.Stop()
+	p.Sync([]*myt.Platform{f.platform})
+	waitFor(t, "three polls", func() bool { return polls(p, f.platform.ID) >= 3 })
+	st, _ := p.Status(f.platform.ID)
+	reasons := map[string]string{}
+	for _, c := range st.Components {
+		if !c.Up {
+			reasons[c.Name] = c.Reason
+		}
+	}
+	if r := reasons[monitor.ComponentWorker]; !strings.Contains(r, "/readyz: HTTP 503") {
+		t.Errorf("worker down reason %q", r)
+	}
+	if r := reasons[monitor.ComponentBroker]; !strings.Contains(r, "connection refused") {
+		t.Errorf("broker down reason %q", r)
+	}
+	for _, c := range []string{monitor.ComponentWorker, monitor.ComponentBroker} {
+		if got, ok := lastRaw(t, f, monitor.UpPrefix+c); !ok || got != 0 {
+			t.Errorf("up_%s = %v (recorded %v), want 0", c, got, ok)
+		}
+	}
+	if _, ok := lastRaw(t, f, monitor.MetricQueueDepth); ok {
+		t.Error("a queue depth was recorded for an unreachable broker")
+	}
+
+	// Refused credentials: the reason says so and does not carry them.
+	_, mgmt := newBroker(t, "another-password")
+	p.Stop()
+	p2 := &monitor.Poller{Store: f.store, Targets: f.targets(monitor.NewClient(), []string{notReady.URL}, mgmt.URL), Interval: 20 * time.Millisecond}
+	defer p2.Stop()
+	p2.Sync([]*myt.Platform{f.platform})
+	waitFor(t, "a poll", func() bool { return polls(p2, f.platform.ID) >= 1 })
+	st, _ = p2.Status(f.platform.ID)
+	for _, c := range st.Components {
+		if c.Name == monitor.ComponentBroker && (c.Up || !strings.Contains(c.Reason, "credentials were refused") || strings.Contains(c.Reason, "the-right-one")) {
+			t.Errorf("broker with a wrong password: %+v", c)
+		}
+	}
+}
+
+// TestSlowPlatformDoesNotPileUp: a platform whose endpoints answer only
+// after the poll timeout (or never) is polled tick after tick without
+// more goroutines or open connections than one poll needs, is reported
+// down with "no answer within the poll timeout", and Stop ends
+// everything.
+func TestSlowPlatformDoesNotPileUp(t *testing.T) {
+	f := newFixture(t)
+	if err := f.svc.Secrets.Put(context.Background(), f.platform.ID, render.SecretRabbitMQAdmin, []byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	var open, maxOpen, requests atomic.Int64
+	var mu sync.Mutex
+	slow := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		select { // a hung platform: answers after 2 s, unless the client gives up
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	slow.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			if n := open.Add(1); n > maxOpen.Load() {
+				maxOpen.Store(n)
+			}
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	slow.Start()
+	defer slow.Close()
+
+	client := monitor.NewClient()
+	p := &monitor.Poller{Store: f.store, Targets: f.targets(client, []string{slow.URL, slow.URL}, slow.URL),
+		Interval: 30 * time.Millisecond, Timeout: 20 * time.Millisecond}
+	runtime.GC()
+	before := runtime.NumGoroutine()
+	p.Sync([]*myt.Platform{f.platform})
+	waitFor(t, "a first poll", func() bool { return polls(p, f.platform.ID) >= 1 })
+	// A poll makes three requests at once (two workers, the management
+	// API): the goroutines of their connections, client and server side,
+	// come and go with each poll. A pile-up would grow with the polls, so
+	// the peak over polls 15 to 35 must be no higher than over the first
+	// five.
+	early, late := 0, 0
+	for n := polls(p, f.platform.ID); n < 35; n = polls(p, f.platform.ID) {
+		g := runtime.NumGoroutine()
+		if n < 5 {
+			early = max(early, g)
+		} else if n >= 15 {
+			late = max(late, g)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("goroutines: %d before, peak %d early, %d late; %d connections at most", before, early, late, maxOpen.Load())
+	if late > early+3 || late-before > 40 {
+		t.Errorf("goroutines: %d before polling, peak %d over the first polls, %d over polls 15 to 35", before, early, late)
+	}
+	if m := maxOpen.Load(); m > 6 {
+		t.Errorf("%d connections open at once to the slow platform, want at most two polls' worth (6)", m)
+	}
+	if requests.Load() < 30 {
+		t.Errorf("%d requests in 30 polls", requests.Load())
+	}
+	st, _ := p.Status(f.platform.ID)
+	for _, c := range st.Components {
+		if c.Up || !strings.Contains(c.Reason, "no answer within the poll timeout") {
+			t.Errorf("component of a hung platform: %+v", c)
+		}
+	}
+	p.Stop()
+	client.CloseIdleConnections()
+	waitFor(t, "goroutines to end after Stop", func() bool { return runtime.NumGoroutine() <= before+2 })
+	n := requests.Load()
+	time.Sleep(100 * time.Millisecond)
+	if requests.Load() != n {
+		t.Error("requests went on after Stop")
+	}
+}
+
+// TestSyncFollowsPlatforms: Sync starts a loop for a running platform,
+// leaves a platform being deployed alone, restarts the loop on a new
+// deployed revision and stops it when the platform is gone; an ssh
+// platform is reported unmonitored, with ErrUnsupported's message.
+func TestSyncFollowsPlatforms(t *testing.T) {
+	f := newFixture(t)
+	if err := f.svc.Secrets.Put(context.Background(), f.platform.ID, render.SecretRabbitMQAdmin, []byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	_, w := newWorkerServer(t, true)
+	var made atomic.Int64
+	targets := f.targets(monitor.NewClient(), []string{w.URL}, "")
+	p := &monitor.Poller{Store: f.store, Interval: 20 * time.Millisecond, Targets: func(pl *myt.Platform) (monitor.Target, error) {
+		if pl.Design.Spec.Target.Provider == myt.ProviderLocal {
+			made.Add(1)
+			return targets(pl)
+		}
+		return (&monitor.Targets{}).For(pl)
+	}}
+	defer p.Stop()
+	ssh := f.addPlatform(t, "remote")
+	ssh.Design.Spec.Target.Provider = myt.ProviderSSH
+	deploying := f.addPlatform(t, "next")
+	deploying.Status = myt.StatusDeploying
+
+	p.Sync([]*myt.Platform{f.platform, ssh, deploying})
+	waitFor(t, "a poll", func() bool { return polls(p, f.platform.ID) >= 1 })
+	if st, ok := p.Status(ssh.ID); !ok || st.Monitored || !strings.Contains(st.Err, "not supported yet for platforms deployed with the ssh provider") {
+		t.Errorf("ssh platform status %+v, %v", st, ok)
+	}
+	if _, err := (&monitor.Targets{}).For(ssh); !errors.Is(err, monitor.ErrUnsupported) {
+		t.Errorf("ssh target: %v, want ErrUnsupported", err)
+	}
+	if _, ok := p.Status(deploying.ID); ok {
+		t.Error("a platform being deployed is polled")
+	}
+	p.Sync([]*myt.Platform{f.platform, ssh}) // the same deployment: the loop goes on
+	if made.Load() != 1 {
+		t.Errorf("%d targets made for one deployment", made.Load())
+	}
+	redeployed := *f.platform
+	redeployed.DeployedRevision++
+	p.Sync([]*myt.Platform{&redeployed})
+	waitFor(t, "the loop of the new revision", func() bool { return made.Load() == 2 })
+	p.Sync(nil)
+	if _, ok := p.Status(f.platform.ID); ok {
+		t.Error("a platform no longer running still has a status")
+	}
+	si, _, _ := f.store.Lookup(context.Background(), f.platform.ID, monitor.UpPrefix+monitor.ComponentWorker)
+	count := func() int {
+		rows, err := f.store.Rows(context.Background(), si.ID, monitor.TierRaw, time.Time{}, time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rows)
+	}
+	time.Sleep(40 * time.Millisecond) // a poll in flight at Sync may still land
+	n := count()
+	time.Sleep(100 * time.Millisecond)
+	if count() != n {
+		t.Error("polls went on after the platform left Sync")
+	}
+}
