@@ -1,0 +1,12 @@
+#!/bin/sh
+# preremove: stop the service when the package is removed (not on an
+# upgrade: postinstall restarts it then).
+set -e
+case "${1:-}" in
+remove | 0)
+	if [ -d /run/systemd/system ]; then
+		systemctl disable --now myt.service >/dev/null 2>&1 || true
+	fi
+	;;
+esac
+exit 0
