@@ -185,6 +185,30 @@ func (p *Poller) Sync(platforms []*myt.Platform) {
 	}
 }
 
+// Run syncs the poller with the platforms list returns, at once and then
+// every Interval (a newly deployed platform is polled within one
+// interval), until ctx ends; then it stops every loop and returns. A
+// failing list is logged and the loops go on as they were.
+func (p *Poller) Run(ctx context.Context, list func(context.Context) ([]*myt.Platform, error)) {
+	defer p.Stop()
+	t := time.NewTicker(p.interval())
+	defer t.Stop()
+	for {
+		if ps, err := list(ctx); err != nil {
+			if ctx.Err() == nil {
+				p.log().Error("list the platforms to monitor", "err", err)
+			}
+		} else {
+			p.Sync(ps)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Status returns what the poller last learnt of the platform; ok is false
 // when the platform is not among the running ones Sync was given.
 func (p *Poller) Status(platformID int64) (Status, bool) {

@@ -19,6 +19,7 @@ import (
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/monitor"
 	"github.com/myt-iot/myt/render"
+	"github.com/myt-iot/myt/sqlite"
 	"github.com/myt-iot/myt/worker"
 )
 
@@ -407,5 +408,73 @@ func TestSyncFollowsPlatforms(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if count() != n {
 		t.Error("polls went on after the platform left Sync")
+	}
+}
+
+// countingTarget reports the worker up and counts its polls.
+type countingTarget struct{ n *atomic.Int64 }
+
+func (c countingTarget) Poll(context.Context) monitor.Reading {
+	c.n.Add(1)
+	return monitor.Reading{Components: []monitor.ComponentState{{Name: monitor.ComponentWorker, Up: true}}}
+}
+
+// TestRunFollowsTheDatabase: Run polls the platforms the database says
+// are running (any user's), picks up one that starts running, and ends
+// every loop when its context ends; deleting a platform deletes its
+// history.
+func TestRunFollowsTheDatabase(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	jobs := sqlite.NewJobStore(f.db)
+	rev := 1
+	if err := jobs.SetPlatformDeployment(ctx, f.platform.ID, myt.PlatformDeployment{Status: myt.StatusRunning, DeployedRevision: &rev}); err != nil {
+		t.Fatal(err)
+	}
+	later := f.addPlatform(t, "later") // designed, not running yet
+	counts := map[int64]*atomic.Int64{f.platform.ID: {}, later.ID: {}}
+	p := &monitor.Poller{Store: f.store, Interval: 20 * time.Millisecond, Targets: func(pl *myt.Platform) (monitor.Target, error) {
+		if pl.DeployedRevision != 1 || pl.Design.Spec.Target.Provider != myt.ProviderLocal {
+			t.Errorf("platform %d listed with revision %d, design %+v", pl.ID, pl.DeployedRevision, pl.Design.Spec.Target)
+		}
+		return countingTarget{counts[pl.ID]}, nil
+	}}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { p.Run(rctx, f.store.RunningPlatforms); close(done) }()
+	waitFor(t, "the running platform's polls", func() bool { return counts[f.platform.ID].Load() >= 2 })
+	if counts[later.ID].Load() != 0 {
+		t.Error("a designed platform was polled")
+	}
+	if err := jobs.SetPlatformDeployment(ctx, later.ID, myt.PlatformDeployment{Status: myt.StatusRunning, DeployedRevision: &rev}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the newly running platform's polls", func() bool { return counts[later.ID].Load() >= 2 })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	n := counts[later.ID].Load()
+	time.Sleep(60 * time.Millisecond)
+	if counts[later.ID].Load() != n {
+		t.Error("polls went on after Run returned")
+	}
+
+	if s, err := f.store.Series(ctx, later.ID); err != nil || len(s) == 0 {
+		t.Fatalf("the polled platform has no series: %v, %v", s, err)
+	}
+	if err := jobs.SetPlatformDeployment(ctx, later.ID, myt.PlatformDeployment{Status: myt.StatusDestroyed}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Platforms.DeletePlatform(f.ctx, later.ID); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := f.store.Series(ctx, later.ID); err != nil || len(s) != 0 {
+		t.Errorf("a deleted platform's series remain: %v, %v", s, err)
+	}
+	if s, err := f.store.Series(ctx, f.platform.ID); err != nil || len(s) == 0 {
+		t.Errorf("the other platform's series: %v, %v", s, err)
 	}
 }

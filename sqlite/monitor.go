@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -171,4 +172,29 @@ func (s *MonitorStore) DeleteBefore(ctx context.Context, tier monitor.Tier, befo
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// RunningPlatforms returns every user's running platforms, with their
+// designs and deployed revisions: what the poller watches (it acts for
+// the server, not for a user).
+func (s *MonitorStore) RunningPlatforms(ctx context.Context) ([]*myt.Platform, error) {
+	rows, err := s.db.db.QueryContext(ctx, "SELECT id, user_id, name, status, design, revision, deployed_revision FROM platforms WHERE status = ? ORDER BY id", myt.StatusRunning)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*myt.Platform
+	for rows.Next() {
+		p := &myt.Platform{}
+		var doc string
+		if err := rows.Scan(&p.ID, &p.UserID, &p.Name, &p.Status, &doc, &p.Revision, &p.DeployedRevision); err != nil {
+			return nil, err
+		}
+		p.Design = myt.NewDesign()
+		if err := json.Unmarshal([]byte(doc), p.Design); err != nil {
+			return nil, fmt.Errorf("platform %d design: %w", p.ID, err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }
