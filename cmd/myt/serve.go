@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/deploy"
 	"github.com/myt-iot/myt/httpapi"
+	"github.com/myt-iot/myt/monitor"
 	"github.com/myt-iot/myt/sqlite"
 	"github.com/myt-iot/myt/throttle"
 	"github.com/myt-iot/myt/vault"
@@ -47,6 +49,9 @@ type serveConfig struct {
 	// secret never goes on the command line).
 	MetricsToken     string
 	MetricsTokenFile string
+	// MonitorInterval is how often each running platform is polled
+	// (monitor.DefaultInterval when zero).
+	MonitorInterval time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -79,6 +84,20 @@ On first start, open the web UI to create the administrator account.`,
 			return cmd.Flags().Set("token-ttl", v)
 		}
 	}
+	if v := os.Getenv("MYT_MONITOR_INTERVAL"); v != "" {
+		prev := cmd.PreRunE
+		cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
+			if prev != nil {
+				if err := prev(cmd, args); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("monitor-interval") {
+				return nil
+			}
+			return cmd.Flags().Set("monitor-interval", v)
+		}
+	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env MYT_ADDR)")
 	f.StringVar(&cfg.Data, "data", cfg.Data, "data directory (env MYT_DATA)")
@@ -89,6 +108,7 @@ On first start, open the web UI to create the administrator account.`,
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env MYT_LOG_LEVEL)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "a token issued by myt login expires this long after its last use (env MYT_TOKEN_TTL)")
 	f.StringVar(&cfg.MetricsTokenFile, "metrics-token-file", os.Getenv("MYT_METRICS_TOKEN_FILE"), "require this file's token (Authorization: Bearer) on /metrics; or set MYT_METRICS_TOKEN")
+	f.DurationVar(&cfg.MonitorInterval, "monitor-interval", monitor.DefaultInterval, "how often each running platform is polled for its health and metrics (env MYT_MONITOR_INTERVAL)")
 	f.StringVar(&cfg.DeployConfig, "deploy-config", os.Getenv("MYT_DEPLOY_CONFIG"), "how deploy jobs run their tools: a YAML file (see docs/deploy.md)")
 	return cmd
 }
@@ -220,6 +240,13 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 			return fmt.Errorf("--metrics-token-file %s is empty", cfg.MetricsTokenFile)
 		}
 	}
+	if cfg.MonitorInterval == 0 {
+		cfg.MonitorInterval = monitor.DefaultInterval
+	}
+	poller := &monitor.Poller{Interval: cfg.MonitorInterval, Log: log.With("component", "monitor")}
+	if cfg.MonitorInterval < time.Second {
+		return fmt.Errorf("--monitor-interval %s: give at least 1s (the default is %s)", cfg.MonitorInterval, monitor.DefaultInterval)
+	}
 	release, err := lockDataDir(cfg.Data)
 	if err != nil {
 		return err
@@ -246,6 +273,18 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	// Deferred after db.Close, so it runs first: jobs end before the
 	// database closes.
 	defer runner.Close()
+
+	// The monitor polls the running platforms and keeps their history;
+	// it stops (every poll ended) before the database closes.
+	monitorStore := sqlite.NewMonitorStore(db)
+	poller.Store = monitorStore
+	poller.Targets = (&monitor.Targets{Client: monitor.NewClient(), Secrets: svc.Secrets, DataDir: cfg.Data}).For
+	history := &monitor.History{Store: monitorStore, RawStep: poller.Interval, Log: log.With("component", "monitor")}
+	monitorCtx, stopMonitor := context.WithCancel(ctx)
+	var monitoring sync.WaitGroup
+	monitoring.Go(func() { poller.Run(monitorCtx, monitorStore.RunningPlatforms) })
+	monitoring.Go(func() { history.Run(monitorCtx, 5*time.Minute) })
+	defer func() { stopMonitor(); monitoring.Wait() }()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
