@@ -164,7 +164,7 @@ func TestPollerRecordsALocalPlatform(t *testing.T) {
 	b.ackRate.Store(40.0)
 
 	client := monitor.NewClient()
-	p := &monitor.Poller{Store: f.store, Targets: f.targets(client, []string{s1.URL, s2.URL}, mgmt.URL), Interval: 20 * time.Millisecond}
+	p := &monitor.Poller{Store: f.store, Targets: f.targets(client, []string{s1.URL, s2.URL}, mgmt.URL), Interval: 200 * time.Millisecond}
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestPollerRecordsDownComponents(t *testing.T) {
 	gone := "http://" + l.Addr().String()
 	l.Close()
 
-	p := &monitor.Poller{Store: f.store, Targets: f.targets(monitor.NewClient(), []string{notReady.URL}, gone), Interval: 20 * time.Millisecond}
+	p := &monitor.Poller{Store: f.store, Targets: f.targets(monitor.NewClient(), []string{notReady.URL}, gone), Interval: 200 * time.Millisecond}
 	defer p.Stop()
 	p.Sync([]*myt.Platform{f.platform})
 	waitFor(t, "three polls", func() bool { return polls(p, f.platform.ID) >= 3 })
@@ -253,7 +253,7 @@ func TestPollerRecordsDownComponents(t *testing.T) {
 	// Refused credentials: the reason says so and does not carry them.
 	_, mgmt := newBroker(t, "another-password")
 	p.Stop()
-	p2 := &monitor.Poller{Store: f.store, Targets: f.targets(monitor.NewClient(), []string{notReady.URL}, mgmt.URL), Interval: 20 * time.Millisecond}
+	p2 := &monitor.Poller{Store: f.store, Targets: f.targets(monitor.NewClient(), []string{notReady.URL}, mgmt.URL), Interval: 200 * time.Millisecond}
 	defer p2.Stop()
 	p2.Sync([]*myt.Platform{f.platform})
 	waitFor(t, "a poll", func() bool { return polls(p2, f.platform.ID) >= 1 })
@@ -359,7 +359,7 @@ func TestSyncFollowsPlatforms(t *testing.T) {
 	_, w := newWorkerServer(t, true)
 	var made atomic.Int64
 	targets := f.targets(monitor.NewClient(), []string{w.URL}, "")
-	p := &monitor.Poller{Store: f.store, Interval: 20 * time.Millisecond, Targets: func(pl *myt.Platform) (monitor.Target, error) {
+	p := &monitor.Poller{Store: f.store, Interval: 100 * time.Millisecond, Targets: func(pl *myt.Platform) (monitor.Target, error) {
 		if pl.Design.Spec.Target.Provider == myt.ProviderLocal {
 			made.Add(1)
 			return targets(pl)
@@ -403,9 +403,9 @@ func TestSyncFollowsPlatforms(t *testing.T) {
 		}
 		return len(rows)
 	}
-	time.Sleep(40 * time.Millisecond) // a poll in flight at Sync may still land
+	time.Sleep(100 * time.Millisecond) // a poll in flight at Sync may still land
 	n := count()
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(250 * time.Millisecond)
 	if count() != n {
 		t.Error("polls went on after the platform left Sync")
 	}
