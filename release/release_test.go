@@ -38,6 +38,13 @@ var targets = []struct{ os, arch string }{
 	{"linux", "amd64"}, {"linux", "arm64"}, {"darwin", "amd64"}, {"darwin", "arm64"},
 }
 
+// TestMain removes the releases the tests built (some 400 MB).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	os.RemoveAll(filepath.Join(os.TempDir(), fmt.Sprintf("myt-release-test-%d", os.Getpid())))
+	os.Exit(code)
+}
+
 type build struct {
 	dir string
 	err error
