@@ -352,9 +352,13 @@ func (t *LocalTarget) get(ctx context.Context, u, password string, read func(io.
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Accept", "text/plain; version=0.0.4, application/json;q=0.9")
 	if password != "" {
 		req.SetBasicAuth(ManagementUser, password)
+		req.Header.Set("Accept", "application/json")
+	} else {
+		// Prometheus' text format (promhttp would otherwise be free to
+		// choose another).
+		req.Header.Set("Accept", "text/plain; version=0.0.4")
 	}
 	client := t.Client
 	if client == nil {
