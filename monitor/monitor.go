@@ -57,6 +57,7 @@ const (
 	ComponentBroker         = "broker"                 // the management API answered for the ingest queue
 	ComponentDatabase       = "database"               // the worker's myt_worker_db_up
 	ComponentBrokerByWorker = "worker_broker"          // the worker's myt_worker_broker_up
+	ComponentGrafana        = "grafana"                // Grafana's /api/health answered with its database ok
 )
 
 // Sample is one reading of one metric.

@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/monitor"
+	"github.com/myt-iot/myt/pki"
 	"github.com/myt-iot/myt/render"
 	"github.com/myt-iot/myt/sqlite"
 	"github.com/myt-iot/myt/worker"
@@ -100,7 +102,7 @@ func (f *fixture) targets(client *http.Client, workerURLs []string, mgmtURL stri
 			return nil, err
 		}
 		lt := t.(*monitor.LocalTarget)
-		lt.WorkerURLs, lt.ManagementURL = workerURLs, mgmtURL
+		lt.WorkerURLs, lt.ManagementURL, lt.GrafanaURL = workerURLs, mgmtURL, ""
 		return lt, nil
 	}
 }
@@ -476,5 +478,80 @@ func TestRunFollowsTheDatabase(t *testing.T) {
 	}
 	if s, err := f.store.Series(ctx, f.platform.ID); err != nil || len(s) == 0 {
 		t.Errorf("the other platform's series: %v, %v", s, err)
+	}
+}
+
+// TestGrafanaHealth: Grafana is up when /api/health over HTTPS, checked
+// against the platform's own CA from its secrets, says its database is
+// ok; a failing database or a certificate from another CA is down.
+func TestGrafanaHealth(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ca, err := pki.NewCA("shed", pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Secrets.Put(ctx, f.platform.ID, monitor.SecretCACert, ca.CertPEM); err != nil {
+		t.Fatal(err)
+	}
+	var db atomic.Value
+	db.Store("ok")
+	grafana := func(ca *pki.CA) *httptest.Server {
+		cert, err := ca.IssueServer([]string{"localhost", "127.0.0.1"}, pki.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pair, err := tls.X509KeyPair(cert.CertPEM, cert.KeyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/api/health" {
+				http.NotFound(rw, r)
+				return
+			}
+			rw.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(rw, `{"commit":"abc","database":%q,"version":"11.3.0"}`, db.Load().(string))
+		}))
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	good := grafana(ca)
+	other, err := pki.NewCA("impostor", pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := grafana(other)
+
+	poll := func(url string) monitor.ComponentState {
+		t.Helper()
+		tg, err := (&monitor.Targets{Client: monitor.NewClient(), Secrets: f.svc.Secrets}).For(f.platform)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lt := tg.(*monitor.LocalTarget)
+		lt.WorkerURLs, lt.ManagementURL, lt.GrafanaURL = nil, "", url
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		for _, c := range lt.Poll(pctx).Components {
+			if c.Name == monitor.ComponentGrafana {
+				return c
+			}
+		}
+		t.Fatal("no grafana component in the reading")
+		return monitor.ComponentState{}
+	}
+	if c := poll(good.URL); !c.Up {
+		t.Errorf("healthy Grafana: %+v", c)
+	}
+	db.Store("failing")
+	if c := poll(good.URL); c.Up || !strings.Contains(c.Reason, `database "failing"`) {
+		t.Errorf("Grafana with a failing database: %+v", c)
+	}
+	db.Store("ok")
+	if c := poll(impostor.URL); c.Up || !strings.Contains(c.Reason, "certificate") {
+		t.Errorf("Grafana with another CA's certificate: %+v", c)
 	}
 }

@@ -1,7 +1,10 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +74,11 @@ type SecretStore interface {
 	Get(ctx context.Context, platformID int64, name string) ([]byte, error)
 }
 
+// SecretCACert is the platform secret holding its CA certificate (PEM),
+// as deploy keeps it (deploy/bundle.go): Grafana's certificate is checked
+// against it.
+const SecretCACert = "tls/ca.crt"
+
 // ManagementUser is the RabbitMQ administrator the platform's definitions
 // create (render/platform.go), with the password render.SecretRabbitMQAdmin.
 const ManagementUser = "myt-admin"
@@ -107,6 +115,8 @@ func (ts *Targets) For(p *myt.Platform) (Target, error) {
 			return string(b), err
 		},
 	}
+	t.GrafanaURL = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(render.GrafanaPort))
+	t.CA = func(ctx context.Context) ([]byte, error) { return ts.Secrets.Get(ctx, p.ID, SecretCACert) }
 	for i := range workers {
 		t.WorkerURLs = append(t.WorkerURLs, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(render.WorkerAPIPort+i)))
 	}
@@ -150,6 +160,14 @@ type LocalTarget struct {
 	// DataDir is the platform's data directory on this host; its file
 	// system's use is disk_used_ratio. Empty: not measured.
 	DataDir string
+	// GrafanaURL is Grafana's HTTPS base URL (https://127.0.0.1:3000);
+	// empty: Grafana is not polled. Its certificate is verified against
+	// the platform's CA, which CA returns (PEM).
+	GrafanaURL string
+	CA         func(ctx context.Context) ([]byte, error)
+
+	grafanaCA     []byte
+	grafanaClient *http.Client
 }
 
 // handlerReasons are the dead-letter reasons that count as handler errors.
@@ -160,14 +178,18 @@ var handlerReasons = map[string]bool{worker.ReasonHandlerError: true, worker.Rea
 func (t *LocalTarget) Poll(ctx context.Context) Reading {
 	// The parts are read at once, so that a hung one does not spend the
 	// others' time; every goroutine ends before Poll returns.
-	var r, q Reading
+	var r, q, g Reading
 	var ackRate, ready float64
 	var ok bool
 	var wg sync.WaitGroup
 	wg.Go(func() { ackRate, ready, ok = t.pollQueue(ctx, &q) })
+	if t.GrafanaURL != "" {
+		wg.Go(func() { t.pollGrafana(ctx, &g) })
+	}
 	t.pollWorkers(ctx, &r)
 	wg.Wait()
 	r.Samples, r.Components = append(r.Samples, q.Samples...), append(r.Components, q.Components...)
+	r.Components = append(r.Components, g.Components...)
 	if ok {
 		// Lag is an estimate: how long the ready messages take to drain
 		// at the current acknowledge rate. Unknown (not recorded) when
@@ -339,6 +361,50 @@ func (t *LocalTarget) pollQueue(ctx context.Context, r *Reading) (ackRate, ready
 		r.add(MetricMessagesIn, Counter, *q.MessageStats.Publish)
 	}
 	return q.MessageStats.AckDetails.Rate, *q.MessagesReady, true
+}
+
+// pollGrafana reads Grafana's /api/health: up when it answers 200 with
+// its database "ok". The client trusts only the platform's CA, and is
+// made again when the CA changes.
+func (t *LocalTarget) pollGrafana(ctx context.Context, r *Reading) {
+	ca, err := t.CA(ctx)
+	if err != nil {
+		r.down(ComponentGrafana, "the platform's CA cannot be read: %v", err)
+		return
+	}
+	if t.grafanaClient == nil || !bytes.Equal(ca, t.grafanaCA) {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			r.down(ComponentGrafana, "the platform's CA is not a PEM certificate")
+			return
+		}
+		if t.grafanaClient != nil {
+			t.grafanaClient.CloseIdleConnections()
+		}
+		t.grafanaCA = ca
+		t.grafanaClient = &http.Client{Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			MaxIdleConnsPerHost:   1,
+			MaxConnsPerHost:       2,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+		}}
+	}
+	var health struct {
+		Database string `json:"database"`
+	}
+	g := &LocalTarget{Client: t.grafanaClient}
+	err = g.get(ctx, t.GrafanaURL+"/api/health", "", func(body io.Reader) error { return json.NewDecoder(body).Decode(&health) })
+	switch {
+	case err != nil:
+		r.down(ComponentGrafana, "/api/health: %v", err)
+	case health.Database != "ok":
+		r.down(ComponentGrafana, "/api/health: database %q", health.Database)
+	default:
+		r.up(ComponentGrafana)
+	}
 }
 
 // maxBody bounds what a poll reads of one answer.

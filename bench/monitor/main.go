@@ -148,7 +148,8 @@ func run(name string, store monitor.Appender, platforms []*myt.Platform, eps []e
 			return nil, err
 		}
 		lt := t.(*monitor.LocalTarget)
-		lt.WorkerURLs, lt.ManagementURL = []string{byID[pl.ID].Worker}, byID[pl.ID].Management
+		// The simulated platforms have no Grafana (one more HTTPS GET a poll).
+		lt.WorkerURLs, lt.ManagementURL, lt.GrafanaURL = []string{byID[pl.ID].Worker}, byID[pl.ID].Management, ""
 		return lt, nil
 	}}
 	runtime.GC()
