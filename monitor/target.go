@@ -149,8 +149,10 @@ type LocalTarget struct {
 	// WorkerURLs are the workers' HTTP APIs (http://127.0.0.1:8080, then
 	// one port up per further worker).
 	WorkerURLs []string
-	// ManagementURL is RabbitMQ's management API.
+	// ManagementURL is RabbitMQ's management API, read as User
+	// (ManagementUser when empty).
 	ManagementURL string
+	User          string
 	// Password returns ManagementUser's password; it is read on every
 	// poll, so a rotated secret is picked up.
 	Password func(ctx context.Context) (string, error)
@@ -419,7 +421,11 @@ func (t *LocalTarget) get(ctx context.Context, u, password string, read func(io.
 		return err
 	}
 	if password != "" {
-		req.SetBasicAuth(ManagementUser, password)
+		user := t.User
+		if user == "" {
+			user = ManagementUser
+		}
+		req.SetBasicAuth(user, password)
 		req.Header.Set("Accept", "application/json")
 	} else {
 		// Prometheus' text format (promhttp would otherwise be free to
