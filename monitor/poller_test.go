@@ -302,8 +302,13 @@ func TestSlowPlatformDoesNotPileUp(t *testing.T) {
 	defer slow.Close()
 
 	client := monitor.NewClient()
-	p := &monitor.Poller{Store: f.store, Targets: f.targets(client, []string{slow.URL, slow.URL}, slow.URL),
-		Interval: 30 * time.Millisecond, Timeout: 20 * time.Millisecond}
+	targets := f.targets(client, []string{slow.URL, slow.URL}, slow.URL)
+	var inFlight, maxInFlight atomic.Int64
+	p := &monitor.Poller{Store: f.store, Interval: 30 * time.Millisecond, Timeout: 20 * time.Millisecond,
+		Targets: func(pl *myt.Platform) (monitor.Target, error) {
+			tg, err := targets(pl)
+			return overlapCounter{tg, &inFlight, &maxInFlight}, err
+		}}
 	runtime.GC()
 	before := runtime.NumGoroutine()
 	p.Sync([]*myt.Platform{f.platform})
@@ -324,11 +329,14 @@ func TestSlowPlatformDoesNotPileUp(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	t.Logf("goroutines: %d before, peak %d early, %d late; %d connections at most", before, early, late, maxOpen.Load())
-	if late > early+3 || late-before > 40 {
+	if m := maxInFlight.Load(); m != 1 {
+		t.Errorf("%d polls of one platform in flight at once, want 1", m)
+	}
+	if late > early+6 || late-before > 40 {
 		t.Errorf("goroutines: %d before polling, peak %d over the first polls, %d over polls 15 to 35", before, early, late)
 	}
-	if m := maxOpen.Load(); m > 6 {
-		t.Errorf("%d connections open at once to the slow platform, want at most two polls' worth (6)", m)
+	if m := maxOpen.Load(); m > 9 {
+		t.Errorf("%d connections open at once to the slow platform, want at most three polls' worth (9)", m)
 	}
 	if requests.Load() < 30 {
 		t.Errorf("%d requests in 30 polls", requests.Load())
@@ -411,6 +419,20 @@ func TestSyncFollowsPlatforms(t *testing.T) {
 	if count() != n {
 		t.Error("polls went on after the platform left Sync")
 	}
+}
+
+// overlapCounter counts the polls of a Target in flight at once.
+type overlapCounter struct {
+	monitor.Target
+	n, max *atomic.Int64
+}
+
+func (o overlapCounter) Poll(ctx context.Context) monitor.Reading {
+	n := o.n.Add(1)
+	defer o.n.Add(-1)
+	for m := o.max.Load(); n > m && !o.max.CompareAndSwap(m, n); m = o.max.Load() {
+	}
+	return o.Target.Poll(ctx)
 }
 
 // countingTarget reports the worker up and counts its polls.
