@@ -174,11 +174,16 @@ func (s *MonitorStore) DeleteBefore(ctx context.Context, tier monitor.Tier, befo
 	return int(n), err
 }
 
-// RunningPlatforms returns every user's running platforms, with their
-// designs and deployed revisions: what the poller watches (it acts for
-// the server, not for a user).
+// RunningPlatforms returns every user's running platforms with their
+// deployed revisions: what the poller watches (it acts for the server,
+// not for a user). Design is the design that is deployed (the last
+// succeeded deploy or update job's at the deployed revision), not an
+// edit saved since; the platform's own design when no such job is kept.
 func (s *MonitorStore) RunningPlatforms(ctx context.Context) ([]*myt.Platform, error) {
-	rows, err := s.db.db.QueryContext(ctx, "SELECT id, user_id, name, status, design, revision, deployed_revision FROM platforms WHERE status = ? ORDER BY id", myt.StatusRunning)
+	rows, err := s.db.db.QueryContext(ctx, `SELECT p.id, p.user_id, p.name, p.status,
+		COALESCE((SELECT j.design FROM jobs j WHERE j.platform_id = p.id AND j.revision = p.deployed_revision
+			AND j.kind IN ('deploy', 'update') AND j.state = 'succeeded' ORDER BY j.id DESC LIMIT 1), p.design),
+		p.revision, p.deployed_revision FROM platforms p WHERE p.status = ? ORDER BY p.id`, myt.StatusRunning)
 	if err != nil {
 		return nil, err
 	}
