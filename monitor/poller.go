@@ -240,6 +240,9 @@ func (p *Poller) run(ctx context.Context, id int64, t Target, l *loop, after cha
 	defer p.wg.Done()
 	defer close(l.done)
 	defer l.cancel()
+	if c, ok := t.(interface{ Close() }); ok {
+		defer c.Close()
+	}
 	if after != nil {
 		select {
 		case <-after:

@@ -435,8 +435,10 @@ func (o overlapCounter) Poll(ctx context.Context) monitor.Reading {
 	return o.Target.Poll(ctx)
 }
 
-// countingTarget reports the worker up and counts its polls.
-type countingTarget struct{ n *atomic.Int64 }
+// countingTarget reports the worker up and counts its polls and closes.
+type countingTarget struct{ n, closed *atomic.Int64 }
+
+func (c countingTarget) Close() { c.closed.Add(1) }
 
 func (c countingTarget) Poll(context.Context) monitor.Reading {
 	c.n.Add(1)
@@ -445,7 +447,7 @@ func (c countingTarget) Poll(context.Context) monitor.Reading {
 
 // TestRunFollowsTheDatabase: Run polls the platforms the database says
 // are running (any user's), picks up one that starts running, and ends
-// every loop when its context ends; deleting a platform deletes its
+// every loop when its context ends, closing their targets; deleting a platform deletes its
 // history.
 func TestRunFollowsTheDatabase(t *testing.T) {
 	f := newFixture(t)
@@ -457,11 +459,12 @@ func TestRunFollowsTheDatabase(t *testing.T) {
 	}
 	later := f.addPlatform(t, "later") // designed, not running yet
 	counts := map[int64]*atomic.Int64{f.platform.ID: {}, later.ID: {}}
+	var closed atomic.Int64
 	p := &monitor.Poller{Store: f.store, Interval: 20 * time.Millisecond, Targets: func(pl *myt.Platform) (monitor.Target, error) {
 		if pl.DeployedRevision != 1 || pl.Design.Spec.Target.Provider != myt.ProviderLocal {
 			t.Errorf("platform %d listed with revision %d, design %+v", pl.ID, pl.DeployedRevision, pl.Design.Spec.Target)
 		}
-		return countingTarget{counts[pl.ID]}, nil
+		return countingTarget{counts[pl.ID], &closed}, nil
 	}}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -484,6 +487,9 @@ func TestRunFollowsTheDatabase(t *testing.T) {
 	time.Sleep(60 * time.Millisecond)
 	if counts[later.ID].Load() != n {
 		t.Error("polls went on after Run returned")
+	}
+	if c := closed.Load(); c != 2 {
+		t.Errorf("%d targets closed after Run returned, want both", c)
 	}
 
 	if s, err := f.store.Series(ctx, later.ID); err != nil || len(s) == 0 {

@@ -26,7 +26,9 @@ import (
 	"github.com/myt-iot/myt/worker"
 )
 
-// Target is what the Poller reads of one platform.
+// Target is what the Poller reads of one platform. A Target that holds
+// resources of its own also has a Close() method, which the Poller calls
+// when the platform's loop ends.
 //
 // Poll reads the platform once and returns by ctx's deadline. A part that
 // cannot be read (down, slow, unreachable, refusing credentials) is a
@@ -363,6 +365,14 @@ func (t *LocalTarget) pollQueue(ctx context.Context, r *Reading) (ackRate, ready
 		r.add(MetricMessagesIn, Counter, *q.MessageStats.Publish)
 	}
 	return q.MessageStats.AckDetails.Rate, *q.MessagesReady, true
+}
+
+// Close releases the target's own Grafana connections (the shared Client
+// is the caller's).
+func (t *LocalTarget) Close() {
+	if t.grafanaClient != nil {
+		t.grafanaClient.CloseIdleConnections()
+	}
 }
 
 // pollGrafana reads Grafana's /api/health: up when it answers 200 with
