@@ -166,12 +166,19 @@ func run(name string, store monitor.Appender, platforms []*myt.Platform, eps []e
 		goroutines = max(goroutines, runtime.NumGoroutine())
 	}
 	var polls int64
-	up := 0
+	up, reason := 0, ""
+	defer func() {
+		if reason != "" {
+			log.Printf("%s: a platform down: %s", name, reason)
+		}
+	}()
 	for _, pl := range platforms {
 		st, _ := p.Status(pl.ID)
 		polls += st.Polls
 		if len(st.Components) > 0 && st.Components[0].Up {
 			up++
+		} else if len(st.Components) > 0 && reason == "" {
+			reason = st.Components[0].Reason
 		}
 	}
 	p.Stop()
