@@ -447,8 +447,8 @@ func (c countingTarget) Poll(context.Context) monitor.Reading {
 
 // TestRunFollowsTheDatabase: Run polls the platforms the database says
 // are running (any user's), picks up one that starts running, and ends
-// every loop when its context ends, closing their targets; deleting a platform deletes its
-// history.
+// every loop when its context ends, closing their targets; deleting a
+// platform deletes its history.
 func TestRunFollowsTheDatabase(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
