@@ -217,6 +217,9 @@ func (t *LocalTarget) Poll(ctx context.Context) Reading {
 // summed over the workers, and left out of the reading when any worker's
 // metrics cannot be read: a partial sum would look like a counter reset.
 func (t *LocalTarget) pollWorkers(ctx context.Context, r *Reading) {
+	if len(t.WorkerURLs) == 0 {
+		return // nothing to say, rather than "up"
+	}
 	type answer struct {
 		readyErr, metricsErr error
 		families             map[string]*dto.MetricFamily
@@ -273,7 +276,7 @@ func (t *LocalTarget) pollWorkers(ctx context.Context, r *Reading) {
 	} else {
 		r.down(ComponentWorker, "%s", readErr)
 	}
-	if !complete || len(t.WorkerURLs) == 0 {
+	if !complete {
 		return
 	}
 	for _, m := range []string{MetricConsumed, MetricStored, MetricDropped, MetricDeadLettered, MetricHandlerErrors, MetricHandlerRestarts, MetricWriteRetries} {
