@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/myt-iot/myt"
@@ -138,19 +141,53 @@ func (h *History) Range(ctx context.Context, platformID int64, metric string, fr
 	if !to.After(from) {
 		return nil, myt.Errorf(myt.EINVALID, "range: to (%s) must be after from (%s).", to.Format(time.RFC3339), from.Format(time.RFC3339))
 	}
-	si, ok, err := h.Store.Lookup(ctx, platformID, metric)
+	// A counter of several workers is kept per worker (metric@1,
+	// metric@2, ...: WorkerMetric) so that one worker's restart is its own
+	// reset; the series' rates are summed.
+	var series []SeriesInfo
+	all, err := h.Store.Series(ctx, platformID)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
+	for _, si := range all {
+		if si.Metric == metric || (si.Kind == Counter && strings.HasPrefix(si.Metric, metric+workerSeparator)) {
+			series = append(series, si)
+		}
+	}
+	if len(series) == 0 {
 		return nil, myt.Errorf(myt.ENOTFOUND, "Platform %d has no history of %s.", platformID, metric)
 	}
 	tier := h.TierFor(from, to)
+	s := &Series{PlatformID: platformID, Metric: metric, Kind: series[0].Kind, Tier: tier}
+	if len(series) == 1 {
+		s.Points, err = h.points(ctx, series[0], tier, from, to)
+		return s, err
+	}
+	sum := map[time.Time]float64{}
+	for _, si := range series {
+		ps, err := h.points(ctx, si, tier, from, to)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			sum[p.Time] += p.Value
+		}
+	}
+	for _, t := range slices.SortedFunc(maps.Keys(sum), time.Time.Compare) {
+		v := sum[t]
+		s.Points = append(s.Points, Point{Time: t, Value: v, Min: v, Max: v})
+	}
+	return s, nil
+}
+
+// points returns one series' points of tier in [from, to): gauges as
+// stored, counters as rates.
+func (h *History) points(ctx context.Context, si SeriesInfo, tier Tier, from, to time.Time) ([]Point, error) {
 	rows, prev, err := h.rows(ctx, si, tier, from, to)
 	if err != nil {
 		return nil, err
 	}
-	s := &Series{PlatformID: platformID, Metric: metric, Kind: si.Kind, Tier: tier, Points: make([]Point, 0, len(rows))}
+	out := make([]Point, 0, len(rows))
 	now := h.now()
 	for _, r := range rows {
 		p := Point{Time: r.Time, Value: r.Value, Min: r.Min, Max: r.Max}
@@ -177,9 +214,9 @@ func (h *History) Range(ctx context.Context, platformID int64, metric string, fr
 			}
 			p.Min, p.Max = p.Value, p.Value
 		}
-		s.Points = append(s.Points, p)
+		out = append(out, p)
 	}
-	return s, nil
+	return out, nil
 }
 
 // rows returns the series' points of tier in [from, to): the stored ones,

@@ -290,3 +290,42 @@ func TestRetentionIsConfigurable(t *testing.T) {
 		t.Errorf("5m retention shorter than raw: %v, want EINVALID", err)
 	}
 }
+
+// TestWorkerCountersAreSummedPerWorker: with two workers each has its own
+// counter series, so when one restarts only its counter resets; Range of
+// the metric sums the workers' rates (a summed counter would have read
+// the restart as the whole sum's reset: 1.5/s instead of 2.5/s).
+func TestWorkerCountersAreSummedPerWorker(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	w1 := []float64{0, 60, 120, 180}
+	w2 := []float64{0, 30, 15, 45} // restarted between the 2nd and 3rd poll
+	for i := range w1 {
+		err := f.store.Append(ctx, f.platform.ID, t0.Add(time.Duration(i)*30*time.Second), []monitor.Sample{
+			{Metric: monitor.WorkerMetric(monitor.MetricStored, 1), Kind: monitor.Counter, Value: w1[i]},
+			{Metric: monitor.WorkerMetric(monitor.MetricStored, 2), Kind: monitor.Counter, Value: w2[i]},
+			{Metric: monitor.MetricQueueDepth, Kind: monitor.Gauge, Value: 1},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &monitor.History{Store: f.store, Now: func() time.Time { return t0.Add(10 * time.Minute) }}
+	s, err := h.Range(ctx, f.platform.ID, monitor.MetricStored, t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{3, 2.5, 3} // (60+30)/30, (60+15)/30, (60+30)/30
+	if len(s.Points) != len(want) || s.Kind != monitor.Counter {
+		t.Fatalf("points %+v (%s), want %d rates", s.Points, s.Kind, len(want))
+	}
+	for i, p := range s.Points {
+		if !near(p.Value, want[i]) {
+			t.Errorf("rate %d = %v, want %v", i, p.Value, want[i])
+		}
+	}
+	// A gauge named like the counter's prefix is not summed in.
+	if g, err := h.Range(ctx, f.platform.ID, monitor.MetricQueueDepth, t0, t0.Add(time.Hour)); err != nil || len(g.Points) != 4 || g.Points[0].Value != 1 {
+		t.Errorf("gauge range %+v, %v", g, err)
+	}
+}

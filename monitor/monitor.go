@@ -12,6 +12,7 @@ package monitor
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -59,6 +60,17 @@ const (
 	ComponentBrokerByWorker = "worker_broker"          // the worker's myt_worker_broker_up
 	ComponentGrafana        = "grafana"                // Grafana's /api/health answered with its database ok
 )
+
+// workerSeparator joins a counter's name and its worker's number.
+const workerSeparator = "@"
+
+// WorkerMetric names the counter metric of worker n (1-based) of a
+// platform with several workers: "stored_total@2". History.Range of
+// "stored_total" sums the rates of every worker's series (and of the
+// plain series, kept while the platform had one worker).
+func WorkerMetric(metric string, n int) string {
+	return metric + workerSeparator + strconv.Itoa(n)
+}
 
 // Sample is one reading of one metric.
 type Sample struct {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -166,6 +167,7 @@ func TestPollerRecordsALocalPlatform(t *testing.T) {
 	b.ackRate.Store(40.0)
 
 	client := monitor.NewClient()
+	began := time.Now()
 	p := &monitor.Poller{Store: f.store, Targets: f.targets(client, []string{s1.URL, s2.URL}, mgmt.URL), Interval: 200 * time.Millisecond}
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
@@ -175,15 +177,17 @@ func TestPollerRecordsALocalPlatform(t *testing.T) {
 	waitFor(t, "two polls", func() bool { return polls(p, f.platform.ID) >= 2 })
 
 	for metric, want := range map[string]float64{
-		monitor.MetricStored:                         42,
-		monitor.MetricDeadLettered:                   9,
-		monitor.MetricHandlerErrors:                  4, // handler-error and handler-timeout, not invalid-json
-		monitor.MetricQueueDepth:                     120,
-		monitor.MetricMessagesIn:                     1000,
-		monitor.MetricWorkerLag:                      3, // 120 ready / 40 acks/s
-		monitor.UpPrefix + monitor.ComponentWorker:   1,
-		monitor.UpPrefix + monitor.ComponentBroker:   1,
-		monitor.UpPrefix + monitor.ComponentDatabase: 1,
+		monitor.WorkerMetric(monitor.MetricStored, 1):        40, // two workers: a series each
+		monitor.WorkerMetric(monitor.MetricStored, 2):        2,
+		monitor.WorkerMetric(monitor.MetricDeadLettered, 2):  6,
+		monitor.WorkerMetric(monitor.MetricHandlerErrors, 1): 3, // handler-error
+		monitor.WorkerMetric(monitor.MetricHandlerErrors, 2): 1, // handler-timeout, not invalid-json
+		monitor.MetricQueueDepth:                             120,
+		monitor.MetricMessagesIn:                             1000,
+		monitor.MetricWorkerLag:                              3, // 120 ready / 40 acks/s
+		monitor.UpPrefix + monitor.ComponentWorker:           1,
+		monitor.UpPrefix + monitor.ComponentBroker:           1,
+		monitor.UpPrefix + monitor.ComponentDatabase:         1,
 	} {
 		if got, ok := lastRaw(t, f, metric); !ok || got != want {
 			t.Errorf("%s = %v (recorded: %v), want %v", metric, got, ok, want)
@@ -198,8 +202,25 @@ func TestPollerRecordsALocalPlatform(t *testing.T) {
 	w1.Metrics.Stored.Add(100)
 	n := polls(p, f.platform.ID)
 	waitFor(t, "a poll after the increment", func() bool { return polls(p, f.platform.ID) >= n+2 })
-	if got, _ := lastRaw(t, f, monitor.MetricStored); got != 142 {
-		t.Errorf("stored_total %v after the increment, want 142", got)
+	if got, _ := lastRaw(t, f, monitor.WorkerMetric(monitor.MetricStored, 1)); got != 140 {
+		t.Errorf("worker 1's stored_total %v after the increment, want 140", got)
+	}
+	// Range sums the workers' rates: 100 records stored over the polls.
+	h := &monitor.History{Store: f.store, RawStep: p.Interval}
+	s, err := h.Range(context.Background(), f.platform.ID, monitor.MetricStored, began, time.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored float64
+	for i, pt := range s.Points {
+		if i > 0 {
+			stored += pt.Value * pt.Time.Sub(s.Points[i-1].Time).Seconds()
+		} else if pt.Value != 0 {
+			t.Errorf("first rate %v, want 0 (nothing stored between the first polls)", pt.Value)
+		}
+	}
+	if math.Abs(stored-100) > 0.5 {
+		t.Errorf("rates over the polls integrate to %v records, want 100: %+v", stored, s.Points)
 	}
 	// A worker whose database write failed is reported.
 	w2.Metrics.DBUp.Set(0)

@@ -174,6 +174,9 @@ type LocalTarget struct {
 	grafanaClient *http.Client
 }
 
+// workerCounters are the counters read from each worker's /metrics.
+var workerCounters = []string{MetricConsumed, MetricStored, MetricDropped, MetricDeadLettered, MetricHandlerErrors, MetricHandlerRestarts, MetricWriteRetries}
+
 // handlerReasons are the dead-letter reasons that count as handler errors.
 var handlerReasons = map[string]bool{worker.ReasonHandlerError: true, worker.ReasonHandlerTimeout: true,
 	worker.ReasonHandlerCrash: true, worker.ReasonHandlerResult: true}
@@ -213,9 +216,11 @@ func (t *LocalTarget) Poll(ctx context.Context) Reading {
 	return r
 }
 
-// pollWorkers reads every worker's /readyz and /metrics. The counters are
-// summed over the workers, and left out of the reading when any worker's
-// metrics cannot be read: a partial sum would look like a counter reset.
+// pollWorkers reads every worker's /readyz and /metrics. With one worker
+// its counters are the platform's series (stored_total); with several,
+// each worker's are its own series (stored_total@2: WorkerMetric), which
+// History.Range sums, so that one worker's restart is a reset of its
+// counters only.
 func (t *LocalTarget) pollWorkers(ctx context.Context, r *Reading) {
 	if len(t.WorkerURLs) == 0 {
 		return // nothing to say, rather than "up"
@@ -240,7 +245,6 @@ func (t *LocalTarget) pollWorkers(ctx context.Context, r *Reading) {
 	}
 	wg.Wait()
 	var ready, readErr = true, ""
-	sums := map[string]float64{}
 	dbUp, brokerUp, complete := 1.0, 1.0, true
 	for i, a := range answers {
 		if a.readyErr != nil && ready {
@@ -254,20 +258,31 @@ func (t *LocalTarget) pollWorkers(ctx context.Context, r *Reading) {
 			continue
 		}
 		families := a.families
-		sums[MetricConsumed] += value(families["myt_worker_consumed_total"], nil)
-		sums[MetricStored] += value(families["myt_worker_stored_total"], nil)
-		sums[MetricDropped] += value(families["myt_worker_dropped_total"], nil)
-		sums[MetricHandlerRestarts] += value(families["myt_worker_handler_restarts_total"], nil)
-		sums[MetricWriteRetries] += value(families["myt_worker_write_retries_total"], nil)
-		sums[MetricDeadLettered] += value(families["myt_worker_dead_lettered_total"], nil)
-		sums[MetricHandlerErrors] += value(families["myt_worker_dead_lettered_total"], func(m *dto.Metric) bool {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" {
-					return handlerReasons[l.GetValue()]
+		c := map[string]float64{
+			MetricConsumed:        value(families["myt_worker_consumed_total"], nil),
+			MetricStored:          value(families["myt_worker_stored_total"], nil),
+			MetricDropped:         value(families["myt_worker_dropped_total"], nil),
+			MetricHandlerRestarts: value(families["myt_worker_handler_restarts_total"], nil),
+			MetricWriteRetries:    value(families["myt_worker_write_retries_total"], nil),
+			MetricDeadLettered:    value(families["myt_worker_dead_lettered_total"], nil),
+			MetricHandlerErrors: value(families["myt_worker_dead_lettered_total"], func(m *dto.Metric) bool {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "reason" {
+						return handlerReasons[l.GetValue()]
+					}
 				}
+				return false
+			}),
+		}
+		for _, m := range workerCounters {
+			if len(answers) == 1 {
+				r.add(m, Counter, c[m])
+			} else {
+				// Per worker: one worker's restart is its own counters'
+				// reset, not the sum's (History.Range sums the rates).
+				r.add(WorkerMetric(m, i+1), Counter, c[m])
 			}
-			return false
-		})
+		}
 		dbUp = min(dbUp, value(families["myt_worker_db_up"], nil))
 		brokerUp = min(brokerUp, value(families["myt_worker_broker_up"], nil))
 	}
@@ -277,10 +292,7 @@ func (t *LocalTarget) pollWorkers(ctx context.Context, r *Reading) {
 		r.down(ComponentWorker, "%s", readErr)
 	}
 	if !complete {
-		return
-	}
-	for _, m := range []string{MetricConsumed, MetricStored, MetricDropped, MetricDeadLettered, MetricHandlerErrors, MetricHandlerRestarts, MetricWriteRetries} {
-		r.add(m, Counter, sums[m])
+		return // the database and broker states are not known of every worker
 	}
 	if dbUp == 1 {
 		r.up(ComponentDatabase)
