@@ -120,7 +120,7 @@ func (ts *Targets) For(p *myt.Platform) (Target, error) {
 	t.GrafanaURL = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(render.GrafanaPort))
 	t.CA = func(ctx context.Context) ([]byte, error) { return ts.Secrets.Get(ctx, p.ID, SecretCACert) }
 	for i := range workers {
-		t.WorkerURLs = append(t.WorkerURLs, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(render.WorkerAPIPort+i)))
+		t.WorkerURLs = append(t.WorkerURLs, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(render.WorkerHostPort+i)))
 	}
 	if ts.DataDir != "" {
 		t.DataDir = filepath.Join(ts.DataDir, "platforms", strconv.FormatInt(p.ID, 10), "data")
@@ -148,7 +148,7 @@ func NewClient() *http.Client {
 // are reachable over HTTP from MyT: the local provider's loopback ports.
 type LocalTarget struct {
 	Client *http.Client
-	// WorkerURLs are the workers' HTTP APIs (http://127.0.0.1:8080, then
+	// WorkerURLs are the workers' HTTP APIs (http://127.0.0.1:18080, then
 	// one port up per further worker).
 	WorkerURLs []string
 	// ManagementURL is RabbitMQ's management API, read as User

@@ -124,7 +124,7 @@ func TestFirewallFiltersEveryPath(t *testing.T) {
 	// The host's own SSH, docker-proxy's sockets for Grafana and the
 	// broker, and the ports Docker publishes on loopback only.
 	listen(ns, "host", "0.0.0.0:22", "[::]:22", "0.0.0.0:3000", "[::]:3000", "0.0.0.0:8883", "[::]:8883",
-		"127.0.0.1:15672", "127.0.0.1:8080")
+		"127.0.0.1:15672", "127.0.0.1:18080")
 	listen(ctr, "container", "0.0.0.0:3000")
 
 	// Docker's NAT for IPv4 only, as a daemon without ip6tables has it.
@@ -273,7 +273,7 @@ func TestFirewallFiltersEveryPath(t *testing.T) {
 	// last policy): the ports Docker publishes on 127.0.0.1 only (RabbitMQ
 	// management, worker API) stay reachable from the host itself (ssh -L),
 	// and so does Grafana's docker-proxy socket.
-	for _, port := range []string{"15672", "8080", "3000"} {
+	for _, port := range []string{"15672", "18080", "3000"} {
 		res, err := runTool(t, "", nil, ip, "netns", "exec", ns, python, "-c",
 			"import socket,sys; print(socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2).recv(64).decode())", port)
 		if err != nil || strings.TrimSpace(res) != "host" {

@@ -208,7 +208,7 @@ func TestTFVarsSecurity(t *testing.T) {
 				if (p == 1883 || p == 5672) && !c.d.Spec.Broker.Plaintext {
 					t.Errorf("plaintext port %d open without plaintext: true", p)
 				}
-				if p == 22 || p == render.ManagementPort || p == render.WorkerAPIPort {
+				if p == 22 || p == render.ManagementPort || p == render.WorkerAPIPort || p == render.WorkerHostPort {
 					t.Errorf("port %d open to devices", p)
 				}
 			}

@@ -72,9 +72,13 @@ const (
 	HostPlatformDir = "/srv/myt/platform"
 	// HostDataDir is where the data volume is mounted.
 	HostDataDir = "/srv/myt/data"
-	// WorkerAPIPort is the worker's HTTP port inside its container and on
-	// the host's loopback.
+	// WorkerAPIPort is the worker's HTTP port inside its container.
 	WorkerAPIPort = 8080
+	// WorkerHostPort is where the host publishes the first worker's API,
+	// on loopback only (the next workers take the ports after it). Not
+	// WorkerAPIPort: `myt serve` listens on 127.0.0.1:8080 by default, and a
+	// local platform on the same machine could not publish that port.
+	WorkerHostPort = 18080
 	// GrafanaPort is Grafana's HTTPS port (open to admin CIDRs).
 	GrafanaPort = 3000
 	// VHost is the RabbitMQ virtual host devices and the worker use.
@@ -204,9 +208,9 @@ func (r *renderer) platform() error {
 
 	// compose.yaml
 	ports := d.Spec.Broker.Ports()
-	workerPorts := fmt.Sprint(WorkerAPIPort)
+	workerPorts := fmt.Sprint(WorkerHostPort)
 	if n := d.Spec.Processing.Workers; n > 1 {
-		workerPorts = fmt.Sprintf("%d-%d", WorkerAPIPort, WorkerAPIPort+n-1)
+		workerPorts = fmt.Sprintf("%d-%d", WorkerHostPort, WorkerHostPort+n-1)
 	}
 	images := maps.Clone(Images)
 	images["worker"] = Images["worker"] + ":" + r.opts.WorkerImageTag

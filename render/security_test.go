@@ -194,7 +194,7 @@ func TestPlatformSecureByDefault(t *testing.T) {
 					t.Errorf("port %d is not published", p)
 				}
 			}
-			if public[render.ManagementPort] || public[render.WorkerAPIPort] {
+			if public[render.ManagementPort] || public[render.WorkerAPIPort] || public[render.WorkerHostPort] {
 				t.Error("management or worker API published to the network")
 			}
 			if !slices.Contains(cf.Services["rabbitmq"].Ports, "127.0.0.1:15672:15672") {

@@ -54,9 +54,14 @@ type serveConfig struct {
 	MonitorInterval time.Duration
 }
 
+// defaultAddr is where `myt serve` listens unless told otherwise. A local
+// platform runs on the same machine, so none of its published ports may
+// be this one (TestLocalPlatformLeavesTheServerPortFree).
+const defaultAddr = "127.0.0.1:8080"
+
 func newServeCmd() *cobra.Command {
 	cfg := serveConfig{
-		Addr:      envOr("MYT_ADDR", "127.0.0.1:8080"),
+		Addr:      envOr("MYT_ADDR", defaultAddr),
 		Data:      defaultDataDir(),
 		LogFormat: envOr("MYT_LOG_FORMAT", "text"),
 		LogLevel:  envOr("MYT_LOG_LEVEL", "info"),
