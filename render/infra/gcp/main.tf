@@ -6,9 +6,9 @@ locals {
   }
   machine_type = var.instance_type != "" ? var.instance_type : local.sizes[var.size]
   # Arm machine series (Tau T2A, Axion C4A) boot only arm64 images.
-  arm64 = can(regex("^(t2a|c4a)-", local.machine_type))
-  image = var.image != "" ? var.image : "ubuntu-os-cloud/ubuntu-2404-lts-${local.arm64 ? "arm64" : "amd64"}"
-  labels       = { "myt-platform" = var.name }
+  arm64  = can(regex("^(t2a|c4a)-", local.machine_type))
+  image  = var.image != "" ? var.image : "ubuntu-os-cloud/ubuntu-2404-lts-${local.arm64 ? "arm64" : "amd64"}"
+  labels = { "myt-platform" = var.name }
 
   # GCP refuses a firewall rule whose source ranges mix IPv4 and IPv6,
   # so each list is split by family into one rule per family present.
