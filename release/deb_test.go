@@ -206,6 +206,19 @@ func TestDeb(t *testing.T) {
 		t.Errorf("the credential saved before the upgrade opened to a different secret")
 	}
 
+	// Remove keeps the data and the configuration, and a new install
+	// afterwards starts the service again (dpkg passes it the version
+	// whose configuration was kept, as on an upgrade).
+	mustIn(t, e, c, "", "dpkg --remove myt </dev/null")
+	if out := mustIn(t, e, c, "", "systemctl is-active myt || true; test -e /var/lib/myt/myt.db && echo data kept; test -e /etc/myt/myt.env && echo config kept"); out != "inactive\ndata kept\nconfig kept\n" {
+		t.Errorf("after remove:\n%s", out)
+	}
+	mustIn(t, e, c, "", "dpkg -i /root/myt_"+debVersion+"_amd64.deb </dev/null")
+	waitHealthz(t, e, c, "127.0.0.1:8080")
+	if out := mustIn(t, e, c, "", "systemctl is-enabled myt; systemctl is-active myt"); out != "enabled\nactive\n" {
+		t.Errorf("install after remove: the service is\n%s", out)
+	}
+
 	// Purge: asks nothing, removes the data, the user, the unit and the
 	// configuration the package made; keeps a file the admin made.
 	mustIn(t, e, c, "", "echo 'tools: {}' >/etc/myt/deploy.yaml")

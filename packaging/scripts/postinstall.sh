@@ -16,7 +16,14 @@ if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null || true
 	# deb passes "configure" (+ the old version on an upgrade), rpm "1" on
 	# install and "2" on an upgrade.
-	if [ -n "${2:-}" ] || [ "${1:-}" = 2 ]; then
+	# After a remove (not purge) dpkg passes the kept configuration's
+	# version too; preremove left .package-removed to tell the two apart,
+	# so an upgrade keeps an admin's "systemctl disable" and a new install
+	# starts the service.
+	if [ -e /var/lib/myt/.package-removed ]; then
+		rm -f /var/lib/myt/.package-removed
+		systemctl enable --now myt.service >/dev/null || true
+	elif [ -n "${2:-}" ] || [ "${1:-}" = 2 ]; then
 		systemctl try-restart myt.service >/dev/null || true
 	else
 		systemctl enable --now myt.service >/dev/null || true
