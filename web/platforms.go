@@ -24,6 +24,9 @@ type dashboardView struct {
 	Counts      map[string]int
 	Credentials int
 	Welcome     bool
+	// Health is each running platform's health at a glance, by ID (nil
+	// without a monitor).
+	Health map[int64]*healthBadge
 }
 
 func (s *server) dashboard(w http.ResponseWriter, r *http.Request) error {
@@ -40,6 +43,12 @@ func (s *server) dashboard(w http.ResponseWriter, r *http.Request) error {
 	v := &dashboardView{Platforms: ps, Counts: map[string]int{}, Credentials: len(cs), Welcome: r.URL.Query().Get("welcome") == "1"}
 	for _, p := range ps {
 		v.Counts[p.Status]++
+		if h := s.healthOf(p); h != nil {
+			if v.Health == nil {
+				v.Health = map[int64]*healthBadge{}
+			}
+			v.Health[p.ID] = h
+		}
 	}
 	pg := &page{Title: "Platforms", Section: "platforms", Data: v}
 	if r.URL.Query().Get("ok") == "deleted" {
@@ -78,6 +87,8 @@ type platformView struct {
 	// Revealed holds the passwords after a reveal (a POST), else nil.
 	Revealed *revealed
 	CSRF     string
+	// Monitor is the health and charts of a running, monitored platform.
+	Monitor *monitorView
 }
 
 // platformJobs is how many jobs the platform page lists.
@@ -291,6 +302,9 @@ func (s *server) renderPlatform(w http.ResponseWriter, r *http.Request, p *myt.P
 		if rec.Kind == p.Design.Spec.Database.Kind {
 			v.DatabaseReason = rec.Why
 		}
+	}
+	if v.Monitor, err = s.monitorFor(r, p); err != nil {
+		return err
 	}
 	pg := &page{Title: p.Name, Section: "platforms", Data: v}
 	switch {

@@ -50,6 +50,9 @@ type Config struct {
 	// and a bound on concurrent password checks. Nil means a guard of its
 	// own.
 	Login *throttle.Guard
+	// Monitor gives running platforms' health and history (the platform
+	// page's charts, the dashboard's health badges); nil shows neither.
+	Monitor Monitor
 }
 
 // Cookie names.

@@ -87,6 +87,12 @@ func (l *countingLimiter) Refund(key string) {
 // before it starts.
 func newEnv(t *testing.T, secure bool, configure ...func(*http.Server)) *env {
 	t.Helper()
+	return newEnvWith(t, secure, nil, configure...)
+}
+
+// newEnvWith is newEnv with a monitor (nil: none).
+func newEnvWith(t *testing.T, secure bool, mon web.Monitor, configure ...func(*http.Server)) *env {
+	t.Helper()
 	ctx := context.Background()
 	logBuf := &bytes.Buffer{}
 	var mu sync.Mutex
@@ -132,7 +138,8 @@ func newEnv(t *testing.T, secure bool, configure ...func(*http.Server)) *env {
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: countingCredentials{svc.Credentials, finds}, Platforms: svc.Platforms, Admin: svc.Admin,
 		Jobs: runner, Connections: runner,
 		Logger: logger, SecureCookies: secure,
-		Login: &throttle.Guard{Addr: lim, Account: lim, Slots: 4, Wait: 10 * time.Second, KnownFor: time.Hour},
+		Login:   &throttle.Guard{Addr: lim, Account: lim, Slots: 4, Wait: 10 * time.Second, KnownFor: time.Hour},
+		Monitor: mon,
 	})
 	if err != nil {
 		t.Fatal(err)

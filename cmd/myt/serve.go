@@ -303,6 +303,11 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
 		Jobs: runner, Connections: runner,
 		Logger: log.With("component", "web"), SecureCookies: cfg.SecureCookies || cfg.TLSCert != "", Login: guard,
+		// The poller's Status and the history's Range: health and charts.
+		Monitor: struct {
+			*monitor.Poller
+			*monitor.History
+		}{poller, history},
 	})
 	if err != nil {
 		return err
