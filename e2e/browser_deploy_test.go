@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/internal/testenv"
+	"github.com/myt-iot/myt/monitor"
 	"github.com/myt-iot/myt/sqlite"
 	"github.com/myt-iot/myt/vault"
 )
@@ -179,8 +182,40 @@ spec:
 			t.Fatal(err)
 		}
 	}
+	// Half an hour of polls in the history, as the monitor would have
+	// recorded them (it does not poll ssh platforms yet), with three
+	// minutes missed: the charts draw them, with a gap.
+	mon := sqlite.NewMonitorStore(db)
+	polled := time.Now()
+	var in, stored, dead float64
+	for i := range 60 {
+		if i >= 30 && i < 36 {
+			continue
+		}
+		rate := 8 + 4*math.Sin(float64(i)/6)
+		in, stored, dead = in+rate*30, stored+(rate-0.5)*30, dead+float64(i%7)
+		if err := mon.Append(ctx, ps[0].ID, polled.Add(time.Duration(i-60)*30*time.Second), []monitor.Sample{
+			{Metric: monitor.MetricMessagesIn, Kind: monitor.Counter, Value: in},
+			{Metric: monitor.MetricStored, Kind: monitor.Counter, Value: stored},
+			{Metric: monitor.MetricDeadLettered, Kind: monitor.Counter, Value: dead},
+			{Metric: monitor.MetricHandlerErrors, Kind: monitor.Counter, Value: dead},
+			{Metric: monitor.MetricQueueDepth, Kind: monitor.Gauge, Value: float64(20 + 15*math.Cos(float64(i)/5))},
+			{Metric: monitor.MetricWorkerLag, Kind: monitor.Gauge, Value: 0.2 + 0.1*math.Cos(float64(i)/5)},
+			{Metric: monitor.MetricDiskUsed, Kind: monitor.Gauge, Value: 0.41 + float64(i)*0.0004},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	b.open(barn)
 	b.waitFor("the endpoints", `document.querySelector('#endpoints code#ep-mqtts') !== null`)
+	// Every chart is an SVG line, split where polls were missed.
+	b.waitFor("the charts", `document.querySelectorAll('#metrics figure svg').length === 7 && document.querySelectorAll('#chart-messages-in-total svg polyline').length === 2`)
+	if l := eval[string](b, `document.querySelector('#chart-messages-in-total svg').getAttribute('aria-label')`); !regexp.MustCompile(`^Messages in, last 1 hour: now [0-9.]+/s, between 0/s and [0-9.]+/s\.$`).MatchString(l) {
+		t.Fatalf("messages in chart's label: %q", l)
+	}
+	// The monitor does not poll ssh platforms yet (nor this one, set
+	// running behind its back, before its next re-list), and says why.
+	b.waitFor("the health", `document.querySelector('#health [data-testid=health]').textContent.endsWith('not monitored') && /not polling this platform yet|not supported yet for platforms deployed with the ssh provider/.test(document.querySelector('#health').textContent)`)
 	b.see("mqtts://198.51.100.20:8883")
 	b.see("mosquitto_pub -h 198.51.100.20 -p 8883 --cafile ca.crt")
 	b.see("myt/sensor-1/data")
