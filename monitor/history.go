@@ -204,11 +204,17 @@ func (h *History) points(ctx context.Context, si SeriesInfo, tier Tier, from, to
 				}
 				prev = &Row{Time: r.Time, Value: r.Value}
 			default:
-				// A bucket still filling is divided by the time it has
-				// covered, not by its whole width.
+				// A bucket still filling is divided by the span its
+				// increase was counted over (from the sample before it
+				// to its last one), not by its whole width nor by the
+				// time up to now, which a poll has not covered yet.
 				width := tier.Step()
 				if end := r.Time.Add(width); end.After(now) {
-					width = max(now.Sub(r.Time), time.Second)
+					if r.To.After(r.From) && !r.From.IsZero() {
+						width = r.To.Sub(r.From)
+					} else {
+						width = max(now.Sub(r.Time), time.Second)
+					}
 				}
 				p.Value = r.Inc / width.Seconds()
 			}
@@ -276,8 +282,17 @@ func rollup(kind Kind, src Tier, rows []Row, prev *Row, step time.Duration) []Ro
 		b := r.Time.Truncate(step)
 		if len(out) == 0 || !out[len(out)-1].Time.Equal(b) {
 			out = append(out, Row{Time: b, Value: r.Value, Min: r.Min, Max: r.Max})
+			if kind == Counter && src == TierRaw {
+				out[len(out)-1].From = r.Time
+				if prev != nil {
+					out[len(out)-1].From = prev.Time
+				}
+			}
 		}
 		o := &out[len(out)-1]
+		if kind == Counter && src == TierRaw {
+			o.To = r.Time
+		}
 		n := max(r.N, 1)
 		if kind == Counter {
 			inc := r.Inc

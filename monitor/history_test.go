@@ -329,3 +329,38 @@ func TestWorkerCountersAreSummedPerWorker(t *testing.T) {
 		t.Errorf("gauge range %+v, %v", g, err)
 	}
 }
+
+// TestFillingBucketRateIsExact: on a 24 h range the newest five-minute
+// bucket is still filling; its rate is its increase over the span that
+// increase was counted over (the sample before the bucket to its last
+// one), so a steady 10/s reads 10/s, not less because the next poll has
+// not come yet.
+func TestFillingBucketRateIsExact(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// Polls every 30 s at 15 s past, 10 messages a second, for 22 minutes.
+	start := t0.Add(15 * time.Second)
+	var last time.Time
+	for i := 0; i < 44; i++ {
+		last = start.Add(time.Duration(i) * 30 * time.Second)
+		if err := f.store.Append(ctx, f.platform.ID, last, []monitor.Sample{{Metric: monitor.MetricStored, Kind: monitor.Counter, Value: float64(i) * 300}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, lag := range []time.Duration{time.Second, 25 * time.Second} {
+		now := last.Add(lag)
+		h := &monitor.History{Store: f.store, Now: func() time.Time { return now }}
+		s, err := h.Range(ctx, f.platform.ID, monitor.MetricStored, now.Add(-24*time.Hour), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Tier != monitor.Tier5m || len(s.Points) == 0 {
+			t.Fatalf("24 h range: tier %s, %d points", s.Tier, len(s.Points))
+		}
+		for i, p := range s.Points[1:] { // the first bucket has no sample before it
+			if !near(p.Value, 10) {
+				t.Errorf("%s after the last poll: bucket %d (%s) reads %v/s, want 10/s", lag, i+1, p.Time.Format("15:04"), p.Value)
+			}
+		}
+	}
+}

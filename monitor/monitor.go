@@ -129,6 +129,11 @@ type Row struct {
 	// Inc is a counter's increase within the bucket, resets accounted for
 	// (0 for raw points and gauges).
 	Inc float64
+	// From and To, for a counter bucket rolled up from raw samples when
+	// it is read (never stored), are the times of the sample its increase
+	// starts from and of its last sample: the span Inc was counted over,
+	// which a bucket still filling is divided by.
+	From, To time.Time
 }
 
 // SeriesInfo identifies a stored series.
