@@ -53,6 +53,12 @@ type Poller struct {
 	Timeout time.Duration
 	Log     *slog.Logger
 	Now     func() time.Time
+	// OnPoll, when set, is called after each recorded poll of a platform
+	// with the poll's time and reading (its Samples include the up_*
+	// gauges). It runs on the platform's poll loop, so it must return
+	// quickly (hand the work to another goroutine); it is never called
+	// for a poll cut short by Stop or Sync.
+	OnPoll func(platformID int64, at time.Time, r Reading)
 
 	mu    sync.Mutex
 	loops map[int64]*loop
@@ -298,6 +304,9 @@ func (p *Poller) poll(ctx context.Context, id int64, t Target) {
 		}
 		s.Polls++
 	})
+	if p.OnPoll != nil {
+		p.OnPoll(id, at, Reading{Samples: samples, Components: r.Components})
+	}
 }
 
 func (p *Poller) update(id int64, f func(*Status)) {
