@@ -1,0 +1,161 @@
+// Package alert evaluates alert rules against each poll of the monitor
+// and notifies webhooks when a rule fires and when it resolves.
+//
+// An Engine is handed every poll (monitor.Poller.OnPoll calls
+// Engine.Enqueue; Engine.Run evaluates them in order). Each rule is a
+// small state machine, ok → pending → firing → ok, kept in the Store so a
+// restart neither fires again nor forgets: exactly one Event is recorded
+// and sent per change of state (fired, resolved). A condition must hold
+// for the rule's For to fire and be clear for its ClearFor to resolve, so
+// a flapping component does not make a storm.
+//
+// The Store is implemented by the sqlite package (sqlite.AlertStore).
+// See docs/alert.md.
+package alert
+
+import (
+	"context"
+	"time"
+)
+
+// Kind is what a rule watches.
+type Kind string
+
+const (
+	// KindDown counts the components down (up_* gauges at 0), of
+	// Rule.Component only when set.
+	KindDown Kind = "component-down"
+	// KindQueueDepth is the ingest queue's ready messages.
+	KindQueueDepth Kind = "queue-depth"
+	// KindDeadLetters is messages dead-lettered per minute, every worker,
+	// from the counters' increase between two polls.
+	KindDeadLetters Kind = "dead-letters"
+	// KindDisk is the data directory's disk use, in percent.
+	KindDisk Kind = "disk"
+)
+
+// State is a rule's state.
+type State string
+
+const (
+	StateOK      State = "ok"      // the condition does not hold
+	StatePending State = "pending" // it holds, for less than For
+	StateFiring  State = "firing"  // it held for For; notified
+)
+
+// Event states: what a notification says.
+const (
+	Fired    = "firing"
+	Resolved = "resolved"
+)
+
+// Delivery outcomes.
+const (
+	Delivered = "delivered"
+	Failed    = "failed"
+)
+
+// Rule is one alert rule of a platform: it fires when its value is above
+// Threshold for For, and resolves when it is not for ClearFor.
+type Rule struct {
+	ID         int64
+	PlatformID int64
+	Name       string
+	Kind       Kind
+	// Component limits KindDown to one component ("database"); empty
+	// watches every component.
+	Component string
+	Threshold float64
+	For       time.Duration
+	ClearFor  time.Duration
+	Enabled   bool
+
+	State State
+	// Since is when the condition began to hold (pending, firing).
+	Since time.Time
+	// ClearSince is when a firing rule's condition stopped holding.
+	ClearSince time.Time
+	// Value is the value at the last change of state.
+	Value float64
+}
+
+// Defaults are the rules a platform gets when it is first seen running.
+func Defaults() []Rule {
+	return []Rule{
+		{Name: "component-down", Kind: KindDown, Threshold: 0, For: 2 * time.Minute, ClearFor: time.Minute, Enabled: true},
+		{Name: "queue-depth", Kind: KindQueueDepth, Threshold: 10000, For: 5 * time.Minute, ClearFor: time.Minute, Enabled: true},
+		{Name: "dead-letters", Kind: KindDeadLetters, Threshold: 10, For: 5 * time.Minute, ClearFor: 5 * time.Minute, Enabled: true},
+		{Name: "disk", Kind: KindDisk, Threshold: 90, For: 5 * time.Minute, ClearFor: 5 * time.Minute, Enabled: true},
+	}
+}
+
+// Event is one change of state of a rule.
+type Event struct {
+	ID         int64
+	PlatformID int64
+	RuleID     int64
+	Rule       string
+	Kind       Kind
+	State      string // Fired or Resolved
+	Value      float64
+	Threshold  float64
+	// Since is when the condition began to hold (fired) or stopped
+	// holding (resolved); At is when the change was decided.
+	Since, At time.Time
+	// Detail names what is wrong ("database: no answer"), never a secret.
+	Detail     string
+	Deliveries []Delivery
+}
+
+// Delivery is the outcome of sending an event to a channel.
+type Delivery struct {
+	ChannelID int64
+	Status    string // Delivered or Failed
+	Attempts  int
+	Error     string
+	At        time.Time
+}
+
+// Channel is a webhook of a platform. Its URL and signing secret are
+// sealed in the store, never listed.
+type Channel struct {
+	ID         int64
+	PlatformID int64
+	Name       string
+	// Signed says the channel has a secret: requests carry
+	// X-MyT-Signature.
+	Signed bool
+}
+
+// Webhook is a channel's sealed part.
+type Webhook struct {
+	URL    string `json:"url"`
+	Secret string `json:"secret,omitempty"`
+}
+
+// Store keeps rules, channels and the history. Implementations are safe
+// for concurrent use; an unknown platform is myt.ENOTFOUND.
+type Store interface {
+	// EnsureDefaults creates rules for the platform the first time it is
+	// called for it, and does nothing after (even once they are deleted).
+	EnsureDefaults(ctx context.Context, platformID int64, rules []Rule) error
+	// Rules lists the platform's rules.
+	Rules(ctx context.Context, platformID int64) ([]Rule, error)
+	// SaveState stores the rule's State, Since, ClearSince and Value and,
+	// when ev is not nil, records ev (setting its ID) in the same
+	// transaction.
+	SaveState(ctx context.Context, r Rule, ev *Event) error
+	// AddChannel adds a webhook channel, sealing w.
+	AddChannel(ctx context.Context, platformID int64, name string, w Webhook) (Channel, error)
+	// Channels lists the platform's channels.
+	Channels(ctx context.Context, platformID int64) ([]Channel, error)
+	// Webhook opens the channel's sealed URL and secret.
+	Webhook(ctx context.Context, c Channel) (Webhook, error)
+	// RecordDelivery records the outcome of sending an event.
+	RecordDelivery(ctx context.Context, eventID int64, d Delivery) error
+	// Events lists the platform's events, newest first, with their
+	// deliveries; at most limit.
+	Events(ctx context.Context, platformID int64, limit int) ([]Event, error)
+	// PlatformName is the platform's name, for notifications.
+	PlatformName(ctx context.Context, platformID int64) (string, error)
+}
