@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/alert"
 	"github.com/myt-iot/myt/deploy"
 	"github.com/myt-iot/myt/httpapi"
 	"github.com/myt-iot/myt/monitor"
@@ -285,8 +286,12 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	poller.Store = monitorStore
 	poller.Targets = (&monitor.Targets{Client: monitor.NewClient(), Secrets: svc.Secrets, DataDir: cfg.Data}).For
 	history := &monitor.History{Store: monitorStore, RawStep: poller.Interval, Log: log.With("component", "monitor")}
+	// Alert rules are evaluated on every poll, off the poll loops.
+	alerts := &alert.Engine{Store: sqlite.NewAlertStore(db), Log: log.With("component", "alert")}
+	poller.OnPoll = alerts.Enqueue
 	monitorCtx, stopMonitor := context.WithCancel(ctx)
 	var monitoring sync.WaitGroup
+	monitoring.Go(func() { alerts.Run(monitorCtx) })
 	monitoring.Go(func() { poller.Run(monitorCtx, monitorStore.RunningPlatforms) })
 	monitoring.Go(func() { history.Run(monitorCtx, 5*time.Minute) })
 	defer func() { stopMonitor(); monitoring.Wait() }()

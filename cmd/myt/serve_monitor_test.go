@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/alert"
 	"github.com/myt-iot/myt/design"
 	"github.com/myt-iot/myt/monitor"
 	"github.com/myt-iot/myt/sqlite"
@@ -18,7 +19,8 @@ import (
 // platforms of its database at --monitor-interval and records their
 // history (here a local platform with nothing of it listening: its
 // components are recorded, up or down), and stops cleanly with the
-// monitor running. A too short interval is refused, naming the flag.
+// monitor running; the alert engine sees the polls (the platform's
+// default rules are created). A too short interval is refused, naming the flag.
 func TestServeMonitorsRunningPlatforms(t *testing.T) {
 	ctx := context.Background()
 	data := filepath.Join(t.TempDir(), "data")
@@ -62,6 +64,21 @@ func TestServeMonitorsRunningPlatforms(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("serve recorded no poll of the running platform in 15 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The alert engine sees the polls: the platform got its default rules.
+	alerts := sqlite.NewAlertStore(db)
+	for {
+		rules, err := alerts.Rules(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rules) == len(alert.Defaults()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve's alert engine created %d rules in 15 s, want the %d defaults", len(rules), len(alert.Defaults()))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
