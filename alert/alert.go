@@ -32,6 +32,10 @@ const (
 	KindDeadLetters Kind = "dead-letters"
 	// KindDisk is the data directory's disk use, in percent.
 	KindDisk Kind = "disk"
+	// KindCertificate is the days left before the platform's server
+	// certificate (broker, Grafana) expires; it holds when BELOW the
+	// threshold.
+	KindCertificate Kind = "certificate"
 )
 
 // State is a rule's state.
@@ -56,7 +60,8 @@ const (
 )
 
 // Rule is one alert rule of a platform: it fires when its value is above
-// Threshold for For, and resolves when it is not for ClearFor.
+// Threshold (below, for KindCertificate) for For, and resolves when it is
+// not for ClearFor.
 type Rule struct {
 	ID         int64
 	PlatformID int64
@@ -86,6 +91,7 @@ func Defaults() []Rule {
 		{Name: "queue-depth", Kind: KindQueueDepth, Threshold: 10000, For: 5 * time.Minute, ClearFor: time.Minute, Enabled: true},
 		{Name: "dead-letters", Kind: KindDeadLetters, Threshold: 10, For: 5 * time.Minute, ClearFor: 5 * time.Minute, Enabled: true},
 		{Name: "disk", Kind: KindDisk, Threshold: 90, For: 5 * time.Minute, ClearFor: 5 * time.Minute, Enabled: true},
+		{Name: "certificate", Kind: KindCertificate, Threshold: 30, Enabled: true},
 	}
 }
 
@@ -158,4 +164,7 @@ type Store interface {
 	Events(ctx context.Context, platformID int64, limit int) ([]Event, error)
 	// PlatformName is the platform's name, for notifications.
 	PlatformName(ctx context.Context, platformID int64) (string, error)
+	// CertificateExpires is the end of the platform's server
+	// certificate; zero when it has none recorded.
+	CertificateExpires(ctx context.Context, platformID int64) (time.Time, error)
 }

@@ -412,3 +412,40 @@ func TestSendTest(t *testing.T) {
 		t.Errorf("a non-http URL: %v, want EINVALID naming url", err)
 	}
 }
+
+// setCertificate records the platform's server certificate end, as a
+// deployment does.
+func (f *fixture) setCertificate(t *testing.T, end time.Time) {
+	t.Helper()
+	err := sqlite.NewJobStore(f.db).SetPlatformDeployment(context.Background(), f.platform.ID, myt.PlatformDeployment{
+		Status: myt.StatusRunning, SetEndpoints: true, Endpoints: &myt.Endpoints{Address: "127.0.0.1", CertificateExpires: end}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCertificateExpiry: the default certificate rule fires once when
+// fewer than 30 days are left, and resolves once a deployment renewed
+// the certificate.
+func TestCertificateExpiry(t *testing.T) {
+	f := newFixture(t)
+	e := f.engine(t, nil)
+	f.setCertificate(t, f.clock.Add(30*24*time.Hour+time.Minute))
+	f.polls(t, e, 2, true) // 30 days and 1 minute, then 30 s left
+	if got := f.recv.payloads(); len(got) != 0 {
+		t.Fatalf("sent %s with 30 days left", states(got))
+	}
+	f.polls(t, e, 6, true)
+	got := f.recv.payloads()
+	if states(got) != "certificate:firing" {
+		t.Fatalf("sent %s, want one certificate:firing", states(got))
+	}
+	if p := got[0]; p.Value >= 30 || p.Value < 29.99 || p.Threshold != 30 || !strings.Contains(p.Detail, "expires on") {
+		t.Errorf("payload %+v", p)
+	}
+	f.setCertificate(t, f.clock.Add(365*24*time.Hour))
+	f.polls(t, e, 3, true)
+	if got := states(f.recv.payloads()); got != "certificate:firing,certificate:resolved" {
+		t.Fatalf("sent %s after renewal, want one resolved", got)
+	}
+}

@@ -123,15 +123,30 @@ func (e *Engine) Observe(ctx context.Context, platformID int64, at time.Time, r 
 		return err
 	}
 	var events []*Event
+	var certEnd *time.Time
 	for _, rule := range rules {
 		if !rule.Enabled {
 			continue
 		}
 		v, detail, ok := value(rule, r, rate, rateOK)
+		holds := v > rule.Threshold
+		if rule.Kind == KindCertificate {
+			if certEnd == nil {
+				end, err := e.Store.CertificateExpires(ctx, platformID)
+				if err != nil {
+					return err
+				}
+				certEnd = &end
+			}
+			ok = !certEnd.IsZero()
+			v = certEnd.Sub(at).Hours() / 24
+			holds = v < rule.Threshold
+			detail = fmt.Sprintf("the server certificate expires on %s (%.1f days)", certEnd.UTC().Format("2006-01-02 15:04 MST"), v)
+		}
 		if !ok {
 			continue // nothing known this poll: the state stands
 		}
-		next, ev := Step(rule, v > rule.Threshold, v, at)
+		next, ev := Step(rule, holds, v, at)
 		if next == rule {
 			continue
 		}

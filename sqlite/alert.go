@@ -251,3 +251,20 @@ func (s *AlertStore) PlatformName(ctx context.Context, platformID int64) (string
 	}
 	return name, err
 }
+
+// CertificateExpires implements alert.Store: the end recorded in the
+// platform's endpoints by its last deployment.
+func (s *AlertStore) CertificateExpires(ctx context.Context, platformID int64) (time.Time, error) {
+	var ep sql.NullString
+	err := s.db.db.QueryRowContext(ctx, "SELECT endpoints FROM platforms WHERE id = ?", platformID).Scan(&ep)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, myt.Errorf(myt.ENOTFOUND, "Platform %d not found.", platformID)
+	} else if err != nil || !ep.Valid {
+		return time.Time{}, err
+	}
+	var e myt.Endpoints
+	if err := json.Unmarshal([]byte(ep.String), &e); err != nil {
+		return time.Time{}, fmt.Errorf("platform %d endpoints: %w", platformID, err)
+	}
+	return e.CertificateExpires, nil
+}
