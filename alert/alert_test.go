@@ -76,6 +76,12 @@ func newReceiver(t *testing.T) *receiver {
 	return r
 }
 
+func (r *receiver) setFailing(v bool) {
+	r.mu.Lock()
+	r.failing = v
+	r.mu.Unlock()
+}
+
 func (r *receiver) payloads() []alert.Payload {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -297,7 +303,7 @@ func TestReceiverDownRetriesThenFails(t *testing.T) {
 	f := newFixture(t)
 	var waits []time.Duration
 	e := f.engine(t, &waits)
-	f.recv.failing = true
+	f.recv.setFailing(true)
 	f.polls(t, e, 5, false)
 	f.recv.mu.Lock()
 	n := f.recv.requests
@@ -404,7 +410,7 @@ func TestSendTest(t *testing.T) {
 	if got := f.recv.payloads(); len(got) != 1 || got[0].State != "test" || got[0].Platform != "shed" {
 		t.Errorf("received %+v, want one test notification", got)
 	}
-	f.recv.failing = true
+	f.recv.setFailing(true)
 	if err := e.SendTest(context.Background(), chans[0]); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Errorf("SendTest to a failing receiver: %v, want HTTP 503", err)
 	}
