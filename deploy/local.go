@@ -79,19 +79,16 @@ func (w *work) deployLocal() error {
 		if err != nil {
 			return "", err
 		}
+		// A rebuilt worker image was noted before the build.
 		pending := filepath.Join(platformDir, pendingFile)
-		var recreate []string
 		changedFiles, err := w.installLocal(platformDir, dataDir, func(changed []string) error {
-			recreate = mounts.Using(changed...)
-			if rebuilt {
-				recreate = append(recreate, "worker")
-			}
-			return notePending(pending, recreate)
+			return notePending(pending, mounts.Using(changed...))
 		})
 		if err != nil {
 			return "", err
 		}
-		if recreate, err = readPending(pending); err != nil {
+		recreate, err := readPending(pending)
+		if err != nil {
 			return "", err
 		}
 		changed := len(changedFiles) > 0

@@ -52,11 +52,8 @@ func tfMirror(t *testing.T, provider string) (cliConfig string) {
 	return testenv.ProviderMirror(t, provider)
 }
 
-// tfRun runs the tool in dir with a clean, offline environment.
-func tfRun(t *testing.T, bin, cli, dir string, args ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+// tfCommand is the tool in dir with a clean, offline environment.
+func tfCommand(ctx context.Context, t *testing.T, bin, cli, dir string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = []string{
@@ -67,6 +64,15 @@ func tfRun(t *testing.T, bin, cli, dir string, args ...string) []byte {
 		"CHECKPOINT_DISABLE=1",
 		"TF_DATA_DIR=" + filepath.Join(dir, ".terraform"),
 	}
+	return cmd
+}
+
+// tfRun runs the tool in dir with a clean, offline environment.
+func tfRun(t *testing.T, bin, cli, dir string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := tfCommand(ctx, t, bin, cli, dir, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -393,17 +399,7 @@ func tfRunFails(t *testing.T, bin, cli, dir string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + t.TempDir(),
-		"TF_CLI_CONFIG_FILE=" + cli,
-		"TF_IN_AUTOMATION=1",
-		"CHECKPOINT_DISABLE=1",
-		"TF_DATA_DIR=" + filepath.Join(dir, ".terraform"),
-	}
-	out, err := cmd.CombinedOutput()
+	out, err := tfCommand(ctx, t, bin, cli, dir, args...).CombinedOutput()
 	if err == nil {
 		t.Fatalf("%s %s succeeded, want a failure\n%s", filepath.Base(bin), strings.Join(args, " "), out)
 	}
