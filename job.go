@@ -15,10 +15,14 @@ const (
 	// JobDestroy removes the platform's infrastructure; the data volume is
 	// kept unless the job asks to delete it.
 	JobDestroy = "destroy"
+	// JobPublish swaps a new handler into a running platform's workers
+	// (no other change): the design may differ from the deployed one in
+	// its handler only. CodeService.PublishCode starts it.
+	JobPublish = "publish"
 )
 
 // JobKinds lists every job kind.
-var JobKinds = []string{JobDeploy, JobUpdate, JobDestroy}
+var JobKinds = []string{JobDeploy, JobUpdate, JobDestroy, JobPublish}
 
 // Job states. queued → planning → (awaiting-approval →) running → one of
 // succeeded, failed, cancelled; a job that was active when the server

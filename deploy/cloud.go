@@ -212,6 +212,9 @@ func (w *work) deployCloud() error {
 		if w.sshUser, err = outputString(outs, "ssh_user"); err != nil {
 			return "", err
 		}
+		if err := w.putSecret(secretSSHUser, []byte(w.sshUser)); err != nil {
+			return "", err
+		}
 		// The certificate must name the address devices use.
 		if err := w.render(w.address); err != nil {
 			return "", err

@@ -26,6 +26,9 @@ type JobStore interface {
 	SetPlatformDeployment(ctx context.Context, platformID int64, d myt.PlatformDeployment) error
 	// InterruptActive marks active jobs interrupted and returns them.
 	InterruptActive(ctx context.Context) ([]*myt.Job, error)
+	// DeployedDesign is the design the platform runs (ENOTFOUND when it
+	// is not deployed).
+	DeployedDesign(ctx context.Context, platformID int64) (*myt.Design, error)
 	logStore
 	Log(ctx context.Context, jobID, after int64, limit int) ([]myt.LogChunk, error)
 }
@@ -79,7 +82,9 @@ type Config struct {
 	Secrets     SecretStore
 	Platforms   myt.PlatformService
 	Credentials myt.CredentialService
-	Tools       Tools
+	// Code keeps handler versions; nil records none.
+	Code  CodeStore
+	Tools Tools
 	// DataDir holds job directories (jobs/), image archives (images/),
 	// the plugin cache and local platforms (platforms/).
 	DataDir string
@@ -382,6 +387,11 @@ func (r *Runner) StartJob(ctx context.Context, platformID int64, req myt.JobRequ
 	if err := checkRequest(p, req); err != nil {
 		return nil, err
 	}
+	if req.Kind == myt.JobPublish {
+		if err := r.checkPublish(ctx, p); err != nil {
+			return nil, err
+		}
+	}
 	if r.ctx.Err() != nil {
 		return nil, myt.Errorf(myt.ECONFLICT, "MyT is shutting down; start the job again once it is back.")
 	}
@@ -435,12 +445,13 @@ func checkRequest(p *myt.Platform, req myt.JobRequest) error {
 		if p.DeployedRevision == 0 {
 			return myt.Errorf(myt.EINVALID, "Platform %s is not deployed: deploy it first.", p.Name)
 		}
+	case myt.JobPublish: // checkPublish
 	case myt.JobDestroy:
 		if p.Status == myt.StatusDesigned || p.Status == myt.StatusDestroyed {
 			return myt.Errorf(myt.EINVALID, "Platform %s is %s: there is nothing to destroy.", p.Name, p.Status)
 		}
 	default:
-		return field("kind", fmt.Sprintf("%q given; allowed: deploy, update, destroy", req.Kind))
+		return field("kind", fmt.Sprintf("%q given; allowed: deploy, update, destroy, publish", req.Kind))
 	}
 	if req.DeleteData && req.Kind != myt.JobDestroy {
 		return field("deleteData", "only a destroy deletes data")
@@ -490,12 +501,19 @@ const (
 	stepEndpoint = "endpoints"
 	stepBackup   = "backup"
 	stepRemove   = "remove"
+	stepPublish  = "publish"
 )
 
 func stepsFor(provider, kind string) []myt.JobStep {
 	var names []string
 	cloud := provider != myt.ProviderSSH && provider != myt.ProviderLocal
 	switch {
+	case kind == myt.JobPublish && cloud:
+		names = []string{stepRender, stepConnect, stepPublish, stepHealth}
+	case kind == myt.JobPublish && provider == myt.ProviderSSH:
+		names = []string{stepConnect, stepPublish, stepHealth}
+	case kind == myt.JobPublish:
+		names = []string{stepPublish, stepHealth}
 	case kind == myt.JobDestroy && cloud:
 		names = []string{stepBackup, stepRender, stepInit, stepPlan, stepApproval, stepApply}
 	case kind == myt.JobDestroy && provider == myt.ProviderSSH:

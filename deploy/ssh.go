@@ -132,11 +132,19 @@ func (h sshHost) sudo(cmd string) string {
 // runSSH runs cmd on c and returns its stdout; a non-zero exit is an error
 // carrying stderr's last line.
 func runSSH(ctx context.Context, c *ssh.Client, cmd string) (string, error) {
+	return runSSHInput(ctx, c, cmd, nil)
+}
+
+// runSSHInput is runSSH with stdin (none when nil).
+func runSSHInput(ctx context.Context, c *ssh.Client, cmd string, stdin []byte) (string, error) {
 	s, err := c.NewSession()
 	if err != nil {
 		return "", err
 	}
 	defer s.Close()
+	if stdin != nil {
+		s.Stdin = bytes.NewReader(stdin)
+	}
 	var out, errb bytes.Buffer
 	s.Stdout, s.Stderr = &out, &errb
 	done := make(chan error, 1)

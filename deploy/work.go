@@ -241,14 +241,23 @@ func (w *work) finish(err error) {
 		dep = myt.PlatformDeployment{Status: myt.StatusDestroyed, DeployedRevision: &zero, SetEndpoints: true}
 	case state == myt.JobSucceeded:
 		dep = myt.PlatformDeployment{Status: myt.StatusRunning, DeployedRevision: &j.Revision}
-	case state == myt.JobCancelled && !w.changed:
-		// Nothing was touched: the platform is as it was.
+	case (state == myt.JobCancelled || j.Kind == myt.JobPublish) && !w.changed:
+		// Nothing was touched (a publish the workers refused): the
+		// platform is as it was.
 		dep = myt.PlatformDeployment{Status: w.p.Status}
 	default:
 		dep = myt.PlatformDeployment{Status: myt.StatusFailed}
 	}
 	if e := w.r.cfg.Jobs.SetPlatformDeployment(ctx, j.PlatformID, dep); e != nil {
 		w.r.log.Error("record platform status", "platform", j.PlatformID, "err", e)
+	}
+	if state == myt.JobSucceeded && j.Kind != myt.JobDestroy && w.r.cfg.Code != nil {
+		v := &myt.CodeVersion{PlatformID: j.PlatformID, Code: j.Design.Spec.Processing.Handler, Author: j.StartedBy, JobID: j.ID, JobKind: j.Kind}
+		if added, e := w.r.cfg.Code.RecordCode(ctx, v); e != nil {
+			w.r.log.Error("record code version", "platform", j.PlatformID, "err", e)
+		} else if added {
+			w.log.Printf("handler version %d recorded", v.Version)
+		}
 	}
 	if err != nil {
 		w.log.Printf("%s: %s", strings.ToUpper(state), j.Error)
@@ -275,6 +284,8 @@ func userMessage(err error) string {
 func (w *work) pipeline() error {
 	provider := w.d.Spec.Target.Provider
 	switch {
+	case w.job.Kind == myt.JobPublish:
+		return w.publish()
 	case w.job.Kind == myt.JobDestroy && w.cloud():
 		return w.destroyCloud()
 	case w.job.Kind == myt.JobDestroy && provider == myt.ProviderSSH:

@@ -279,3 +279,31 @@ func (c *Client) PlatformCA(ctx context.Context, id int64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// PublishCode starts a publish job of code on the platform.
+func (c *Client) PublishCode(ctx context.Context, platformID int64, code string) (*myt.Job, error) {
+	var j myt.Job
+	err := c.do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/platforms/%d/code", platformID), CodeRequest{Code: code}, "", &j)
+	return &j, err
+}
+
+// CodeVersions lists the platform's handler versions, newest first.
+func (c *Client) CodeVersions(ctx context.Context, platformID int64) ([]*myt.CodeVersion, error) {
+	var out []*myt.CodeVersion
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/platforms/%d/code/versions", platformID), nil, "", &out)
+	return out, err
+}
+
+// CodeVersion returns one handler version.
+func (c *Client) CodeVersion(ctx context.Context, platformID int64, version int) (*myt.CodeVersion, error) {
+	var v myt.CodeVersion
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/platforms/%d/code/versions/%d", platformID, version), nil, "", &v)
+	return &v, err
+}
+
+// RollbackCode publishes an earlier handler version again.
+func (c *Client) RollbackCode(ctx context.Context, platformID int64, version int) (*myt.Job, error) {
+	var j myt.Job
+	err := c.do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/platforms/%d/code/versions/%d/rollback", platformID, version), nil, "", &j)
+	return &j, err
+}

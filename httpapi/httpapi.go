@@ -38,6 +38,7 @@ type Config struct {
 	Admin       myt.AdminService
 	Jobs        myt.JobService
 	Connections myt.ConnectionService
+	Code        myt.CodeService
 	Logger      *slog.Logger
 	// Login guards sign-ins (login and setup): budgets per address and
 	// account, and a bound on concurrent password checks. Nil means a
@@ -119,6 +120,10 @@ func routeTable() []route {
 		{"POST", "/api/v1/platforms/{id}/jobs", false, false, (*Server).startJob},
 		{"GET", "/api/v1/platforms/{id}/ca.crt", false, false, (*Server).platformCA},
 		{"GET", "/api/v1/platforms/{id}/secrets/{name}", false, false, (*Server).platformSecret},
+		{"POST", "/api/v1/platforms/{id}/code", false, false, (*Server).publishCode},
+		{"GET", "/api/v1/platforms/{id}/code/versions", false, false, (*Server).listCodeVersions},
+		{"GET", "/api/v1/platforms/{id}/code/versions/{version}", false, false, (*Server).getCodeVersion},
+		{"POST", "/api/v1/platforms/{id}/code/versions/{version}/rollback", false, false, (*Server).rollbackCode},
 		{"GET", "/api/v1/jobs", false, false, (*Server).listJobs},
 		{"GET", "/api/v1/jobs/{id}", false, false, (*Server).getJob},
 		{"POST", "/api/v1/jobs/{id}/approve", false, false, (*Server).approveJob},

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -125,19 +126,58 @@ func (db *DB) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = db.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, string(script)); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
-			return err
-		})
-		if err != nil {
+		if err := db.migrateOne(ctx, string(script), i+1); err != nil {
 			return fmt.Errorf("migrate %s: %w", names[i], err)
 		}
 		db.log.Info("applied database migration", "name", filepath.Base(names[i]))
 	}
 	return nil
+}
+
+// fkOffMarker opens a migration that rebuilds a table other tables
+// refer to: it runs with foreign keys off (else dropping the old table
+// would cascade), and the keys are checked before it commits.
+const fkOffMarker = "-- myt:foreign-keys-off\n"
+
+// migrateOne runs script and sets the schema version to version, in one
+// transaction on one connection.
+func (db *DB) migrateOne(ctx context.Context, script string, version int) error {
+	conn, err := db.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	fkOff := strings.HasPrefix(script, fkOffMarker)
+	if fkOff {
+		// Outside a transaction: SQLite ignores it inside one.
+		if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+			return err
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA foreign_keys = ON")
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, script); err != nil {
+		return err
+	}
+	if fkOff {
+		rows, err := tx.QueryContext(ctx, "PRAGMA foreign_key_check")
+		if err != nil {
+			return err
+		}
+		bad := rows.Next()
+		rows.Close()
+		if bad {
+			return errors.New("the rebuilt tables break a foreign key (PRAGMA foreign_key_check)")
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 const metaServerKey = "server_key_fingerprint"

@@ -42,7 +42,10 @@ type Config struct {
 	// Connections gives a running platform's CA and revealable secrets.
 	Jobs        myt.JobService
 	Connections myt.ConnectionService
-	Logger      *slog.Logger
+	// Code publishes handlers and lists their versions (the code page);
+	// nil hides the page.
+	Code   myt.CodeService
+	Logger *slog.Logger
 	// SecureCookies marks cookies Secure; set it when MyT is served over
 	// TLS (directly or behind a proxy that terminates it).
 	SecureCookies bool

@@ -21,9 +21,9 @@ import (
 func newCodeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "code",
-		Short: "Write and test the platform's Python handler",
+		Short: "Write, test and publish the platform's Python handler",
 	}
-	cmd.AddCommand(newCodeTemplateCmd(), newCodeTestCmd())
+	cmd.AddCommand(newCodeTemplateCmd(), newCodeTestCmd(), newCodePushCmd(), newCodeHistoryCmd(), newCodeRollbackCmd())
 	return cmd
 }
 

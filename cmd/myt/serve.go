@@ -270,7 +270,7 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	}
 	runner, err := deploy.New(ctx, deploy.Config{
 		Jobs: sqlite.NewJobStore(db), States: sqlite.NewStateStore(db), Secrets: svc.Secrets,
-		Platforms: svc.Platforms, Credentials: svc.Credentials, Tools: tools, DataDir: cfg.Data,
+		Platforms: svc.Platforms, Credentials: svc.Credentials, Code: sqlite.NewCodeStore(db), Tools: tools, DataDir: cfg.Data,
 		Logger: log.With("component", "deploy"), SSHTimeout: sshTimeout, HealthTimeout: healthTimeout,
 	})
 	if err != nil {
@@ -301,12 +301,12 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	guard := throttle.NewGuard() // shared by the UI and the API
 	api := httpapi.New(httpapi.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
-		Jobs: runner, Connections: runner,
+		Jobs: runner, Connections: runner, Code: runner,
 		Logger: log.With("component", "api"), Login: guard, TokenTTL: cfg.TokenTTL, Registerer: reg,
 	})
 	ui, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
-		Jobs: runner, Connections: runner,
+		Jobs: runner, Connections: runner, Code: runner,
 		Logger: log.With("component", "web"), SecureCookies: cfg.SecureCookies || cfg.TLSCert != "", Login: guard,
 		// The poller's Status and the history's Range: health and charts.
 		Monitor: struct {
