@@ -1,5 +1,6 @@
 // Package alert evaluates alert rules against each poll of the monitor
-// and notifies webhooks when a rule fires and when it resolves.
+// and notifies a platform's channels (webhooks, email) when a rule fires
+// and when it resolves.
 //
 // An Engine is handed every poll (monitor.Poller.OnPoll calls
 // Engine.Enqueue; Engine.Run evaluates them in order). Each rule is a
@@ -9,8 +10,10 @@
 // for the rule's For to fire and be clear for its ClearFor to resolve, so
 // a flapping component does not make a storm.
 //
-// The Store is implemented by the sqlite package (sqlite.AlertStore).
-// See docs/alert.md.
+// The Store is implemented by the sqlite package (sqlite.AlertStore);
+// Service is what the API and the web UI use: the same operations on
+// behalf of a signed-in user, on their own platforms only. See
+// docs/alert.md.
 package alert
 
 import (
@@ -97,40 +100,61 @@ func Defaults() []Rule {
 
 // Event is one change of state of a rule.
 type Event struct {
-	ID         int64
-	PlatformID int64
-	RuleID     int64
-	Rule       string
-	Kind       Kind
-	State      string // Fired or Resolved
-	Value      float64
-	Threshold  float64
+	ID         int64   `json:"id"`
+	PlatformID int64   `json:"platformId"`
+	RuleID     int64   `json:"ruleId,omitempty"`
+	Rule       string  `json:"rule"`
+	Kind       Kind    `json:"kind"`
+	State      string  `json:"state"` // Fired or Resolved
+	Value      float64 `json:"value"`
+	Threshold  float64 `json:"threshold"`
 	// Since is when the condition began to hold (fired) or stopped
 	// holding (resolved); At is when the change was decided.
-	Since, At time.Time
+	Since time.Time `json:"since"`
+	At    time.Time `json:"at"`
 	// Detail names what is wrong ("database: no answer"), never a secret.
-	Detail     string
-	Deliveries []Delivery
+	Detail     string     `json:"detail,omitempty"`
+	Deliveries []Delivery `json:"deliveries"`
 }
 
 // Delivery is the outcome of sending an event to a channel.
 type Delivery struct {
-	ChannelID int64
-	Status    string // Delivered or Failed
-	Attempts  int
-	Error     string
-	At        time.Time
+	ChannelID int64     `json:"channelId"`
+	Status    string    `json:"status"` // Delivered or Failed
+	Attempts  int       `json:"attempts"`
+	Error     string    `json:"error,omitempty"`
+	At        time.Time `json:"at"`
 }
 
-// Channel is a webhook of a platform. Its URL and signing secret are
-// sealed in the store, never listed.
+// ChannelKind is how a channel is notified.
+type ChannelKind string
+
+const (
+	// ChannelWebhook POSTs the JSON Payload, signed when it has a secret.
+	ChannelWebhook ChannelKind = "webhook"
+	// ChannelEmail mails its recipients through the server's SMTP relay.
+	ChannelEmail ChannelKind = "email"
+)
+
+// MaxRecipients bounds an email channel's addresses.
+const MaxRecipients = 20
+
+// Channel is where a platform's notifications go. A webhook's URL and
+// signing secret are sealed in the store, never listed: Target is only
+// the URL's host. An email channel's recipients are not secret.
 type Channel struct {
-	ID         int64
-	PlatformID int64
-	Name       string
-	// Signed says the channel has a secret: requests carry
+	ID         int64       `json:"id"`
+	PlatformID int64       `json:"platformId"`
+	Name       string      `json:"name"`
+	Kind       ChannelKind `json:"kind"`
+	// Signed says a webhook has a secret: requests carry
 	// X-MyT-Signature.
-	Signed bool
+	Signed bool `json:"signed"`
+	// Host is a webhook's host (its URL's other parts may hold a token).
+	Host string `json:"host,omitempty"`
+	// To are an email channel's recipients.
+	To      []string  `json:"to,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // Webhook is a channel's sealed part.
@@ -140,28 +164,51 @@ type Webhook struct {
 }
 
 // Store keeps rules, channels and the history. Implementations are safe
-// for concurrent use; an unknown platform is myt.ENOTFOUND.
+// for concurrent use; an unknown platform, rule or channel (or one of
+// another platform) is myt.ENOTFOUND; invalid input is myt.EINVALID
+// naming the field. The Store does not check who asks: Service does.
 type Store interface {
 	// EnsureDefaults creates rules for the platform the first time it is
 	// called for it, and does nothing after (even once they are deleted).
 	EnsureDefaults(ctx context.Context, platformID int64, rules []Rule) error
 	// Rules lists the platform's rules.
 	Rules(ctx context.Context, platformID int64) ([]Rule, error)
+	// UpdateRule stores the rule's Enabled, Threshold, For and ClearFor.
+	// Disabling a rule resets its state to ok (no event).
+	UpdateRule(ctx context.Context, r Rule) error
 	// SaveState stores the rule's State, Since, ClearSince and Value and,
 	// when ev is not nil, records ev (setting its ID) in the same
-	// transaction.
+	// transaction, not yet dispatched.
 	SaveState(ctx context.Context, r Rule, ev *Event) error
 	// AddChannel adds a webhook channel, sealing w.
 	AddChannel(ctx context.Context, platformID int64, name string, w Webhook) (Channel, error)
+	// AddEmailChannel adds an email channel to the addresses to.
+	AddEmailChannel(ctx context.Context, platformID int64, name string, to []string) (Channel, error)
 	// Channels lists the platform's channels.
 	Channels(ctx context.Context, platformID int64) ([]Channel, error)
+	// Channel is one channel of the platform.
+	Channel(ctx context.Context, platformID, channelID int64) (Channel, error)
+	// UpdateChannel stores c's Name (and To, for email); w, when not nil,
+	// replaces a webhook's sealed URL and secret.
+	UpdateChannel(ctx context.Context, c Channel, w *Webhook) (Channel, error)
+	// DeleteChannel deletes the channel, its sealed part and its
+	// deliveries.
+	DeleteChannel(ctx context.Context, platformID, channelID int64) error
 	// Webhook opens the channel's sealed URL and secret.
 	Webhook(ctx context.Context, c Channel) (Webhook, error)
 	// RecordDelivery records the outcome of sending an event.
 	RecordDelivery(ctx context.Context, eventID int64, d Delivery) error
-	// Events lists the platform's events, newest first, with their
+	// MarkDispatched records that the event was sent to every channel
+	// (or that there was none): it is not sent again at start.
+	MarkDispatched(ctx context.Context, eventID int64) error
+	// Undispatched lists the events of every platform not yet marked
+	// dispatched, oldest first, with their deliveries so far: those a
+	// crash cut short.
+	Undispatched(ctx context.Context) ([]Event, error)
+	// Events lists the platform's events older than the event before
+	// (every event when before is 0), newest first, with their
 	// deliveries; at most limit.
-	Events(ctx context.Context, platformID int64, limit int) ([]Event, error)
+	Events(ctx context.Context, platformID, before int64, limit int) ([]Event, error)
 	// PlatformName is the platform's name, for notifications.
 	PlatformName(ctx context.Context, platformID int64) (string, error)
 	// CertificateExpires is the end of the platform's server

@@ -161,7 +161,7 @@ func (f *fixture) polls(t *testing.T, e *alert.Engine, n int, dbUp bool) {
 
 func (f *fixture) events(t *testing.T) []alert.Event {
 	t.Helper()
-	evs, err := f.store.Events(context.Background(), f.platform.ID, 100)
+	evs, err := f.store.Events(context.Background(), f.platform.ID, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,9 @@ type Engine struct {
 	// Client sends webhooks (a client with no proxy and a 10 s timeout
 	// when nil).
 	Client *http.Client
+	// SMTP is the relay of email channels; nil fails their deliveries
+	// with a message saying so.
+	SMTP *SMTP
 	// Attempts bounds the tries per delivery (3 when zero); Backoff is
 	// the wait before the second try, doubled before each next one (1 s
 	// when zero); Timeout bounds one try (10 s when zero).
@@ -84,8 +87,12 @@ func (e *Engine) Enqueue(platformID int64, at time.Time, r monitor.Reading) {
 	}
 }
 
-// Run evaluates enqueued polls one at a time, in order, until ctx ends.
+// Run first sends the events a crash left undelivered (Redeliver), then
+// evaluates enqueued polls one at a time, in order, until ctx ends.
 func (e *Engine) Run(ctx context.Context) {
+	if err := e.Redeliver(ctx); err != nil && ctx.Err() == nil {
+		e.log().Error("redeliver alert events", "err", err)
+	}
 	for {
 		select {
 		case <-ctx.Done():

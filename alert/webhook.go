@@ -12,9 +12,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
-
-	"github.com/myt-iot/myt"
 )
 
 // SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body
@@ -63,25 +62,28 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// deliver sends ev to each of its platform's channels and records each
-// outcome.
+// deliver sends ev to each of its platform's channels that has no
+// delivery of it yet, records each outcome, then marks ev dispatched.
 func (e *Engine) deliver(ctx context.Context, ev *Event) {
 	chans, err := e.Store.Channels(ctx, ev.PlatformID)
 	if err != nil {
 		e.log().Error("list alert channels", "platform", ev.PlatformID, "err", err)
 		return
 	}
-	if len(chans) == 0 {
-		return
-	}
 	name, err := e.Store.PlatformName(ctx, ev.PlatformID)
-	if err != nil {
+	if err != nil && len(chans) > 0 {
 		e.log().Error("alert platform name", "platform", ev.PlatformID, "err", err)
 	}
 	p := Payload{Platform: name, PlatformID: ev.PlatformID, Rule: ev.Rule, Kind: ev.Kind, State: ev.State,
 		Value: ev.Value, Threshold: ev.Threshold, Since: ev.Since.UTC(), At: ev.At.UTC(), Detail: ev.Detail}
 	for _, c := range chans {
+		if slices.ContainsFunc(ev.Deliveries, func(d Delivery) bool { return d.ChannelID == c.ID }) {
+			continue // sent before a restart
+		}
 		attempts, err := e.send(ctx, c, p, e.attempts())
+		if attempts == 0 && ctx.Err() != nil {
+			return // shutting down before a try: left undispatched, sent at the next start
+		}
 		d := Delivery{ChannelID: c.ID, Status: Delivered, Attempts: attempts, At: e.now()}
 		if err != nil {
 			d.Status, d.Error = Failed, err.Error()
@@ -91,6 +93,27 @@ func (e *Engine) deliver(ctx context.Context, ev *Event) {
 			e.log().Error("record alert delivery", "platform", ev.PlatformID, "err", err)
 		}
 	}
+	if err := e.Store.MarkDispatched(context.WithoutCancel(ctx), ev.ID); err != nil {
+		e.log().Error("mark alert event dispatched", "platform", ev.PlatformID, "event", ev.ID, "err", err)
+	}
+}
+
+// Redeliver sends the events a crash left undispatched (recorded, but
+// not sent to every channel), once each, to the channels that have no
+// delivery of them; Run calls it first.
+func (e *Engine) Redeliver(ctx context.Context) error {
+	evs, err := e.Store.Undispatched(ctx)
+	if err != nil {
+		return fmt.Errorf("list undelivered alert events: %w", err)
+	}
+	for i := range evs {
+		if ctx.Err() != nil {
+			return nil
+		}
+		e.log().Info("sending an alert event left undelivered", "platform", evs[i].PlatformID, "event", evs[i].ID, "rule", evs[i].Rule, "state", evs[i].State)
+		e.deliver(ctx, &evs[i])
+	}
+	return nil
 }
 
 func (e *Engine) attempts() int {
@@ -110,16 +133,24 @@ func (e *Engine) SendTest(ctx context.Context, c Channel) error {
 	return err
 }
 
-// send posts p to the channel, trying up to attempts times with a
+// send sends p to the channel, trying up to attempts times with a
 // doubling backoff; it returns the tries made and the last error.
 func (e *Engine) send(ctx context.Context, c Channel, p Payload, attempts int) (int, error) {
-	w, err := e.Store.Webhook(ctx, c)
-	if err != nil {
-		return 0, fmt.Errorf("open the channel's webhook: %w", err)
-	}
-	body, err := json.Marshal(p)
-	if err != nil {
-		return 0, err
+	var try func(ctx context.Context, timeout time.Duration) error
+	switch c.Kind {
+	case ChannelEmail:
+		msg := e.message(c.To, p)
+		try = func(ctx context.Context, timeout time.Duration) error { return e.mail(ctx, c.To, msg, timeout) }
+	default:
+		w, err := e.Store.Webhook(ctx, c)
+		if err != nil {
+			return 0, fmt.Errorf("open the channel's webhook: %w", err)
+		}
+		body, err := json.Marshal(p)
+		if err != nil {
+			return 0, err
+		}
+		try = func(ctx context.Context, timeout time.Duration) error { return e.post(ctx, w, body, timeout) }
 	}
 	backoff := e.Backoff
 	if backoff <= 0 {
@@ -137,11 +168,21 @@ func (e *Engine) send(ctx context.Context, c Channel, p Payload, attempts int) (
 			}
 			backoff *= 2
 		}
-		if last = e.post(ctx, w, body, timeout); last == nil {
+		if ctx.Err() != nil {
+			return i - 1, cmpErr(last, ctx.Err())
+		}
+		if last = try(ctx, timeout); last == nil {
 			return i, nil
 		}
 	}
 	return attempts, last
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 func (e *Engine) post(ctx context.Context, w Webhook, body []byte, timeout time.Duration) error {
@@ -179,7 +220,7 @@ func (e *Engine) post(ctx context.Context, w Webhook, body []byte, timeout time.
 func CheckWebhookURL(u string) error {
 	p, err := url.Parse(u)
 	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-		return myt.Errorf(myt.EINVALID, "url: give the webhook's http:// or https:// address.")
+		return invalid("url", "give the webhook's http:// or https:// address.")
 	}
 	return nil
 }

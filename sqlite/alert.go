@@ -6,16 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"math"
 	"time"
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/alert"
-	"github.com/myt-iot/myt/vault"
 )
 
-// AlertStore keeps alert rules, their state, webhook channels (sealed in
-// the platform's secrets) and the history of fired and resolved alerts.
+// AlertStore keeps alert rules, their state, channels (a webhook's URL
+// and secret sealed in the platform's secrets) and the history of fired
+// and resolved alerts.
 // It acts on behalf of the server's alert engine, not of a signed-in
 // user.
 type AlertStore struct {
@@ -113,66 +113,26 @@ func (s *AlertStore) SaveState(ctx context.Context, r alert.Rule, ev *alert.Even
 		if ev == nil {
 			return nil
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO alert_events(platform_id, rule_id, rule, kind, state, value, threshold, since, at, detail)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, ev.PlatformID, ev.RuleID, ev.Rule, string(ev.Kind), ev.State,
+		return tx.QueryRowContext(ctx, `INSERT INTO alert_events(platform_id, rule_id, rule, kind, state, value, threshold, since, at, detail, dispatched)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING id`, ev.PlatformID, ev.RuleID, ev.Rule, string(ev.Kind), ev.State,
 			ev.Value, ev.Threshold, msOrZero(ev.Since), ev.At.UnixMilli(), ev.Detail).Scan(&ev.ID)
 	})
 }
 
-func webhookSecretName(channelID int64) string {
-	return "alert/webhook/" + strconv.FormatInt(channelID, 10)
-}
-
-// AddChannel implements alert.Store. The URL must be http or https; the
-// URL and the secret are sealed in the platform's secrets.
-func (s *AlertStore) AddChannel(ctx context.Context, platformID int64, name string, w alert.Webhook) (alert.Channel, error) {
-	if err := alert.CheckWebhookURL(w.URL); err != nil {
-		return alert.Channel{}, err
+// UpdateRule implements alert.Store.
+func (s *AlertStore) UpdateRule(ctx context.Context, r alert.Rule) error {
+	q := "UPDATE alert_rules SET enabled = ?, threshold = ?, for_ms = ?, clear_ms = ? WHERE id = ? AND platform_id = ?"
+	if !r.Enabled {
+		q = "UPDATE alert_rules SET enabled = ?, threshold = ?, for_ms = ?, clear_ms = ?, state = 'ok', since = 0, clear_since = 0 WHERE id = ? AND platform_id = ?"
 	}
-	if name == "" {
-		return alert.Channel{}, myt.Errorf(myt.EINVALID, "name: give the channel a name.")
-	}
-	c := alert.Channel{PlatformID: platformID, Name: name, Signed: w.Secret != ""}
-	blob, err := json.Marshal(w)
+	res, err := s.db.db.ExecContext(ctx, q, r.Enabled, r.Threshold, r.For.Milliseconds(), r.ClearFor.Milliseconds(), r.ID, r.PlatformID)
 	if err != nil {
-		return c, err
+		return fmt.Errorf("update alert rule %d: %w", r.ID, err)
 	}
-	err = s.db.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, "INSERT INTO alert_channels(platform_id, name, signed, created) VALUES (?, ?, ?, ?) RETURNING id",
-			platformID, name, c.Signed, s.db.nowMS()).Scan(&c.ID); err != nil {
-			return err
-		}
-		// Sealed as PlatformSecrets.Put seals, in this transaction.
-		name := webhookSecretName(c.ID)
-		sealed, err := vault.Seal(s.db.serverKey, blob, platformSecretAAD(platformID, name))
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO platform_secrets(platform_id, name, sealed) VALUES (?, ?, ?)", platformID, name, sealed)
-		return err
-	})
-	if err != nil {
-		return alert.Channel{}, fmt.Errorf("add alert channel: %w", notFoundPlatform(err, platformID))
+	if n, _ := res.RowsAffected(); n == 0 {
+		return myt.Errorf(myt.ENOTFOUND, "Alert rule %d not found.", r.ID)
 	}
-	return c, nil
-}
-
-// Channels implements alert.Store.
-func (s *AlertStore) Channels(ctx context.Context, platformID int64) ([]alert.Channel, error) {
-	rows, err := s.db.db.QueryContext(ctx, "SELECT id, platform_id, name, signed FROM alert_channels WHERE platform_id = ? ORDER BY id", platformID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []alert.Channel
-	for rows.Next() {
-		var c alert.Channel
-		if err := rows.Scan(&c.ID, &c.PlatformID, &c.Name, &c.Signed); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return nil
 }
 
 // Webhook implements alert.Store.
@@ -197,9 +157,28 @@ func (s *AlertStore) RecordDelivery(ctx context.Context, eventID int64, d alert.
 }
 
 // Events implements alert.Store.
-func (s *AlertStore) Events(ctx context.Context, platformID int64, limit int) ([]alert.Event, error) {
+func (s *AlertStore) Events(ctx context.Context, platformID, before int64, limit int) ([]alert.Event, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	return s.events(ctx, "platform_id = ? AND id < ? ORDER BY id DESC LIMIT ?", platformID, before, limit)
+}
+
+// Undispatched implements alert.Store.
+func (s *AlertStore) Undispatched(ctx context.Context) ([]alert.Event, error) {
+	return s.events(ctx, "dispatched = 0 ORDER BY id")
+}
+
+// MarkDispatched implements alert.Store.
+func (s *AlertStore) MarkDispatched(ctx context.Context, eventID int64) error {
+	_, err := s.db.db.ExecContext(ctx, "UPDATE alert_events SET dispatched = 1 WHERE id = ?", eventID)
+	return err
+}
+
+// events lists the events matching where, with their deliveries.
+func (s *AlertStore) events(ctx context.Context, where string, args ...any) ([]alert.Event, error) {
 	rows, err := s.db.db.QueryContext(ctx, `SELECT id, platform_id, coalesce(rule_id, 0), rule, kind, state, value, threshold, since, at, detail
-		FROM alert_events WHERE platform_id = ? ORDER BY id DESC LIMIT ?`, platformID, limit)
+		FROM alert_events WHERE `+where, args...)
 	if err != nil {
 		return nil, err
 	}
