@@ -288,19 +288,29 @@ const MaxEvents = 200
 
 // Events is a page of the platform's history, newest first: the events
 // older than the event before (0: the newest), at most limit (1 to
-// MaxEvents; 50 when 0).
-func (s *Service) Events(ctx context.Context, platformID, before int64, limit int) ([]Event, error) {
+// MaxEvents; 50 when 0). next, when not 0, is the before of the next
+// (older) page.
+func (s *Service) Events(ctx context.Context, platformID, before int64, limit int) (evs []Event, next int64, err error) {
 	if err := s.platform(ctx, platformID); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if limit == 0 {
 		limit = 50
 	}
 	if limit < 0 || limit > MaxEvents {
-		return nil, invalid("limit", "must be 1-200")
+		return nil, 0, invalid("limit", "must be 1-200")
 	}
 	if before < 0 {
-		return nil, invalid("before", "must be an event id")
+		return nil, 0, invalid("before", "must be an event id")
 	}
-	return s.Store.Events(ctx, platformID, before, limit)
+	// One more than asked tells whether an older page exists.
+	evs, err = s.Store.Events(ctx, platformID, before, limit+1)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(evs) > limit {
+		evs = evs[:limit]
+		next = evs[limit-1].ID
+	}
+	return evs, next, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/alert"
 	"github.com/myt-iot/myt/throttle"
 )
 
@@ -39,7 +40,9 @@ type Config struct {
 	Jobs        myt.JobService
 	Connections myt.ConnectionService
 	Code        myt.CodeService
-	Logger      *slog.Logger
+	// Alerts serves the alert routes of a platform; nil answers them 404.
+	Alerts *alert.Service
+	Logger *slog.Logger
 	// Login guards sign-ins (login and setup): budgets per address and
 	// account, and a bound on concurrent password checks. Nil means a
 	// guard of its own.
@@ -120,6 +123,14 @@ func routeTable() []route {
 		{"POST", "/api/v1/platforms/{id}/jobs", false, false, (*Server).startJob},
 		{"GET", "/api/v1/platforms/{id}/ca.crt", false, false, (*Server).platformCA},
 		{"GET", "/api/v1/platforms/{id}/secrets/{name}", false, false, (*Server).platformSecret},
+		{"GET", "/api/v1/platforms/{id}/alerts/channels", false, false, (*Server).listAlertChannels},
+		{"POST", "/api/v1/platforms/{id}/alerts/channels", false, false, (*Server).createAlertChannel},
+		{"PATCH", "/api/v1/platforms/{id}/alerts/channels/{channel}", false, false, (*Server).updateAlertChannel},
+		{"DELETE", "/api/v1/platforms/{id}/alerts/channels/{channel}", false, false, (*Server).deleteAlertChannel},
+		{"POST", "/api/v1/platforms/{id}/alerts/channels/{channel}/test", false, false, (*Server).testAlertChannel},
+		{"GET", "/api/v1/platforms/{id}/alerts/rules", false, false, (*Server).listAlertRules},
+		{"PATCH", "/api/v1/platforms/{id}/alerts/rules/{rule}", false, false, (*Server).updateAlertRule},
+		{"GET", "/api/v1/platforms/{id}/alerts/events", false, false, (*Server).listAlertEvents},
 		{"POST", "/api/v1/platforms/{id}/code", false, false, (*Server).publishCode},
 		{"GET", "/api/v1/platforms/{id}/code/versions", false, false, (*Server).listCodeVersions},
 		{"GET", "/api/v1/platforms/{id}/code/versions/{version}", false, false, (*Server).getCodeVersion},

@@ -5,8 +5,13 @@ import (
 	"strings"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/alert"
 	"github.com/myt-iot/myt/credential"
 )
+
+func alertKinds() []string {
+	return []string{string(alert.KindDown), string(alert.KindQueueDepth), string(alert.KindDeadLetters), string(alert.KindDisk), string(alert.KindCertificate)}
+}
 
 // doc describes one route in the OpenAPI document.
 type doc struct {
@@ -47,6 +52,14 @@ var docs = map[string]doc{
 	"GET /api/v1/platforms/{id}/code/versions":                     {summary: "Every handler version the platform ran, newest first", response: "CodeVersion", list: true, status: "200"},
 	"GET /api/v1/platforms/{id}/code/versions/{version}":           {summary: "One handler version", response: "CodeVersion", status: "200"},
 	"POST /api/v1/platforms/{id}/code/versions/{version}/rollback": {summary: "Publish an earlier version's handler again", response: "Job", status: "202"},
+	"GET /api/v1/platforms/{id}/alerts/channels":                   {summary: "The platform's alert channels (a webhook's URL and secret are never returned: host and signed only)", response: "AlertChannel", list: true, status: "200"},
+	"POST /api/v1/platforms/{id}/alerts/channels":                  {summary: "Add an alert channel: a webhook (url, optional HMAC secret, sealed) or email (to: addresses, sent through the server's SMTP relay)", request: "AlertChannelRequest", response: "AlertChannel", status: "201"},
+	"PATCH /api/v1/platforms/{id}/alerts/channels/{channel}":       {summary: "Change a channel's name, a webhook's url or secret (\"\" removes it), or an email channel's addresses", request: "AlertChannelPatch", response: "AlertChannel", status: "200"},
+	"DELETE /api/v1/platforms/{id}/alerts/channels/{channel}":      {summary: "Delete an alert channel (its deliveries leave the history)", status: "204"},
+	"POST /api/v1/platforms/{id}/alerts/channels/{channel}/test":   {summary: "Send one test notification to the channel now; delivered false and the error when the receiver or relay refused it", response: "AlertTest", status: "200"},
+	"GET /api/v1/platforms/{id}/alerts/rules":                      {summary: "The platform's alert rules with their state (the defaults are created on first use)", response: "AlertRule", list: true, status: "200"},
+	"PATCH /api/v1/platforms/{id}/alerts/rules/{rule}":             {summary: "Enable or disable a rule, or change its threshold, for and clearFor (Go durations); disabling resets its state", request: "AlertRulePatch", response: "AlertRule", status: "200"},
+	"GET /api/v1/platforms/{id}/alerts/events":                     {summary: "Alert history, newest first, with each channel's delivery; ?limit=1-200 (50), ?before=the previous page's next", response: "AlertEvents", status: "200"},
 	"GET /api/v1/jobs":                                             {summary: "Your jobs, newest first; ?platform=ID&limit=N filter", response: "Job", list: true, status: "200"},
 	"GET /api/v1/jobs/{id}":                                        {summary: "One job: state, steps, plan", response: "Job", status: "200"},
 	"POST /api/v1/jobs/{id}/approve":                               {summary: "Apply the plan of a job awaiting approval (confirm: the platform name, when the plan destroys data)", request: "Approval", response: "Job", status: "200"},
@@ -126,6 +139,21 @@ func schemas() obj {
 			"jobKind": enum(myt.JobKinds), "running": boolean(), "sameAs": integer()}),
 		"Endpoints": object(obj{"address": str(), "mqtt": str(), "mqtts": str(), "amqp": str(), "amqps": str(), "grafana": str(),
 			"deviceUser": str(), "topicPrefix": str()}),
+		"AlertChannel": object(obj{"id": integer(), "platformId": integer(), "name": str(), "kind": enum([]string{string(alert.ChannelWebhook), string(alert.ChannelEmail)}),
+			"signed": boolean(), "host": str(), "to": arr(str()), "created": dateTime()}),
+		"AlertChannelRequest": object(obj{"name": str(), "kind": enum([]string{string(alert.ChannelWebhook), string(alert.ChannelEmail)}),
+			"url": obj{"type": "string", "format": "uri"}, "secret": obj{"type": "string", "format": "password"}, "to": arr(obj{"type": "string", "format": "email"})}, "name"),
+		"AlertChannelPatch": object(obj{"name": str(), "url": obj{"type": "string", "format": "uri"}, "secret": obj{"type": "string", "format": "password"}, "to": arr(obj{"type": "string", "format": "email"})}),
+		"AlertTest":         object(obj{"channel": ref("AlertChannel"), "delivered": boolean(), "error": str()}),
+		"AlertRule": object(obj{"id": integer(), "name": str(), "kind": enum(alertKinds()), "component": str(), "threshold": obj{"type": "number"},
+			"for": obj{"type": "string", "example": "2m0s"}, "clearFor": obj{"type": "string", "example": "1m0s"}, "enabled": boolean(),
+			"state": enum([]string{string(alert.StateOK), string(alert.StatePending), string(alert.StateFiring)}), "since": dateTime()}),
+		"AlertRulePatch": object(obj{"enabled": boolean(), "threshold": obj{"type": "number", "minimum": 0}, "for": obj{"type": "string", "example": "5m"}, "clearFor": obj{"type": "string", "example": "1m"}}),
+		"AlertEvent": object(obj{"id": integer(), "platformId": integer(), "ruleId": integer(), "rule": str(), "kind": enum(alertKinds()),
+			"state": enum([]string{alert.Fired, alert.Resolved}), "value": obj{"type": "number"}, "threshold": obj{"type": "number"},
+			"since": dateTime(), "at": dateTime(), "detail": str(),
+			"deliveries": arr(object(obj{"channelId": integer(), "status": enum([]string{alert.Delivered, alert.Failed}), "attempts": integer(), "error": str(), "at": dateTime()}))}),
+		"AlertEvents": object(obj{"events": arr(ref("AlertEvent")), "next": integer()}, "events"),
 		"Design": object(obj{
 			"apiVersion": enum([]string{myt.DesignAPIVersion}),
 			"kind":       enum([]string{myt.DesignKind}),
@@ -152,11 +180,21 @@ func OpenAPI() map[string]any {
 		if !rt.public {
 			op["security"] = []obj{{"bearer": []string{}}}
 		}
-		if strings.Contains(rt.path, "{id}") {
-			op["parameters"] = []obj{{"name": "id", "in": "path", "required": true, "schema": integer()}}
+		var params []obj
+		for _, part := range strings.Split(rt.path, "/") {
+			name, ok := strings.CutPrefix(part, "{")
+			if !ok {
+				continue
+			}
+			name = strings.TrimSuffix(name, "}")
+			schema := integer()
+			if name == "name" {
+				schema = str()
+			}
+			params = append(params, obj{"name": name, "in": "path", "required": true, "schema": schema})
 		}
-		if strings.Contains(rt.path, "{name}") {
-			op["parameters"] = append(op["parameters"].([]obj), obj{"name": "name", "in": "path", "required": true, "schema": str()})
+		if params != nil {
+			op["parameters"] = params
 		}
 		if d.request != "" {
 			content := obj{"application/json": obj{"schema": ref(d.request)}}

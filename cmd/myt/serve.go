@@ -53,6 +53,11 @@ type serveConfig struct {
 	// MonitorInterval is how often each running platform is polled
 	// (monitor.DefaultInterval when zero).
 	MonitorInterval time.Duration
+	// SMTP is the relay of email alert channels; no host, no email.
+	// Its password comes from MYT_SMTP_PASSWORD or the first line of
+	// SMTPPasswordFile (--smtp-password-file), never argv.
+	SMTP             alert.SMTP
+	SMTPPasswordFile string
 }
 
 // defaultAddr is where `myt serve` listens unless told otherwise. A local
@@ -69,6 +74,7 @@ func newServeCmd() *cobra.Command {
 		TokenTTL:  httpapi.DefaultTokenTTL,
 		// A secret comes from the environment or a file, never argv.
 		MetricsToken: os.Getenv("MYT_METRICS_TOKEN"),
+		SMTP:         alert.SMTP{Password: os.Getenv("MYT_SMTP_PASSWORD")},
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -104,6 +110,20 @@ On first start, open the web UI to create the administrator account.`,
 			return cmd.Flags().Set("monitor-interval", v)
 		}
 	}
+	if v := os.Getenv("MYT_SMTP_PORT"); v != "" {
+		prev := cmd.PreRunE
+		cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
+			if prev != nil {
+				if err := prev(cmd, args); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("smtp-port") {
+				return nil
+			}
+			return cmd.Flags().Set("smtp-port", v)
+		}
+	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env MYT_ADDR)")
 	f.StringVar(&cfg.Data, "data", cfg.Data, "data directory (env MYT_DATA)")
@@ -115,6 +135,12 @@ On first start, open the web UI to create the administrator account.`,
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "a token issued by myt login expires this long after its last use (env MYT_TOKEN_TTL)")
 	f.StringVar(&cfg.MetricsTokenFile, "metrics-token-file", os.Getenv("MYT_METRICS_TOKEN_FILE"), "require this file's token (Authorization: Bearer) on /metrics; or set MYT_METRICS_TOKEN")
 	f.DurationVar(&cfg.MonitorInterval, "monitor-interval", monitor.DefaultInterval, "how often each running platform is polled for its health and metrics (env MYT_MONITOR_INTERVAL)")
+	f.StringVar(&cfg.SMTP.Host, "smtp-host", os.Getenv("MYT_SMTP_HOST"), "SMTP relay for email alert channels (env MYT_SMTP_HOST); none: email channels fail, saying so")
+	f.IntVar(&cfg.SMTP.Port, "smtp-port", 0, "SMTP relay port (env MYT_SMTP_PORT; default 587 for starttls, 465 for tls, 25 for none)")
+	f.StringVar(&cfg.SMTP.Mode, "smtp-mode", envOr("MYT_SMTP_MODE", alert.SMTPStartTLS), "starttls, tls (implicit, port 465) or none (a relay on this machine) (env MYT_SMTP_MODE)")
+	f.StringVar(&cfg.SMTP.User, "smtp-user", os.Getenv("MYT_SMTP_USER"), "SMTP user for AUTH PLAIN (env MYT_SMTP_USER)")
+	f.StringVar(&cfg.SMTPPasswordFile, "smtp-password-file", os.Getenv("MYT_SMTP_PASSWORD_FILE"), "file whose first line is the SMTP password; or set MYT_SMTP_PASSWORD")
+	f.StringVar(&cfg.SMTP.From, "smtp-from", os.Getenv("MYT_SMTP_FROM"), "sender address of alert emails, such as MyT <myt@example.com> (env MYT_SMTP_FROM)")
 	f.StringVar(&cfg.DeployConfig, "deploy-config", os.Getenv("MYT_DEPLOY_CONFIG"), "how deploy jobs run their tools: a YAML file (see docs/deploy.md)")
 	return cmd
 }
@@ -249,6 +275,27 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	if cfg.MonitorInterval == 0 {
 		cfg.MonitorInterval = monitor.DefaultInterval
 	}
+	var smtpRelay *alert.SMTP
+	if cfg.SMTPPasswordFile != "" {
+		b, err := os.ReadFile(cfg.SMTPPasswordFile)
+		if err != nil {
+			return fmt.Errorf("--smtp-password-file: %w", err)
+		}
+		// The first line, as written: a password may have spaces.
+		line, _, _ := strings.Cut(string(b), "\n")
+		cfg.SMTP.Password = strings.TrimSuffix(line, "\r")
+		if cfg.SMTP.Password == "" {
+			return fmt.Errorf("--smtp-password-file %s is empty", cfg.SMTPPasswordFile)
+		}
+	}
+	if cfg.SMTP.Host != "" {
+		if err := cfg.SMTP.Check(); err != nil {
+			return fmt.Errorf("--%s", strings.Replace(err.Error(), "smtp ", "smtp-", 1))
+		}
+		smtpRelay = &cfg.SMTP
+	} else if cfg.SMTP.From != "" || cfg.SMTP.User != "" || cfg.SMTPPasswordFile != "" {
+		return errors.New("--smtp-host: the SMTP settings need the relay's host")
+	}
 	poller := &monitor.Poller{Interval: cfg.MonitorInterval, Log: log.With("component", "monitor")}
 	if cfg.MonitorInterval < time.Second {
 		return fmt.Errorf("--monitor-interval %s: give at least 1s (the default is %s)", cfg.MonitorInterval, monitor.DefaultInterval)
@@ -287,7 +334,12 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	poller.Targets = (&monitor.Targets{Client: monitor.NewClient(), Secrets: svc.Secrets, DataDir: cfg.Data}).For
 	history := &monitor.History{Store: monitorStore, RawStep: poller.Interval, Log: log.With("component", "monitor")}
 	// Alert rules are evaluated on every poll, off the poll loops.
-	alerts := &alert.Engine{Store: sqlite.NewAlertStore(db), Log: log.With("component", "alert")}
+	alertStore := sqlite.NewAlertStore(db)
+	alerts := &alert.Engine{Store: alertStore, SMTP: smtpRelay, Log: log.With("component", "alert")}
+	if smtpRelay != nil {
+		log.Info("email alerts through SMTP", "smtp", *smtpRelay)
+	}
+	alertService := &alert.Service{Store: alertStore, Platforms: svc.Platforms, Engine: alerts}
 	poller.OnPoll = alerts.Enqueue
 	monitorCtx, stopMonitor := context.WithCancel(ctx)
 	var monitoring sync.WaitGroup
@@ -301,7 +353,7 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	guard := throttle.NewGuard() // shared by the UI and the API
 	api := httpapi.New(httpapi.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
-		Jobs: runner, Connections: runner, Code: runner,
+		Jobs: runner, Connections: runner, Code: runner, Alerts: alertService,
 		Logger: log.With("component", "api"), Login: guard, TokenTTL: cfg.TokenTTL, Registerer: reg,
 	})
 	ui, err := web.New(web.Config{
