@@ -52,17 +52,17 @@ func (r *Runner) PublishCode(ctx context.Context, platformID int64, code string)
 	if err != nil {
 		return nil, err
 	}
+	d, err := cloneDesign(p.Design)
+	if err != nil {
+		return nil, err
+	}
+	d.Spec.Processing.Handler = code
+	// Checked before the design is saved: a refused publish leaves it as
+	// it was.
+	if err := r.checkPublish(ctx, p, d); err != nil {
+		return nil, err
+	}
 	if p.Design.Spec.Processing.Handler != code {
-		// The base checks come first, so a refused publish leaves the
-		// design as it was.
-		if _, err := r.publishBase(ctx, p); err != nil {
-			return nil, err
-		}
-		d, err := cloneDesign(p.Design)
-		if err != nil {
-			return nil, err
-		}
-		d.Spec.Processing.Handler = code
 		if p, err = r.cfg.Platforms.UpdatePlatform(ctx, p.ID, d); err != nil {
 			return nil, err
 		}
@@ -120,24 +120,24 @@ func (r *Runner) publishBase(ctx context.Context, p *myt.Platform) (*myt.Design,
 	return deployed, nil
 }
 
-// checkPublish says whether the platform's design can be published: it
-// differs from the running one in the handler only.
-func (r *Runner) checkPublish(ctx context.Context, p *myt.Platform) error {
+// checkPublish says whether design d can be published to p: it differs
+// from the design p runs in the handler, and only there.
+func (r *Runner) checkPublish(ctx context.Context, p *myt.Platform, d *myt.Design) error {
 	deployed, err := r.publishBase(ctx, p)
 	if err != nil {
 		return err
 	}
-	if p.Design.Spec.Processing.Handler == "" {
+	if d.Spec.Processing.Handler == "" {
 		return myt.Errorf(myt.EINVALID, "The design of %s has no handler: going back to passthrough needs an update.", p.Name)
 	}
-	same, err := sameButHandler(deployed, p.Design)
+	same, err := sameButHandler(deployed, d)
 	if err != nil {
 		return err
 	}
 	if !same {
 		return myt.Errorf(myt.EINVALID, "The design of %s has changes besides the handler that are not deployed yet (revision %d, running %d): run an update, which deploys the handler too.", p.Name, p.Revision, p.DeployedRevision)
 	}
-	if p.Revision == p.DeployedRevision || deployed.Spec.Processing.Handler == p.Design.Spec.Processing.Handler {
+	if deployed.Spec.Processing.Handler == d.Spec.Processing.Handler {
 		return myt.Errorf(myt.EINVALID, "Platform %s already runs this handler.", p.Name)
 	}
 	return nil

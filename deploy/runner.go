@@ -388,7 +388,7 @@ func (r *Runner) StartJob(ctx context.Context, platformID int64, req myt.JobRequ
 		return nil, err
 	}
 	if req.Kind == myt.JobPublish {
-		if err := r.checkPublish(ctx, p); err != nil {
+		if err := r.checkPublish(ctx, p, p.Design); err != nil {
 			return nil, err
 		}
 	}

@@ -397,6 +397,7 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 		if n := len(records(t, h, project, "dev-1")); n != 1000 {
 			t.Errorf("after the update dev-1 has %d records, want 1000", n)
 		}
+		codeDayTwo(t, c, p, h, project)
 	}
 
 	start = time.Now()
@@ -414,6 +415,129 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 	}
 	if p.Status != myt.StatusDestroyed || p.Endpoints != nil {
 		t.Errorf("after destroy: status %s, endpoints %+v", p.Status, p.Endpoints)
+	}
+}
+
+// codeDayTwo is the handler's life after the update that gave the
+// platform one (v1, temperature × 10): a new handler (× 100) published in
+// the middle of steady traffic switches the stored values from one point
+// on, with every message stored exactly once and no container restarted;
+// a handler that does not load is refused and the old one keeps running;
+// a rollback to v1 brings × 10 back; the history keeps every version.
+func codeDayTwo(t *testing.T, c *httpapi.Client, p *myt.Platform, h platformHost, project string) {
+	t.Helper()
+	ctx := context.Background()
+	const v2 = "def process(msg):\n    out = dict(msg['payload'])\n    out['temperature'] = out['temperature'] * 100\n    return out\n"
+	hostFile := h.platformDir(p) + "/worker/handler/handler.py"
+	before := startTimes(t, h, project)
+	const chunks, per = 16, 40
+	seq := 0
+	send := func() {
+		base := seq
+		publish(t, c, p, h, "dev-3", per, func(i int) map[string]any { return map[string]any{"temperature": 1.0, "seq": base + i} })
+		seq += per
+	}
+	var j *myt.Job
+	start := time.Now()
+	for k := range chunks {
+		send()
+		time.Sleep(300 * time.Millisecond)
+		if k == 3 {
+			var err error
+			if j, err = c.PublishCode(ctx, p.ID, v2); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+		}
+	}
+	j = waitJob(t, c, j.ID, 5*time.Minute)
+	if j.State != myt.JobSucceeded {
+		t.Fatalf("publish job %d %s: %s\n%s", j.ID, j.State, j.Error, jobLog(t, c, j.ID))
+	}
+	t.Logf("publish mid-traffic: %s; %s (%s)", time.Since(start).Round(time.Second), stepTimes(j), j.Summary)
+	if after := startTimes(t, h, project); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the publish restarted containers:\nbefore %v\nafter  %v", before, after)
+	}
+	if got := h.sh(t, "cat "+hostFile); got != v2 {
+		t.Errorf("handler on the host after the publish: %q", got)
+	}
+	// Every message once; by seq, × 10 then × 100 and never back.
+	recs := waitRecords(t, h, project, "dev-3", chunks*per)
+	bySeq := map[int]float64{}
+	for _, r := range recs {
+		f := fields(r)
+		n, _ := f["seq"].(float64)
+		temp, _ := f["temperature"].(float64)
+		if _, dup := bySeq[int(n)]; dup {
+			t.Errorf("seq %v stored twice", f["seq"])
+		}
+		bySeq[int(n)] = temp
+	}
+	switched, old, new := -1, 0, 0
+	for i := range chunks * per {
+		temp, ok := bySeq[i]
+		switch {
+		case !ok:
+			t.Errorf("seq %d was not stored", i)
+		case temp == 10 && switched < 0:
+			old++
+		case temp == 100:
+			if switched < 0 {
+				switched = i
+			}
+			new++
+		default:
+			t.Errorf("seq %d stored temperature %v (switched to × 100 at seq %d)", i, temp, switched)
+		}
+	}
+	if old == 0 || new == 0 {
+		t.Errorf("%d messages × 10 and %d × 100: the publish did not land mid-traffic", old, new)
+	}
+	t.Logf("publish mid-traffic: %d messages × 10, then %d × 100, none lost or repeated", old, new)
+
+	// A handler that does not load: refused, the old one keeps running.
+	bad, err := c.PublishCode(ctx, p.ID, "def process(msg):\n    return (\n")
+	if err != nil {
+		t.Fatalf("publish a broken handler: %v", err)
+	}
+	bad = waitJob(t, c, bad.ID, 5*time.Minute)
+	cur, err := c.Platform(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad.State != myt.JobFailed || !strings.Contains(bad.Error, "refused the handler") || cur.Status != myt.StatusRunning {
+		t.Errorf("broken handler: job %s (%q), platform %s; want failed, refused, running", bad.State, bad.Error, cur.Status)
+	}
+	if got := h.sh(t, "cat "+hostFile); got != v2 {
+		t.Errorf("handler on the host after a refused publish: %q", got)
+	}
+
+	vs, err := c.CodeVersions(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 2 || vs[0].Version != 2 || vs[0].Code != v2 || vs[0].JobKind != myt.JobPublish || !vs[0].Running || vs[1].JobKind != myt.JobUpdate {
+		t.Fatalf("versions after the publish: %+v", vs)
+	}
+	j, err = c.RollbackCode(ctx, p.ID, 1)
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if j = waitJob(t, c, j.ID, 5*time.Minute); j.State != myt.JobSucceeded {
+		t.Fatalf("rollback job %d %s: %s", j.ID, j.State, j.Error)
+	}
+	publish(t, c, p, h, "dev-4", 5, func(i int) map[string]any { return map[string]any{"temperature": 3.0, "n": i} })
+	for _, r := range waitRecords(t, h, project, "dev-4", 5) {
+		if f := fields(r); fmt.Sprint(f["temperature"]) != "30" {
+			t.Errorf("record after the rollback: %v, want temperature 30 (v1's × 10)", f)
+			break
+		}
+	}
+	vs, err = c.CodeVersions(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 3 || vs[0].SameAs != 1 || !vs[0].Running {
+		t.Errorf("versions after the rollback: %+v", vs)
 	}
 }
 

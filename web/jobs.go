@@ -320,6 +320,8 @@ func kindName(kind string) string {
 		return "Update"
 	case myt.JobDestroy:
 		return "Destroy"
+	case myt.JobPublish:
+		return "Publish"
 	}
 	return kind
 }

@@ -481,6 +481,10 @@ func (s *server) platformEditSubmit(w http.ResponseWriter, r *http.Request) erro
 type handlerView struct {
 	P       *myt.Platform
 	Handler string
+	// Publishable is set when the platform runs a handler that a publish
+	// can replace; Versions are the handlers it ran, newest first.
+	Publishable bool
+	Versions    []*codeVersionRow
 }
 
 func (s *server) platformHandlerPage(w http.ResponseWriter, r *http.Request) error {
@@ -492,7 +496,11 @@ func (s *server) platformHandlerPage(w http.ResponseWriter, r *http.Request) err
 	if code == "" {
 		code = string(handler.Template())
 	}
-	s.render(w, r, http.StatusOK, "handler", &page{Title: "Processing code of " + p.Name, Section: "platforms", Data: &handlerView{P: p, Handler: code}})
+	v, err := s.handlerView(r, p, code)
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, "handler", &page{Title: "Processing code of " + p.Name, Section: "platforms", Data: v})
 	return nil
 }
 
@@ -519,15 +527,33 @@ func (s *server) platformHandlerSubmit(w http.ResponseWriter, r *http.Request) e
 	if errors.Is(err, design.ErrNoPython) {
 		err = nil // the page says so
 	}
+	publish := r.PostForm.Get("action") == "publish" && s.cfg.Code != nil
 	var updated *myt.Platform
-	if err == nil {
+	var job *myt.Job
+	switch {
+	case err != nil:
+	case publish:
+		job, err = s.cfg.Code.PublishCode(r.Context(), p.ID, code)
+	default:
 		updated, err = s.cfg.Platforms.UpdatePlatform(r.Context(), p.ID, &d)
 	}
 	if err != nil {
 		fe := s.errorsFrom(r, err, func(path string) (string, string, bool) {
-			return "handler", "handler.py", path == "spec.processing.handler"
+			return "handler", "handler.py", path == "spec.processing.handler" || path == "code"
 		})
-		s.render(w, r, http.StatusUnprocessableEntity, "handler", &page{Title: "Processing code of " + p.Name, Section: "platforms", Data: &handlerView{P: p, Handler: code}, Errs: fe})
+		if p2, ferr := s.cfg.Platforms.FindPlatformByID(r.Context(), p.ID); ferr == nil {
+			p = p2 // a publish may have saved the design before its job was refused
+		}
+		v, verr := s.handlerView(r, p, code)
+		if verr != nil {
+			return verr
+		}
+		s.render(w, r, http.StatusUnprocessableEntity, "handler", &page{Title: "Processing code of " + p.Name, Section: "platforms", Data: v, Errs: fe})
+		return nil
+	}
+	if job != nil {
+		s.log.Info("handler published from the web", "user", myt.UserFromContext(r.Context()).Username, "platform", p.Name, "job", job.ID)
+		http.Redirect(w, r, "/jobs/"+strconv.FormatInt(job.ID, 10)+"?started=1", http.StatusSeeOther)
 		return nil
 	}
 	s.log.Info("platform handler updated", "user", myt.UserFromContext(r.Context()).Username, "platform", p.Name, "revision", updated.Revision)

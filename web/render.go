@@ -504,6 +504,7 @@ var stepLabels = map[string]string{
 	"endpoints":    "Publish the endpoints",
 	"backup":       "Back up the data",
 	"remove":       "Remove the platform",
+	"publish":      "Swap the handler into the workers",
 }
 
 // stepLabel names a job step for people.

@@ -131,6 +131,8 @@ func New(cfg Config) (http.Handler, error) {
 	s.route(mux, "GET /platforms/{id}/design.yaml", user, s.platformDesignDownload)
 	s.route(mux, "GET /platforms/{id}/handler", user, s.platformHandlerPage)
 	s.route(mux, "POST /platforms/{id}/handler", user, s.platformHandlerSubmit)
+	s.route(mux, "GET /platforms/{id}/handler/versions/{version}", user, s.codeVersionPage)
+	s.route(mux, "POST /platforms/{id}/handler/versions/{version}/rollback", user, s.codeRollback)
 	s.route(mux, "GET /platforms/{id}/edit", user, s.platformEditPage)
 	s.route(mux, "POST /platforms/{id}/edit", user, s.platformEditSubmit)
 	s.route(mux, "GET /platforms/{id}/delete", user, s.platformDeletePage)

@@ -125,6 +125,7 @@ func newEnvWith(t *testing.T, secure bool, mon web.Monitor, configure ...func(*h
 	}
 	runner, err := deploy.New(ctx, deploy.Config{
 		Jobs: jobs, States: sqlite.NewStateStore(db), Secrets: svc.Secrets, Platforms: svc.Platforms, Credentials: svc.Credentials,
+		Code:    sqlite.NewCodeStore(db),
 		Tools:   tools,
 		DataDir: t.TempDir(), Logger: logger, SSHTimeout: 5 * time.Second,
 	})
@@ -136,7 +137,7 @@ func newEnvWith(t *testing.T, secure bool, mon web.Monitor, configure ...func(*h
 	finds := &atomic.Int64{}
 	h, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: countingCredentials{svc.Credentials, finds}, Platforms: svc.Platforms, Admin: svc.Admin,
-		Jobs: runner, Connections: runner,
+		Jobs: runner, Connections: runner, Code: runner,
 		Logger: logger, SecureCookies: secure,
 		Login:   &throttle.Guard{Addr: lim, Account: lim, Slots: 4, Wait: 10 * time.Second, KnownFor: time.Hour},
 		Monitor: mon,

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,7 +13,6 @@ import (
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/worker"
 	"github.com/myt-iot/myt/worker/handler"
-	"github.com/myt-iot/myt/worker/record"
 )
 
 func newCodeCmd() *cobra.Command {
@@ -63,72 +60,20 @@ Exit status 1 when any sample fails.`,
 				return err
 			}
 			defer r.Close()
+			in, err := worker.ParseSamples(samples, topic)
+			if err != nil {
+				return fmt.Errorf("samples: %w", err)
+			}
+			results, err := worker.TestHandler(cmd.Context(), r, in, strings.SplitN(topic, "/", 2)[0])
+			if err != nil {
+				return err
+			}
 			out := json.NewEncoder(cmd.OutOrStdout())
-			type result struct {
-				Line    int             `json:"line"`
-				Records []record.Record `json:"records,omitempty"`
-				Dropped bool            `json:"dropped,omitempty"`
-				Reason  string          `json:"reason,omitempty"`
-				Error   string          `json:"error,omitempty"`
-			}
-			var ins []record.Input
-			var lines []int
-			var results []result
 			failed := 0
-			sc := bufio.NewScanner(bytes.NewReader(samples))
-			sc.Buffer(make([]byte, 64<<10), 16<<20)
-			n := 0
-			for sc.Scan() {
-				n++
-				line := bytes.TrimSpace(sc.Bytes())
-				if len(line) == 0 || line[0] == '#' {
-					continue
-				}
-				m := record.Message{RoutingKey: strings.ReplaceAll(topic, "/", "."), Body: line, Received: time.Now()}
-				var msg struct {
-					Topic   string          `json:"topic"`
-					ID      string          `json:"id"`
-					Payload json.RawMessage `json:"payload"`
-				}
-				if json.Unmarshal(line, &msg) == nil && msg.Payload != nil {
-					m.Body = msg.Payload
-					m.MessageID = msg.ID
-					if msg.Topic != "" {
-						m.RoutingKey = strings.ReplaceAll(msg.Topic, "/", ".")
-					}
-				}
-				in, err := record.Decode(m, strings.SplitN(topic, "/", 2)[0])
-				if err != nil {
-					results = append(results, result{Line: n, Reason: worker.ReasonInvalidJSON, Error: err.Error()})
-					failed++
-					continue
-				}
-				ins = append(ins, in)
-				lines = append(lines, len(results))
-				results = append(results, result{Line: n})
-			}
-			if len(ins) > 0 {
-				res, err := r.Process(cmd.Context(), ins)
-				if err != nil {
-					return err
-				}
-				for j, x := range res {
-					rr := &results[lines[j]]
-					if x.Kind != handler.OK || x.Err != "" {
-						rr.Reason, rr.Error = worker.HandlerReason(x.Kind), x.Err
-						failed++
-						continue
-					}
-					recs, err := record.FromHandler(ins[j], x.Value)
-					if err != nil {
-						rr.Reason, rr.Error = worker.ReasonHandlerResult, err.Error()
-						failed++
-						continue
-					}
-					rr.Records, rr.Dropped = recs, len(recs) == 0
-				}
-			}
 			for _, x := range results {
+				if x.Failed() {
+					failed++
+				}
 				if err := out.Encode(x); err != nil {
 					return err
 				}
