@@ -89,6 +89,8 @@ type platformView struct {
 	CSRF     string
 	// Monitor is the health and charts of a running, monitored platform.
 	Monitor *monitorView
+	// Alerts links the platform's alerts page (when alerting is wired).
+	Alerts bool
 }
 
 // platformJobs is how many jobs the platform page lists.
@@ -269,7 +271,7 @@ func (s *server) renderPlatform(w http.ResponseWriter, r *http.Request, p *myt.P
 	if err != nil {
 		return fmt.Errorf("marshal design of platform %d: %w", p.ID, err)
 	}
-	v := &platformView{P: p, YAML: string(y), Ports: p.Design.Spec.Broker.Ports(), Revealed: rv, CSRF: s.csrfToken(w, r)}
+	v := &platformView{P: p, YAML: string(y), Ports: p.Design.Spec.Broker.Ports(), Revealed: rv, CSRF: s.csrfToken(w, r), Alerts: s.cfg.Alerts != nil}
 	if name := p.Design.Spec.Target.Credentials; name != "" {
 		kind := p.Design.Spec.Target.Provider
 		cs, err := s.cfg.Credentials.FindCredentials(r.Context(), myt.CredentialFilter{Name: &name, Kind: &kind})

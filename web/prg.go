@@ -14,6 +14,10 @@ import (
 var actionPages = []struct{ action, page string }{
 	{"/logout", "/"},
 	{"/platforms/{id}/reveal", "/platforms/{id}"},
+	{"/platforms/{id}/alerts/channels", "/platforms/{id}/alerts"},
+	{"/platforms/{id}/alerts/channels/{channel}/test", "/platforms/{id}/alerts"},
+	{"/platforms/{id}/alerts/channels/{channel}/delete", "/platforms/{id}/alerts"},
+	{"/platforms/{id}/alerts/rules/{rule}", "/platforms/{id}/alerts"},
 	{"/jobs/{id}/approve", "/jobs/{id}"},
 	{"/jobs/{id}/cancel", "/jobs/{id}"},
 	{"/credentials/{id}/delete", "/credentials/{id}"},

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/alert"
 	"github.com/myt-iot/myt/throttle"
 )
 
@@ -56,6 +57,9 @@ type Config struct {
 	// Monitor gives running platforms' health and history (the platform
 	// page's charts, the dashboard's health badges); nil shows neither.
 	Monitor Monitor
+	// Alerts serves each platform's alerts page (channels, rules,
+	// history); nil shows none.
+	Alerts *alert.Service
 }
 
 // Cookie names.
@@ -139,6 +143,13 @@ func New(cfg Config) (http.Handler, error) {
 	s.route(mux, "POST /platforms/{id}/delete", user, s.platformDeleteSubmit)
 	s.route(mux, "GET /platforms/{id}/ca.crt", user, s.platformCA)
 	s.route(mux, "POST /platforms/{id}/reveal", user, s.platformReveal)
+
+	// Alerts of a platform (web/alerts.go).
+	s.route(mux, "GET /platforms/{id}/alerts", user, s.alertsPage)
+	s.route(mux, "POST /platforms/{id}/alerts/channels", user, s.alertChannelAdd)
+	s.route(mux, "POST /platforms/{id}/alerts/channels/{channel}/test", user, s.alertChannelTest)
+	s.route(mux, "POST /platforms/{id}/alerts/channels/{channel}/delete", user, s.alertChannelDelete)
+	s.route(mux, "POST /platforms/{id}/alerts/rules/{rule}", user, s.alertRuleUpdate)
 
 	// Deploy, update and destroy jobs.
 	s.route(mux, "GET /platforms/{id}/deploy", user, s.jobConfirmPage(myt.JobDeploy))
