@@ -40,6 +40,9 @@ type Config struct {
 	Jobs        myt.JobService
 	Connections myt.ConnectionService
 	Code        myt.CodeService
+	// Monitor serves platforms' health and metric history; nil answers
+	// those routes 404.
+	Monitor Monitor
 	// Alerts serves the alert routes of a platform; nil answers them 404.
 	Alerts *alert.Service
 	Logger *slog.Logger
@@ -131,6 +134,8 @@ func routeTable() []route {
 		{"GET", "/api/v1/platforms/{id}/alerts/rules", false, false, (*Server).listAlertRules},
 		{"PATCH", "/api/v1/platforms/{id}/alerts/rules/{rule}", false, false, (*Server).updateAlertRule},
 		{"GET", "/api/v1/platforms/{id}/alerts/events", false, false, (*Server).listAlertEvents},
+		{"GET", "/api/v1/platforms/{id}/health", false, false, (*Server).platformHealth},
+		{"GET", "/api/v1/platforms/{id}/metrics/{metric}", false, false, (*Server).platformMetric},
 		{"POST", "/api/v1/platforms/{id}/code", false, false, (*Server).publishCode},
 		{"GET", "/api/v1/platforms/{id}/code/versions", false, false, (*Server).listCodeVersions},
 		{"GET", "/api/v1/platforms/{id}/code/versions/{version}", false, false, (*Server).getCodeVersion},

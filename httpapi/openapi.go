@@ -48,6 +48,8 @@ var docs = map[string]doc{
 	"POST /api/v1/platforms/{id}/jobs":                             {summary: "Start a deploy, update or destroy job; 409 names the platform's active job", request: "JobRequest", response: "Job", status: "202"},
 	"GET /api/v1/platforms/{id}/ca.crt":                            {summary: "The platform's CA certificate (PEM), for devices", response: "", status: "200"},
 	"GET /api/v1/platforms/{id}/secrets/{name}":                    {summary: "Reveal grafana_admin_password or rabbitmq_device_password", response: "RevealedSecret", status: "200"},
+	"GET /api/v1/platforms/{id}/health":                            {summary: "The platform's last poll: each component up or down, with the reason", response: "Health", status: "200"},
+	"GET /api/v1/platforms/{id}/metrics/{metric}":                  {summary: "A metric's history (?range=1h|24h|168h, or ?from=&to= in RFC 3339): gauges as values, counters as rates per second", response: "MetricSeries", status: "200"},
 	"POST /api/v1/platforms/{id}/code":                             {summary: "Publish a new handler to a running platform: a publish job swaps it into every worker, losing and repeating no message", request: "CodeRequest", response: "Job", status: "202"},
 	"GET /api/v1/platforms/{id}/code/versions":                     {summary: "Every handler version the platform ran, newest first", response: "CodeVersion", list: true, status: "200"},
 	"GET /api/v1/platforms/{id}/code/versions/{version}":           {summary: "One handler version", response: "CodeVersion", status: "200"},
@@ -82,6 +84,7 @@ type obj = map[string]any
 func str() obj               { return obj{"type": "string"} }
 func boolean() obj           { return obj{"type": "boolean"} }
 func integer() obj           { return obj{"type": "integer", "format": "int64"} }
+func number() obj            { return obj{"type": "number", "format": "double"} }
 func ref(name string) obj    { return obj{"$ref": "#/components/schemas/" + name} }
 func arr(items obj) obj      { return obj{"type": "array", "items": items} }
 func strMap() obj            { return obj{"type": "object", "additionalProperties": str()} }
@@ -135,6 +138,10 @@ func schemas() obj {
 		"JobLog":         object(obj{"chunks": arr(object(obj{"seq": integer(), "text": str()})), "done": boolean()}),
 		"RevealedSecret": object(obj{"name": str(), "value": str()}),
 		"CodeRequest":    object(obj{"code": str()}, "code"),
+		"Health": object(obj{"platformId": integer(), "monitored": boolean(), "error": str(), "time": dateTime(),
+			"components": arr(object(obj{"name": str(), "up": boolean(), "reason": str()})), "polls": integer(), "skipped": integer()}),
+		"MetricSeries": object(obj{"metric": str(), "kind": enum([]string{"gauge", "counter"}), "resolution": enum([]string{"raw", "5m", "1h"}),
+			"points": arr(object(obj{"t": dateTime(), "v": number(), "min": number(), "max": number()}))}),
 		"CodeVersion": object(obj{"version": integer(), "code": str(), "author": str(), "created": dateTime(), "jobId": integer(),
 			"jobKind": enum(myt.JobKinds), "running": boolean(), "sameAs": integer()}),
 		"Endpoints": object(obj{"address": str(), "mqtt": str(), "mqtts": str(), "amqp": str(), "amqps": str(), "grafana": str(),

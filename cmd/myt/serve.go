@@ -351,20 +351,21 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	guard := throttle.NewGuard() // shared by the UI and the API
+	// The poller's Status and the history's Range: health and charts.
+	monitorView := struct {
+		*monitor.Poller
+		*monitor.History
+	}{poller, history}
 	api := httpapi.New(httpapi.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
-		Jobs: runner, Connections: runner, Code: runner, Alerts: alertService,
+		Jobs: runner, Connections: runner, Code: runner, Alerts: alertService, Monitor: monitorView,
 		Logger: log.With("component", "api"), Login: guard, TokenTTL: cfg.TokenTTL, Registerer: reg,
 	})
 	ui, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
 		Jobs: runner, Connections: runner, Code: runner,
 		Logger: log.With("component", "web"), SecureCookies: cfg.SecureCookies || cfg.TLSCert != "", Login: guard,
-		// The poller's Status and the history's Range: health and charts.
-		Monitor: struct {
-			*monitor.Poller
-			*monitor.History
-		}{poller, history},
+		Monitor: monitorView,
 	})
 	if err != nil {
 		return err
