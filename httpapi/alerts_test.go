@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/alert"
 	"github.com/myt-iot/myt/httpapi"
 	"github.com/myt-iot/myt/sqlite"
@@ -306,5 +307,44 @@ func TestAlertRoutesAreTheOwners(t *testing.T) {
 	}
 	if rs, _ := e.store.Rules(ctx, ids["adaPlatform"]); !rs[0].Enabled {
 		t.Errorf("ada's rule was disabled by another user")
+	}
+}
+
+// TestAlertClient: the Go client's alert calls against the real server:
+// create a channel, test it, read the rules and the (empty) history.
+func TestAlertClient(t *testing.T) {
+	e := newAlertEnv(t)
+	ada, _, ids := e.setup()
+	ctx := context.Background()
+	cl := httpapi.NewClient(e.srv.URL, ada)
+	pid := ids["adaPlatform"]
+	const secret = "whsec-client-1234"
+	recv := newHookReceiver(t, secret)
+	ch, err := cl.CreateAlertChannel(ctx, pid, httpapi.AlertChannelRequest{Name: "ops", URL: recv.srv.URL, Secret: secret})
+	if err != nil || ch.ID == 0 || ch.Kind != alert.ChannelWebhook {
+		t.Fatalf("create: %+v %v", ch, err)
+	}
+	if res, err := cl.TestAlertChannel(ctx, pid, ch.ID); err != nil || !res.Delivered || len(recv.payloads()) != 1 {
+		t.Errorf("test: %+v %v", res, err)
+	}
+	if cs, err := cl.AlertChannels(ctx, pid); err != nil || len(cs) != 1 {
+		t.Errorf("channels: %+v %v", cs, err)
+	}
+	rules, err := cl.AlertRules(ctx, pid)
+	if err != nil || len(rules) != len(alert.Defaults()) {
+		t.Fatalf("rules: %+v %v", rules, err)
+	}
+	off := false
+	if r, err := cl.UpdateAlertRule(ctx, pid, rules[0].ID, httpapi.AlertRulePatch{Enabled: &off}); err != nil || r.Enabled {
+		t.Errorf("update rule: %+v %v", r, err)
+	}
+	if evs, err := cl.AlertEvents(ctx, pid, 0, 10); err != nil || len(evs.Events) != 0 || evs.Next != 0 {
+		t.Errorf("events: %+v %v", evs, err)
+	}
+	if _, err := cl.CreateAlertChannel(ctx, pid, httpapi.AlertChannelRequest{Name: "x", Kind: alert.ChannelEmail}); myt.ErrorCode(err) != myt.EINVALID || myt.ErrorFields(err)[0].Field != "to" {
+		t.Errorf("an email channel without addresses: %v, want invalid naming to", err)
+	}
+	if err := cl.DeleteAlertChannel(ctx, pid, ch.ID); err != nil {
+		t.Errorf("delete: %v", err)
 	}
 }
