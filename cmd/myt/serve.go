@@ -363,7 +363,7 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	})
 	ui, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
-		Jobs: runner, Connections: runner, Code: runner,
+		Jobs: runner, Connections: runner, Code: runner, Alerts: alertService,
 		Logger: log.With("component", "web"), SecureCookies: cfg.SecureCookies || cfg.TLSCert != "", Login: guard,
 		Monitor: monitorView,
 	})

@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"html"
+	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,6 +106,27 @@ func TestServeSMTPSettings(t *testing.T) {
 	}
 	if !sent.Delivered {
 		t.Fatalf("test email: %+v", sent)
+	}
+	// The web UI has the platform's alerts page too, knowing the relay.
+	jar, _ := cookiejar.New(nil)
+	web := &http.Client{Jar: jar}
+	page := func(resp *http.Response, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page(web.Get(url + "/login")))
+	if m == nil {
+		t.Fatal("no CSRF token on the login page")
+	}
+	page(web.PostForm(url+"/login", neturl.Values{"csrf": {html.UnescapeString(m[1])}, "username": {"ada"}, "password": {"correct horse battery"}}))
+	alerts := page(web.Get(url + "/platforms/" + strconv.FormatInt(p.ID, 10) + "/alerts"))
+	if !strings.Contains(alerts, "Add an email channel") || !strings.Contains(alerts, "ops@example.com") || strings.Contains(alerts, "no SMTP relay") {
+		t.Errorf("serve's alerts page:\n%s", alerts)
 	}
 	files, _ := filepath.Glob(filepath.Join(maildir, "new", "*"))
 	if len(files) != 1 {
