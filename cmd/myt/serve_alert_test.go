@@ -31,7 +31,9 @@ func TestServeSMTPSettings(t *testing.T) {
 		edit func(*serveConfig)
 		flag string
 	}{
-		{func(c *serveConfig) { c.SMTP.Host, c.SMTP.Mode, c.SMTP.From = "smtp.example.com", "ssl", "myt@example.com" }, "--smtp-mode"},
+		{func(c *serveConfig) {
+			c.SMTP.Host, c.SMTP.Mode, c.SMTP.From = "smtp.example.com", "ssl", "myt@example.com"
+		}, "--smtp-mode"},
 		{func(c *serveConfig) { c.SMTP.Host = "smtp.example.com" }, "--smtp-from"},
 		{func(c *serveConfig) { c.SMTP.From = "myt@example.com" }, "--smtp-host"},
 		{func(c *serveConfig) {
