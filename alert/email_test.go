@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"math/big"
 	"mime"
 	"mime/quotedprintable"
@@ -319,5 +320,19 @@ func TestEmailRecipientsChecked(t *testing.T) {
 		if myt.ErrorCode(err) != myt.EINVALID || !strings.HasPrefix(myt.ErrorMessage(err), "to:") {
 			t.Errorf("recipients %q: %v, want EINVALID naming to", to, err)
 		}
+	}
+}
+
+// TestSMTPSettingsNeverLogThePassword: the relay's settings log as
+// REDACTED where the password would be.
+func TestSMTPSettingsNeverLogThePassword(t *testing.T) {
+	var b strings.Builder
+	s := alert.SMTP{Host: "smtp.example.com", User: "alice", Password: "hunter2-smtp-pw", From: "myt@example.com"}
+	slog.New(slog.NewTextHandler(&b, nil)).Info("relay", "smtp", s)
+	if strings.Contains(b.String(), "hunter2") || !strings.Contains(b.String(), "REDACTED") || !strings.Contains(b.String(), "smtp.example.com") {
+		t.Errorf("logged %q", b.String())
+	}
+	if err := s.Check(); err != nil || s.Mode != alert.SMTPStartTLS || s.Port != 587 {
+		t.Errorf("defaults: %+v %v, want starttls on 587", s, err)
 	}
 }
