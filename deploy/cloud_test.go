@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -332,6 +333,16 @@ func TestCloudApplyOutputsInventory(t *testing.T) {
 	}
 	if err := cert.VerifyHostname(h.Addr); err != nil {
 		t.Errorf("server certificate: %v", err)
+	}
+	// The connect step installed the platform's monitor key on the
+	// machine (in the file the test host's sshd reads) and recorded
+	// where the monitor logs in.
+	if b, err := os.ReadFile(auth); err != nil || !strings.Contains(string(b), `command="df -P /srv/myt/data" ssh-ed25519 `) ||
+		!strings.HasSuffix(string(b), fmt.Sprintf(" myt-monitor:platform-%d\n", s.platform.ID)) {
+		t.Errorf("authorized_keys after connect (%v):\n%s", err, b)
+	}
+	if login, err := s.svc.Secrets.Get(ctx, s.platform.ID, "ssh/monitor_login"); err != nil || string(login) != fmt.Sprintf(`{"user":"root","host":%q,"port":22}`, h.Addr) {
+		t.Errorf("monitor login %s, %v", login, err)
 	}
 	if kh, err := s.svc.Secrets.Get(ctx, s.platform.ID, "ssh/known_hosts"); err != nil || !strings.Contains(string(kh), h.Addr) {
 		t.Errorf("known host not recorded: %v %q", err, kh)

@@ -58,6 +58,9 @@ func (w *work) install(port int) error {
 		if err != nil {
 			return "", err
 		}
+		if err := w.installMonitorKey(client, host); err != nil {
+			return "", err
+		}
 		return "connected to " + host.addr(), nil
 	})
 	if err != nil {
@@ -464,6 +467,9 @@ rm -rf %[1]s
 		}
 		if err != nil {
 			return "", fmt.Errorf("remove the platform: %w", err)
+		}
+		if err := w.removeMonitorKey(c, h); err != nil {
+			return "", err
 		}
 		return w.destroyedSummary(render.HostDataDir + " on " + t.Host), nil
 	})

@@ -381,7 +381,8 @@ func TestSlowPlatformDoesNotPileUp(t *testing.T) {
 // TestSyncFollowsPlatforms: Sync starts a loop for a running platform,
 // leaves a platform being deployed alone, restarts the loop on a new
 // deployed revision and stops it when the platform is gone; an ssh
-// platform is reported unmonitored, with ErrUnsupported's message.
+// platform without a monitor key (deployed by an older MyT) is reported
+// unmonitored, with ErrUnsupported's message.
 func TestSyncFollowsPlatforms(t *testing.T) {
 	f := newFixture(t)
 	if err := f.svc.Secrets.Put(context.Background(), f.platform.ID, render.SecretRabbitMQAdmin, []byte("pw")); err != nil {
@@ -395,7 +396,7 @@ func TestSyncFollowsPlatforms(t *testing.T) {
 			made.Add(1)
 			return targets(pl)
 		}
-		return (&monitor.Targets{}).For(pl)
+		return (&monitor.Targets{Secrets: f.svc.Secrets}).For(pl)
 	}}
 	defer p.Stop()
 	ssh := f.addPlatform(t, "remote")
@@ -405,10 +406,10 @@ func TestSyncFollowsPlatforms(t *testing.T) {
 
 	p.Sync([]*myt.Platform{f.platform, ssh, deploying})
 	waitFor(t, "a poll", func() bool { return polls(p, f.platform.ID) >= 1 })
-	if st, ok := p.Status(ssh.ID); !ok || st.Monitored || !strings.Contains(st.Err, "not supported yet for platforms deployed with the ssh provider") {
+	if st, ok := p.Status(ssh.ID); !ok || st.Monitored || !strings.Contains(st.Err, "it has no monitor key") {
 		t.Errorf("ssh platform status %+v, %v", st, ok)
 	}
-	if _, err := (&monitor.Targets{}).For(ssh); !errors.Is(err, monitor.ErrUnsupported) {
+	if _, err := (&monitor.Targets{Secrets: f.svc.Secrets}).For(ssh); !errors.Is(err, monitor.ErrUnsupported) {
 		t.Errorf("ssh target: %v, want ErrUnsupported", err)
 	}
 	if _, ok := p.Status(deploying.ID); ok {

@@ -87,7 +87,8 @@ const ManagementUser = "myt-admin"
 
 // Targets makes each platform's Target from how it was deployed.
 type Targets struct {
-	// Client is shared by every target (NewClient).
+	// Client is shared by every local target (NewClient); a target over
+	// SSH has its own, which dials through its tunnel.
 	Client  *http.Client
 	Secrets SecretStore
 	// DataDir is MyT's data directory: a local platform's data is under
@@ -95,37 +96,53 @@ type Targets struct {
 	DataDir string
 }
 
-// For returns the platform's Target. Only platforms deployed with the
-// local provider are supported yet; for the others it returns an error
-// wrapping ErrUnsupported that says so (the worker API and the management
-// API listen on the host's loopback only, so ssh and cloud targets need a
-// tunnel over the platform's SSH connection: docs/monitor.md).
+// For returns the platform's Target: a LocalTarget for a local
+// platform; for a platform on an SSH host (the ssh provider, every cloud)
+// an SSHTarget reaching the same loopback ports through a tunnel, logged
+// in with the monitor key its deploy installed. A platform on an SSH host
+// that has no monitor key yet (deployed by an older MyT) is an error
+// wrapping ErrUnsupported that says how to get one.
 func (ts *Targets) For(p *myt.Platform) (Target, error) {
 	if p.Design == nil {
 		return nil, fmt.Errorf("platform %d has no design", p.ID)
 	}
-	provider := p.Design.Spec.Target.Provider
-	if provider != myt.ProviderLocal {
-		return nil, fmt.Errorf("%w yet for platforms deployed with the %s provider: only local platforms are polled (the worker and RabbitMQ management APIs listen on the host's loopback, and polling them over SSH is not built yet)", ErrUnsupported, provider)
-	}
 	workers := max(p.Design.Spec.Processing.Workers, 1)
-	t := &LocalTarget{
-		Client:        ts.Client,
-		ManagementURL: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(render.ManagementPort)),
-		Password: func(ctx context.Context) (string, error) {
-			b, err := ts.Secrets.Get(ctx, p.ID, render.SecretRabbitMQAdmin)
-			return string(b), err
-		},
+	if p.Design.Spec.Target.Provider != myt.ProviderLocal {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		t, err := ts.sshTarget(ctx, p.ID, workers)
+		if ts.Secrets == nil || myt.ErrorCode(err) == myt.ENOTFOUND {
+			return nil, fmt.Errorf("%w yet for this platform: it has no monitor key (it was deployed by an older MyT); update it once and MyT installs one on its host", ErrUnsupported)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("platform %d: %w", p.ID, err)
+		}
+		return t, nil
 	}
-	t.GrafanaURL = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(render.GrafanaPort))
-	t.CA = func(ctx context.Context) ([]byte, error) { return ts.Secrets.Get(ctx, p.ID, SecretCACert) }
-	for i := range workers {
-		t.WorkerURLs = append(t.WorkerURLs, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(render.WorkerHostPort+i)))
-	}
+	t := loopbackTarget(ts, p.ID, workers)
 	if ts.DataDir != "" {
 		t.DataDir = filepath.Join(ts.DataDir, "platforms", strconv.FormatInt(p.ID, 10), "data")
 	}
 	return t, nil
+}
+
+// loopbackTarget reads the platform's APIs at the loopback ports
+// render/platform/compose.yaml.tmpl publishes, with ts's shared client.
+func loopbackTarget(ts *Targets, platformID int64, workers int) *LocalTarget {
+	t := &LocalTarget{
+		Client:        ts.Client,
+		ManagementURL: "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(render.ManagementPort)),
+		Password: func(ctx context.Context) (string, error) {
+			b, err := ts.Secrets.Get(ctx, platformID, render.SecretRabbitMQAdmin)
+			return string(b), err
+		},
+	}
+	t.GrafanaURL = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(render.GrafanaPort))
+	t.CA = func(ctx context.Context) ([]byte, error) { return ts.Secrets.Get(ctx, platformID, SecretCACert) }
+	for i := range workers {
+		t.WorkerURLs = append(t.WorkerURLs, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(render.WorkerHostPort+i)))
+	}
+	return t
 }
 
 // NewClient returns the HTTP client pollers share: no proxy (every target
@@ -169,6 +186,9 @@ type LocalTarget struct {
 	// the platform's CA, which CA returns (PEM).
 	GrafanaURL string
 	CA         func(ctx context.Context) ([]byte, error)
+	// Dial, when set, is how Grafana's client connects (an SSH tunnel's
+	// DialContext); a plain dial when nil.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	grafanaCA     []byte
 	grafanaClient *http.Client
@@ -409,9 +429,13 @@ func (t *LocalTarget) pollGrafana(ctx context.Context, r *Reading) {
 			t.grafanaClient.CloseIdleConnections()
 		}
 		t.grafanaCA = ca
+		dial := t.Dial
+		if dial == nil {
+			dial = (&net.Dialer{Timeout: 5 * time.Second}).DialContext
+		}
 		t.grafanaClient = &http.Client{Transport: &http.Transport{
 			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			DialContext:           dial,
 			TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 			MaxIdleConnsPerHost:   1,
 			MaxConnsPerHost:       2,
