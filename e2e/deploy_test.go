@@ -742,7 +742,7 @@ func TestDeploySSH(t *testing.T) {
 	t.Parallel()
 	e := testenv.Require(t)
 	testenv.Need(t, "root", os.Geteuid() == 0, "systemd test hosts attach a loop device")
-	_, c := deployServer(t, e, t.TempDir())
+	srv, c := deployServer(t, e, t.TempDir())
 	h := e.SystemdHost(t)
 	key, err := os.ReadFile(h.KeyFile)
 	if err != nil {
@@ -772,10 +772,18 @@ spec:
   database: {kind: mysql, fields: {temperature: float}}
 `, true, hooks{
 		afterDeploy: func(p *myt.Platform) { checkServer(t, h, "myt-"+p.Name, "mysql") },
-		// The second run is clicked in a real browser, which follows the
-		// live log to success.
-		redeploy: func(p *myt.Platform) *myt.Job { return browserUpdate(t, c, p) },
+		// By now (1,000 messages later) the monitor has polled the
+		// platform through its SSH tunnel. The second run is clicked in
+		// a real browser, which follows the live log to success.
+		redeploy: func(p *myt.Platform) *myt.Job {
+			checkMonitoredOverSSH(t, srv, h, p)
+			return browserUpdate(t, c, p)
+		},
 	})
+	// The destroy took the monitor key off the host.
+	if got := h.Run(t, "grep -c myt-monitor: /root/.ssh/authorized_keys || true"); got != "0\n" {
+		t.Errorf("monitor key lines left on the host after destroy: %q", got)
+	}
 }
 
 // checkServer looks at the server after a deploy as its operator would:
