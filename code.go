@@ -45,3 +45,21 @@ type CodeService interface {
 	// FindCodeVersion returns one version; ENOTFOUND when there is none.
 	FindCodeVersion(ctx context.Context, platformID int64, version int) (*CodeVersion, error)
 }
+
+// CodeTest is what a handler made of sample messages, tried in the
+// platform's worker (never in MyT's server): per sample, the records it
+// would store or why it would be dead-lettered.
+type CodeTest struct {
+	Results []CodeTestResult `json:"results"`
+	Failed  int              `json:"failed"`
+}
+
+// CodeTestResult is one sample's outcome.
+type CodeTestResult struct {
+	// Line is the sample's line (or the dead letter's place in the list).
+	Line    int              `json:"line"`
+	Records []map[string]any `json:"records,omitempty"`
+	Dropped bool             `json:"dropped,omitempty"`
+	Reason  string           `json:"reason,omitempty"`
+	Error   string           `json:"error,omitempty"`
+}

@@ -40,6 +40,9 @@ type Config struct {
 	Jobs        myt.JobService
 	Connections myt.ConnectionService
 	Code        myt.CodeService
+	// Workers reach running platforms' workers (trying code, dead
+	// letters); nil answers those routes 404.
+	Workers myt.WorkerService
 	// Monitor serves platforms' health and metric history; nil answers
 	// those routes 404.
 	Monitor Monitor
@@ -137,6 +140,10 @@ func routeTable() []route {
 		{"GET", "/api/v1/platforms/{id}/health", false, false, (*Server).platformHealth},
 		{"GET", "/api/v1/platforms/{id}/metrics/{metric}", false, false, (*Server).platformMetric},
 		{"POST", "/api/v1/platforms/{id}/code", false, false, (*Server).publishCode},
+		{"POST", "/api/v1/platforms/{id}/code/test", false, false, (*Server).testCode},
+		{"GET", "/api/v1/platforms/{id}/dead", false, false, (*Server).listDeadLetters},
+		{"POST", "/api/v1/platforms/{id}/dead/replay", false, false, (*Server).replayDeadLetters},
+		{"DELETE", "/api/v1/platforms/{id}/dead", false, false, (*Server).purgeDeadLetters},
 		{"GET", "/api/v1/platforms/{id}/code/versions", false, false, (*Server).listCodeVersions},
 		{"GET", "/api/v1/platforms/{id}/code/versions/{version}", false, false, (*Server).getCodeVersion},
 		{"POST", "/api/v1/platforms/{id}/code/versions/{version}/rollback", false, false, (*Server).rollbackCode},

@@ -40,6 +40,7 @@ func (s *server) handlerView(r *http.Request, p *myt.Platform, code string) (*ha
 	// Publish replaces a running handler; the job says why when the
 	// design has other changes waiting.
 	v.Publishable = p.Status == myt.StatusRunning && len(vs) > 0 && vs[0].Code != ""
+	v.Tryable = s.cfg.Workers != nil && p.Status == myt.StatusRunning
 	return v, nil
 }
 

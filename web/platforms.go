@@ -91,6 +91,8 @@ type platformView struct {
 	Monitor *monitorView
 	// Alerts links the platform's alerts page (when alerting is wired).
 	Alerts bool
+	// DeadLetters links the dead-letter page of a running platform.
+	DeadLetters bool
 }
 
 // platformJobs is how many jobs the platform page lists.
@@ -271,7 +273,8 @@ func (s *server) renderPlatform(w http.ResponseWriter, r *http.Request, p *myt.P
 	if err != nil {
 		return fmt.Errorf("marshal design of platform %d: %w", p.ID, err)
 	}
-	v := &platformView{P: p, YAML: string(y), Ports: p.Design.Spec.Broker.Ports(), Revealed: rv, CSRF: s.csrfToken(w, r), Alerts: s.cfg.Alerts != nil}
+	v := &platformView{P: p, YAML: string(y), Ports: p.Design.Spec.Broker.Ports(), Revealed: rv, CSRF: s.csrfToken(w, r), Alerts: s.cfg.Alerts != nil,
+		DeadLetters: s.cfg.Workers != nil && p.Status == myt.StatusRunning}
 	if name := p.Design.Spec.Target.Credentials; name != "" {
 		kind := p.Design.Spec.Target.Provider
 		cs, err := s.cfg.Credentials.FindCredentials(r.Context(), myt.CredentialFilter{Name: &name, Kind: &kind})
@@ -487,6 +490,11 @@ type handlerView struct {
 	// can replace; Versions are the handlers it ran, newest first.
 	Publishable bool
 	Versions    []*codeVersionRow
+	// Tryable is set when the platform's worker can try code (Samples,
+	// and Test its outcome).
+	Tryable bool
+	Samples string
+	Test    *myt.CodeTest
 }
 
 func (s *server) platformHandlerPage(w http.ResponseWriter, r *http.Request) error {
@@ -520,6 +528,9 @@ func (s *server) platformHandlerSubmit(w http.ResponseWriter, r *http.Request) e
 		code = up
 	}
 	code = strings.ReplaceAll(code, "\r\n", "\n")
+	if a := r.PostForm.Get("action"); (a == "try" || a == "dead-letters") && s.cfg.Workers != nil {
+		return s.codeTry(w, r, p, code)
+	}
 	if r.PostForm.Get("passthrough") == "1" {
 		code = ""
 	}

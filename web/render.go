@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -66,6 +67,14 @@ type templates struct {
 var funcs = template.FuncMap{
 	"static": staticURL,
 	"field":  newField,
+	// json is a value as compact JSON (a record a handler made).
+	"json": func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Sprint(v)
+		}
+		return string(b)
+	},
 	"dict": func(kv ...any) (map[string]any, error) {
 		if len(kv)%2 != 0 {
 			return nil, errors.New("dict: odd number of arguments")
@@ -99,6 +108,9 @@ var funcs = template.FuncMap{
 	"moreLines": func(s string) string { _, rest, _ := strings.Cut(s, "\n"); return rest },
 	// handlerHelp is the help under a handler editor: what to write, and
 	// whether this server checks its syntax.
+	"samplesHelp": func() string {
+		return `One message per line: a payload such as {"temperature": 21.5}, or {"topic": "myt/dev1/env", "payload": {...}}.`
+	},
 	"handlerHelp": func() string {
 		h := "Define process(msg): return a dict (one row), a list of dicts, or None to drop the message; raise to send it to the dead-letter queue. Test it on your machine first with: myt code test handler.py samples.ndjson"
 		if _, err := exec.LookPath("python3"); err != nil {

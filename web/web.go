@@ -45,8 +45,11 @@ type Config struct {
 	Connections myt.ConnectionService
 	// Code publishes handlers and lists their versions (the code page);
 	// nil hides the page.
-	Code   myt.CodeService
-	Logger *slog.Logger
+	Code myt.CodeService
+	// Workers reach running platforms' workers: trying code, dead
+	// letters; nil hides those.
+	Workers myt.WorkerService
+	Logger  *slog.Logger
 	// SecureCookies marks cookies Secure; set it when MyT is served over
 	// TLS (directly or behind a proxy that terminates it).
 	SecureCookies bool
@@ -135,6 +138,9 @@ func New(cfg Config) (http.Handler, error) {
 	s.route(mux, "GET /platforms/{id}/design.yaml", user, s.platformDesignDownload)
 	s.route(mux, "GET /platforms/{id}/handler", user, s.platformHandlerPage)
 	s.route(mux, "POST /platforms/{id}/handler", user, s.platformHandlerSubmit)
+	s.route(mux, "GET /platforms/{id}/dead", user, s.deadPage)
+	s.route(mux, "POST /platforms/{id}/dead/replay", user, s.deadReplay)
+	s.route(mux, "POST /platforms/{id}/dead/purge", user, s.deadPurge)
 	s.route(mux, "GET /platforms/{id}/handler/versions/{version}", user, s.codeVersionPage)
 	s.route(mux, "POST /platforms/{id}/handler/versions/{version}/rollback", user, s.codeRollback)
 	s.route(mux, "GET /platforms/{id}/edit", user, s.platformEditPage)

@@ -30,6 +30,7 @@ import (
 	"github.com/myt-iot/myt/throttle"
 	"github.com/myt-iot/myt/vault"
 	"github.com/myt-iot/myt/web"
+	"github.com/myt-iot/myt/workerapi"
 )
 
 // serveConfig is the configuration of `myt serve`: defaults, then MYT_*
@@ -331,8 +332,14 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	// it stops (every poll ended) before the database closes.
 	monitorStore := sqlite.NewMonitorStore(db)
 	poller.Store = monitorStore
-	poller.Targets = (&monitor.Targets{Client: monitor.NewClient(), Secrets: svc.Secrets, DataDir: cfg.Data}).For
-	history := &monitor.History{Store: monitorStore, RawStep: poller.Interval, Log: log.With("component", "monitor")}
+	targets := &monitor.Targets{Client: monitor.NewClient(), Secrets: svc.Secrets, DataDir: cfg.Data}
+	poller.Targets = targets.For
+	// The shortest chart range (1 h) reads raw points whatever the poll
+	// interval: at the default 30 s that is 120, at 2 s 1,800 (with the
+	// default cap of 1,000 it would jump to 5-minute points, and a new
+	// platform's charts would show one reading for five minutes).
+	history := &monitor.History{Store: monitorStore, RawStep: poller.Interval, Log: log.With("component", "monitor"),
+		MaxPoints: max(1000, int(time.Hour/poller.Interval)+1)}
 	// Alert rules are evaluated on every poll, off the poll loops.
 	alertStore := sqlite.NewAlertStore(db)
 	alerts := &alert.Engine{Store: alertStore, SMTP: smtpRelay, Log: log.With("component", "alert")}
@@ -356,14 +363,17 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 		*monitor.Poller
 		*monitor.History
 	}{poller, history}
+	// Trying code and dead letters reach a platform's worker as the
+	// monitor reaches it: directly, or through the monitor key's tunnel.
+	workers := &workerapi.Service{Platforms: svc.Platforms, Secrets: svc.Secrets, Dialer: platformDialer{targets}}
 	api := httpapi.New(httpapi.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
-		Jobs: runner, Connections: runner, Code: runner, Alerts: alertService, Monitor: monitorView,
+		Jobs: runner, Connections: runner, Code: runner, Workers: workers, Alerts: alertService, Monitor: monitorView,
 		Logger: log.With("component", "api"), Login: guard, TokenTTL: cfg.TokenTTL, Registerer: reg,
 	})
 	ui, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
-		Jobs: runner, Connections: runner, Code: runner, Alerts: alertService,
+		Jobs: runner, Connections: runner, Code: runner, Workers: workers, Alerts: alertService,
 		Logger: log.With("component", "web"), SecureCookies: cfg.SecureCookies || cfg.TLSCert != "", Login: guard,
 		Monitor: monitorView,
 	})
@@ -434,4 +444,12 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// platformDialer is monitor.Targets as a workerapi.Dialer.
+type platformDialer struct{ ts *monitor.Targets }
+
+func (d platformDialer) DialPlatform(ctx context.Context, p *myt.Platform) (workerapi.DialFunc, func(), error) {
+	dial, release, err := d.ts.DialPlatform(ctx, p)
+	return dial, release, err
 }
