@@ -144,6 +144,8 @@ func routeTable() []route {
 		{"GET", "/api/v1/platforms/{id}/dead", false, false, (*Server).listDeadLetters},
 		{"POST", "/api/v1/platforms/{id}/dead/replay", false, false, (*Server).replayDeadLetters},
 		{"DELETE", "/api/v1/platforms/{id}/dead", false, false, (*Server).purgeDeadLetters},
+		{"GET", "/api/v1/platforms/{id}/export", false, false, (*Server).exportData},
+		{"POST", "/api/v1/platforms/{id}/move", false, false, (*Server).moveData},
 		{"GET", "/api/v1/platforms/{id}/code/versions", false, false, (*Server).listCodeVersions},
 		{"GET", "/api/v1/platforms/{id}/code/versions/{version}", false, false, (*Server).getCodeVersion},
 		{"POST", "/api/v1/platforms/{id}/code/versions/{version}/rollback", false, false, (*Server).rollbackCode},

@@ -141,6 +141,9 @@ func New(cfg Config) (http.Handler, error) {
 	s.route(mux, "GET /platforms/{id}/dead", user, s.deadPage)
 	s.route(mux, "POST /platforms/{id}/dead/replay", user, s.deadReplay)
 	s.route(mux, "POST /platforms/{id}/dead/purge", user, s.deadPurge)
+	s.route(mux, "GET /platforms/{id}/data", user, s.dataPage)
+	s.route(mux, "GET /platforms/{id}/data/export", user, s.dataExport)
+	s.route(mux, "POST /platforms/{id}/data/move", user, s.dataMove)
 	s.route(mux, "GET /platforms/{id}/handler/versions/{version}", user, s.codeVersionPage)
 	s.route(mux, "POST /platforms/{id}/handler/versions/{version}/rollback", user, s.codeRollback)
 	s.route(mux, "GET /platforms/{id}/edit", user, s.platformEditPage)
@@ -253,6 +256,9 @@ func (s *server) route(mux *http.ServeMux, pattern string, who access, h handler
 		w.Header().Set("Cache-Control", "no-store")
 		defer func() {
 			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v) // a download cut short: end it without its end
+				}
 				s.log.Error("panic in web handler", "path", r.URL.Path, "panic", v)
 				s.renderError(w, r, fmt.Errorf("panic: %v", v))
 			}

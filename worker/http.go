@@ -177,6 +177,10 @@ func (w *Worker) serveExport(rw http.ResponseWriter, r *http.Request) {
 			http.Error(rw, "export failed", http.StatusInternalServerError)
 			return
 		}
+		// Rows are on the wire: end the response without its end (no
+		// last chunk), so the client sees an export cut short, never
+		// one that looks complete.
+		panic(http.ErrAbortHandler)
 	}
 	flush()
 }

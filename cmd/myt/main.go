@@ -44,7 +44,7 @@ func newRootCmd() *cobra.Command {
 		newUserCmd(),
 		newVaultCmd(),
 	)
-	root.AddCommand(newWorkerCmd(), newCodeCmd())
+	root.AddCommand(newWorkerCmd(), newCodeCmd(), newDataCmd())
 	root.AddCommand(newRenderCmd(), newJobCmd(), newDoctorCmd(), newDocsCmd())
 	return root
 }
