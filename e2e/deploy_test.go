@@ -6,6 +6,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +23,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/myt-iot/myt"
+	"github.com/myt-iot/myt/alert"
 	"github.com/myt-iot/myt/httpapi"
 	"github.com/myt-iot/myt/internal/testenv"
 	"github.com/myt-iot/myt/pki"
@@ -53,7 +58,8 @@ func deployServer(t *testing.T, e *testenv.Env, data string) (*server, *httpapi.
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := startServerWith(t, data, "--deploy-config", file)
+	// Polls every 2 s, so the monitoring checks see a few polls quickly.
+	srv := startServerWith(t, data, "--deploy-config", file, "--monitor-interval", "2s")
 	c := httpapi.NewClient(srv.URL, "")
 	tok, err := c.Setup(context.Background(), "ada", "correct horse battery", "e2e")
 	if err != nil {
@@ -275,6 +281,9 @@ type hooks struct {
 	// redeploy runs the second deploy (default: through the API) and
 	// returns its job.
 	redeploy func(p *myt.Platform) *myt.Job
+	// operate runs on the deployed platform after the update and the
+	// handler's publishes (a full lifecycle only).
+	operate func(p *myt.Platform)
 }
 
 // lifecycleWith is the whole life of one platform, as a user lives it:
@@ -326,6 +335,7 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 	if len(seen) != 1000 {
 		t.Errorf("%d distinct ids among 1000 records", len(seen))
 	}
+	exportThroughMyT(t, c, p, h, project)
 
 	if full {
 		before := startTimes(t, h, project)
@@ -398,6 +408,9 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 			t.Errorf("after the update dev-1 has %d records, want 1000", n)
 		}
 		codeDayTwo(t, c, p, h, project)
+		if hk.operate != nil {
+			hk.operate(p)
+		}
 	}
 
 	start = time.Now()
@@ -416,6 +429,279 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 	if p.Status != myt.StatusDestroyed || p.Endpoints != nil {
 		t.Errorf("after destroy: status %s, endpoints %+v", p.Status, p.Endpoints)
 	}
+}
+
+// steadyRate sends rate messages a second for d, as a fleet does, and
+// checks that the monitor's history of the platform shows that rate,
+// within 10 %, both coming in (the broker's publish counter) and stored
+// (the workers' counters), read through the API as a chart reads it.
+func steadyRate(t *testing.T, c *httpapi.Client, p *myt.Platform, h platformHost, rate int, d time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	const tick = 250 * time.Millisecond
+	per := rate * int(tick) / int(time.Second)
+	start := time.Now()
+	sent := 0
+	for next := start; next.Before(start.Add(d)); next = next.Add(tick) {
+		time.Sleep(time.Until(next))
+		base := sent
+		publish(t, c, p, h, "dev-rate", per, func(i int) map[string]any { return map[string]any{"temperature": 20.0, "n": base + i} })
+		sent += per
+	}
+	end := time.Now()
+	if late := end.Sub(start) - d; late > d/10 {
+		t.Fatalf("sending %d messages took %s, %s longer than planned: the rate sent is not %d/s", sent, end.Sub(start).Round(time.Millisecond), late.Round(time.Millisecond), rate)
+	}
+	sentRate := float64(sent) / end.Sub(start).Seconds()
+	for _, metric := range []string{"messages_in_total", "stored_total"} {
+		// Each point is the rate since the poll before: the increase over
+		// the traffic is the sum of rate × interval of the polls after it
+		// began, and that over the time of sending is the rate the history
+		// shows for it. RabbitMQ updates its statistics every 5 s, so the
+		// increase is read until two reads 5 s apart agree.
+		increase, prev, n := 0.0, -1.0, 0
+		var series httpapi.MetricSeries
+		for deadline := time.Now().Add(time.Minute); increase != prev; {
+			if time.Now().After(deadline) {
+				t.Fatalf("metric %s: its increase over the traffic still changes a minute after it (%.0f, then %.0f)", metric, prev, increase)
+			}
+			time.Sleep(5 * time.Second)
+			prev = increase
+			if err := c.Raw(ctx, "GET", fmt.Sprintf("/api/v1/platforms/%d/metrics/%s?range=10m", p.ID, metric), nil, "", &series); err != nil {
+				t.Fatalf("metric %s: %v", metric, err)
+			}
+			increase, n = 0, 0
+			for i := 1; i < len(series.Points); i++ {
+				pt, before := series.Points[i], series.Points[i-1]
+				if pt.Time.After(start) {
+					increase += pt.Value * pt.Time.Sub(before.Time).Seconds()
+					n++
+				}
+			}
+			increase = math.Round(increase)
+		}
+		if n < 10 {
+			t.Fatalf("metric %s: %d polls since the traffic began (%d points in all): the monitor does not poll every 2 s", metric, n, len(series.Points))
+		}
+		got := increase / end.Sub(start).Seconds()
+		t.Logf("steady traffic: sent %d messages, %.1f msg/s; the history of %s shows %.0f, %.1f/s (%d polls, %s resolution)", sent, sentRate, metric, increase, got, n, series.Resolution)
+		if got < sentRate*0.9 || got > sentRate*1.1 {
+			t.Errorf("%s shows %.1f/s while %.1f/s were sent: more than 10 %% off", metric, got, sentRate)
+		}
+	}
+}
+
+// databaseDownAlert stops the platform's database container for longer
+// than the component-down rule's window and starts it again: a signed
+// webhook at a local receiver gets exactly one "firing" and one
+// "resolved" for that rule, and the alert history shows both delivered.
+func databaseDownAlert(t *testing.T, c *httpapi.Client, p *myt.Platform, h platformHost, project string) {
+	t.Helper()
+	ctx := context.Background()
+	const secret = "e2e-webhook-signing-secret"
+	type hit struct {
+		alert.Payload
+		signed bool
+	}
+	var mu sync.Mutex
+	var hits []hit
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var pl alert.Payload
+		if err := json.Unmarshal(body, &pl); err != nil {
+			t.Errorf("webhook body: %v: %s", err, body)
+		}
+		mu.Lock()
+		hits = append(hits, hit{pl, r.Header.Get(alert.SignatureHeader) == alert.Sign([]byte(secret), body)})
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	var ch alert.Channel
+	if err := c.Raw(ctx, "POST", fmt.Sprintf("/api/v1/platforms/%d/alerts/channels", p.ID),
+		mustJSON(t, map[string]any{"name": "e2e receiver", "url": recv.URL + "/hook", "secret": secret}), "application/json", &ch); err != nil {
+		t.Fatalf("add the webhook channel: %v", err)
+	}
+	// The default rules come with the platform's first poll.
+	var rule httpapi.AlertRule
+	deadline := time.Now().Add(time.Minute)
+	for rule.ID == 0 {
+		var rules []httpapi.AlertRule
+		if err := c.Raw(ctx, "GET", fmt.Sprintf("/api/v1/platforms/%d/alerts/rules", p.ID), nil, "", &rules); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rules {
+			if r.Kind == alert.KindDown {
+				rule = r
+			}
+		}
+		if rule.ID == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no component-down rule a minute after the deploy: %+v", rules)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	// A shorter window than the default 2 minutes, for the test's sake.
+	if err := c.Raw(ctx, "PATCH", fmt.Sprintf("/api/v1/platforms/%d/alerts/rules/%d", p.ID, rule.ID),
+		mustJSON(t, map[string]any{"for": "8s", "clearFor": "6s"}), "application/json", nil); err != nil {
+		t.Fatalf("shorten the rule: %v", err)
+	}
+	count := func(state string) (n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, x := range hits {
+			if x.Rule == rule.Name && x.State == state {
+				n++
+				if !x.signed {
+					t.Errorf("a %s notification without a valid signature", state)
+				}
+			}
+		}
+		return n
+	}
+	waitFor := func(state string, within time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for count(state) == 0 {
+			if time.Since(start) > within {
+				t.Fatalf("no %q notification within %s (got %+v)", state, within, hits)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	db := project + "-" + p.Design.Spec.Database.Kind + "-1"
+	h.docker(t, "stop", db)
+	fired := waitFor(alert.Fired, 45*time.Second)
+	h.docker(t, "start", db)
+	resolved := waitFor(alert.Resolved, 90*time.Second)
+	time.Sleep(8 * time.Second) // a storm would show now
+	t.Logf("database stopped: firing after %s (rule window 8 s, polls every 2 s); started again: resolved after %s", fired.Round(time.Second), resolved.Round(time.Second))
+	if f, r := count(alert.Fired), count(alert.Resolved); f != 1 || r != 1 {
+		t.Errorf("%d firing and %d resolved notifications, want exactly one each", f, r)
+	}
+	var evs httpapi.AlertEvents
+	if err := c.Raw(ctx, "GET", fmt.Sprintf("/api/v1/platforms/%d/alerts/events", p.ID), nil, "", &evs); err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]int{}
+	for _, ev := range evs.Events {
+		if ev.RuleID == rule.ID {
+			states[ev.State]++
+			if len(ev.Deliveries) != 1 || ev.Deliveries[0].Status != alert.Delivered {
+				t.Errorf("event %d (%s): deliveries %+v, want one delivered", ev.ID, ev.State, ev.Deliveries)
+			}
+		}
+	}
+	if states[alert.Fired] != 1 || states[alert.Resolved] != 1 {
+		t.Errorf("alert history: %v, want one firing and one resolved", states)
+	}
+	// The channel goes: the other checks' containers stop and start too.
+	if err := c.Raw(ctx, "DELETE", fmt.Sprintf("/api/v1/platforms/%d/alerts/channels/%d", p.ID, ch.ID), nil, "", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// browserOperate is day 2 in headless Chromium on the running platform
+// the checks above left behind (traffic, an alert fired and resolved,
+// handler versions v1-v4): the platform page's health and charts, the
+// alert history, the dead letters (none left), code tried in the
+// platform's worker and published from the code editor, the version's
+// diff, and a rollback clicked in the versions table. Every page is screenshotted
+// and checked with axe-core.
+func browserOperate(t *testing.T, c *httpapi.Client, p *myt.Platform) {
+	t.Helper()
+	chromiumPath(t)
+	b := newBrowser(t, c.BaseURL)
+	b.signIn("ada", "correct horse battery")
+	b.waitPath("/")
+	page := fmt.Sprintf("/platforms/%d", p.ID)
+	b.open(page)
+	b.waitFor("the health card", `document.querySelector('#health') !== null`)
+	b.waitFor("a chart with data", `document.querySelectorAll('.chart svg polyline').length > 0`)
+	if h := b.text("#health"); !strings.Contains(h, "Database") {
+		t.Errorf("health card: %q", h)
+	}
+	b.screenshot("50-operate-platform-charts")
+
+	b.open(page + "/alerts")
+	b.waitFor("the alert history", `document.querySelector('#history') !== null`)
+	if h := b.text("#history"); !strings.Contains(h, "Fired") || !strings.Contains(h, "Resolved") {
+		t.Errorf("alert history: %q, want a firing and a resolved event", h)
+	}
+	b.screenshot("51-operate-alert-history")
+
+	b.open(page + "/dead")
+	b.waitFor("the dead letters", `document.querySelector('#dead') !== null`)
+	b.screenshot("51b-operate-dead-letters")
+
+	const v5 = "def process(msg):\n    out = dict(msg['payload'])\n    out['temperature'] = out['temperature'] * 1000\n    return out\n"
+	b.open(page + "/handler")
+	b.waitFor("the versions", `document.querySelector('#versions') !== null`)
+	b.fill("#f-handler", v5)
+	b.fill("#f-samples", "{\"temperature\": 2}\n{\"humidity\": 1}\n")
+	b.submit(`button[name=action][value=try]`)
+	b.waitFor("the results", `document.querySelector('#results') !== null`)
+	if res := b.text("#results"); !strings.Contains(res, "2000") || !strings.Contains(res, "handler-error") {
+		t.Errorf("the results of trying the code: %q, want a record with 2000 and a handler-error", res)
+	}
+	b.screenshot("52-operate-code-tried")
+	b.submit(`button[name=action][value=publish]`)
+	b.waitPath("/jobs/")
+	waitJobPage := func() {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			st := eval[string](b, `document.querySelector('#job').dataset.jobState`)
+			if st == "succeeded" {
+				return
+			}
+			if st == "failed" || st == "cancelled" || time.Now().After(deadline) {
+				t.Fatalf("the job page shows %s:\n%s", st, b.text("#job-log"))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	waitJobPage()
+	b.see("SUCCEEDED")
+	b.screenshot("53-operate-publish-succeeded")
+
+	b.open(page + "/handler/versions/5")
+	b.waitFor("the diff", `document.querySelectorAll('.diff-line.diff-add').length > 0`)
+	lines := func(sel string) string {
+		return eval[string](b, fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).map(e => e.innerText).join("\n")`, sel))
+	}
+	if add, del := lines(".diff-line.diff-add"), lines(".diff-line.diff-del"); !strings.Contains(add, "* 1000") || !strings.Contains(del, "* 10") {
+		t.Errorf("v5's diff: added %q, removed %q", add, del)
+	}
+	b.screenshot("54-operate-code-diff")
+
+	b.open(page + "/handler")
+	b.waitFor("v5 running", `document.querySelector('#versions').innerText.includes('v5')`)
+	b.screenshot("55-operate-code-versions")
+	eval[bool](b, "(window.confirm = () => true, true)")
+	b.submit(`form[action$="/handler/versions/2/rollback"] button`)
+	b.waitPath("/jobs/")
+	waitJobPage()
+	vs, err := c.CodeVersions(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 6 || vs[0].SameAs != 2 || vs[0].Author != "ada" || vs[0].JobKind != myt.JobPublish {
+		t.Errorf("versions after the rollback clicked in the browser: %+v", vs[0])
+	}
+	b.open(page + "/handler")
+	b.waitFor("v6 running", `document.querySelector('#versions').innerText.includes('same as v2')`)
+	b.narrow("56-operate-code-versions-mobile")
 }
 
 // codeDayTwo is the handler's life after the update that gave the
@@ -539,6 +825,92 @@ func codeDayTwo(t *testing.T, c *httpapi.Client, p *myt.Platform, h platformHost
 	if len(vs) != 3 || vs[0].SameAs != 1 || !vs[0].Running {
 		t.Errorf("versions after the rollback: %+v", vs)
 	}
+	deadLetters(t, c, p, h, project)
+}
+
+// deadLetters: messages v1 cannot handle (no temperature) are
+// dead-lettered with the reason; a fixed handler, tried on those dead
+// letters in the worker first, is published, and a replay stores each of
+// them exactly once; a purge deletes what remains.
+func deadLetters(t *testing.T, c *httpapi.Client, p *myt.Platform, h platformHost, project string) {
+	t.Helper()
+	ctx := context.Background()
+	const n = 20
+	publish(t, c, p, h, "dev-5", n, func(i int) map[string]any { return map[string]any{"humidity": 50.0 + float64(i)} })
+	var dl myt.DeadLetters
+	deadline := time.Now().Add(time.Minute)
+	for dl.Total < n {
+		if err := c.Raw(ctx, "GET", fmt.Sprintf("/api/v1/platforms/%d/dead?limit=100", p.ID), nil, "", &dl); err != nil {
+			t.Fatalf("dead letters: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dead letters a minute after %d messages the handler cannot take", dl.Total, n)
+		}
+		time.Sleep(time.Second)
+	}
+	if dl.Total != n || len(dl.Items) != n || dl.Items[0].Reason != "handler-error" || dl.Items[0].Device != "dev-5" || !strings.Contains(dl.Items[0].Detail, "KeyError") {
+		t.Fatalf("dead letters: total %d, first %+v", dl.Total, dl.Items[0])
+	}
+	// The fix, tried on the dead letters in the platform's worker: every
+	// one would be stored; then the poison it will refuse.
+	const fixed = "def process(msg):\n    out = dict(msg['payload'])\n    if out.get('poison'):\n        raise ValueError('poison')\n    if 'temperature' in out:\n        out['temperature'] = out['temperature'] * 10\n    return out\n"
+	var try myt.CodeTest
+	if err := c.Raw(ctx, "POST", fmt.Sprintf("/api/v1/platforms/%d/code/test", p.ID), mustJSON(t, map[string]any{"code": fixed, "deadLetters": n}), "application/json", &try); err != nil {
+		t.Fatalf("try the fix on the dead letters: %v", err)
+	}
+	if len(try.Results) != n || try.Failed != 0 || len(try.Results[0].Records) != 1 {
+		t.Fatalf("the fix tried on the dead letters: %d results, %d failed: %+v", len(try.Results), try.Failed, try.Results[0])
+	}
+	if err := c.Raw(ctx, "GET", fmt.Sprintf("/api/v1/platforms/%d/dead", p.ID), nil, "", &dl); err != nil || dl.Total != n {
+		t.Fatalf("trying code changed the dead letters: %d (%v)", dl.Total, err)
+	}
+	j, err := c.PublishCode(ctx, p.ID, fixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j = waitJob(t, c, j.ID, 5*time.Minute); j.State != myt.JobSucceeded {
+		t.Fatalf("publish the fix: %s %s", j.State, j.Error)
+	}
+	var rep myt.DeadLetterReplay
+	if err := c.Raw(ctx, "POST", fmt.Sprintf("/api/v1/platforms/%d/dead/replay", p.ID), nil, "", &rep); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if rep.Replayed != n || rep.Remaining != 0 {
+		t.Errorf("replay: %+v, want %d replayed, none left", rep, n)
+	}
+	recs := waitRecords(t, h, project, "dev-5", n)
+	seen := map[float64]bool{}
+	for _, r := range recs {
+		seen[fields(r)["humidity"].(float64)] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct messages among the %d replayed records", len(seen), len(recs))
+	}
+	time.Sleep(3 * time.Second) // a second storing would show now
+	if got := len(records(t, h, project, "dev-5")); got != n {
+		t.Errorf("after the replay dev-5 has %d records, want %d", got, n)
+	}
+	// Poison: dead again, then purged.
+	publish(t, c, p, h, "dev-6", 3, func(i int) map[string]any { return map[string]any{"poison": true, "n": i} })
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		if err := c.Raw(ctx, "GET", fmt.Sprintf("/api/v1/platforms/%d/dead", p.ID), nil, "", &dl); err != nil {
+			t.Fatal(err)
+		}
+		if dl.Total == 3 || time.Now().After(deadline) {
+			break
+		}
+	}
+	var purged httpapi.PurgeResponse
+	if err := c.Raw(ctx, "DELETE", fmt.Sprintf("/api/v1/platforms/%d/dead", p.ID), nil, "", &purged); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Raw(ctx, "GET", fmt.Sprintf("/api/v1/platforms/%d/dead", p.ID), nil, "", &dl); err != nil {
+		t.Fatal(err)
+	}
+	if purged.Purged != 3 || dl.Total != 0 {
+		t.Errorf("purge: %d purged, %d left; want 3 and none", purged.Purged, dl.Total)
+	}
+	t.Logf("dead letters: %d listed with their reason, tried and replayed once each after the fix; 3 purged", n)
 }
 
 // TestDeployLocal drives local platforms' lives through the API exactly
@@ -640,6 +1012,11 @@ spec:
 				if ents, _ := os.ReadDir(filepath.Join(data, "jobs")); len(ents) != 0 {
 					t.Errorf("job directories left after the restart: %v", ents)
 				}
+			},
+			operate: func(p *myt.Platform) {
+				steadyRate(t, c, p, local, 40, 30*time.Second)
+				databaseDownAlert(t, c, p, local, "myt-"+p.Name)
+				browserOperate(t, c, p)
 			},
 			afterDeploy: func(p *myt.Platform) {
 				dir := filepath.Join(data, "platforms", fmt.Sprint(p.ID), "platform", "secrets")
