@@ -33,9 +33,10 @@ import (
 const MaxImportLine = 1 << 20
 
 // HTTPHandler serves /healthz, /readyz, /metrics and, behind the bearer
-// token, /v1/export, /v1/import and /v1/handler. An empty token disables
-// the /v1 endpoints (403). The configuration's export token
-// (http.exportTokenFile), when set, is accepted for GET /v1/export only.
+// token, /v1/export, /v1/import, /v1/handler and /v1/dead (dead.go). An
+// empty token disables the /v1 endpoints (403). The configuration's export
+// token (http.exportTokenFile), when set, is accepted for GET /v1/export
+// only.
 func (w *Worker) HTTPHandler(token string) http.Handler {
 	exportToken, err := w.cfg.ExportToken()
 	if err != nil {
@@ -86,6 +87,10 @@ func (w *Worker) HTTPHandler(token string) http.Handler {
 	mux.HandleFunc("GET /v1/export", auth(w.serveExport, true))
 	mux.HandleFunc("POST /v1/import", auth(w.serveImport, false))
 	mux.HandleFunc("PUT /v1/handler", auth(w.serveHandler, false))
+	mux.HandleFunc("POST /v1/handler/test", auth(w.serveHandlerTest, false))
+	mux.HandleFunc("GET /v1/dead", auth(w.serveDeadList, false))
+	mux.HandleFunc("POST /v1/dead/replay", auth(w.serveDeadReplay, false))
+	mux.HandleFunc("DELETE /v1/dead", auth(w.serveDeadPurge, false))
 	return mux
 }
 

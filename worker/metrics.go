@@ -22,6 +22,8 @@ type Metrics struct {
 	Restarts      prometheus.Counter
 	Imported      prometheus.Counter
 	Expired       prometheus.Counter
+	Replayed      prometheus.Counter
+	Purged        prometheus.Counter
 }
 
 // NewMetrics registers the worker metrics on a new registry.
@@ -47,9 +49,11 @@ func NewMetrics() *Metrics {
 		Restarts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "myt_worker_handler_restarts_total", Help: "Python handler restarts after a timeout or crash."}),
 		Imported:   prometheus.NewCounter(prometheus.CounterOpts{Name: "myt_worker_imported_total", Help: "Records written through /v1/import."}),
 		Expired:    prometheus.NewCounter(prometheus.CounterOpts{Name: "myt_worker_expired_total", Help: "Records deleted because they were older than database.retentionDays."}),
+		Replayed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "myt_worker_dead_replayed_total", Help: "Dead letters moved back to the ingest queue by POST /v1/dead/replay."}),
+		Purged:     prometheus.NewCounter(prometheus.CounterOpts{Name: "myt_worker_dead_purged_total", Help: "Dead letters deleted by DELETE /v1/dead."}),
 	}
 	for _, c := range []prometheus.Collector{m.Consumed, m.Stored, m.Dropped, m.Dead, m.WriteRetries, m.Batches, m.WriteSeconds,
-		m.HandlerSecond, m.QueueDepth, m.BrokerUp, m.DBUp, m.Restarts, m.Imported, m.Expired,
+		m.HandlerSecond, m.QueueDepth, m.BrokerUp, m.DBUp, m.Restarts, m.Imported, m.Expired, m.Replayed, m.Purged,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

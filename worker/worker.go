@@ -87,6 +87,13 @@ type Worker struct {
 	// recvMu guards lastReceived, the latest receive time handed out.
 	recvMu       sync.Mutex
 	lastReceived time.Time
+	// deadMu serializes reads of the dead-letter queue with each chunk of a
+	// replay; replaying admits one replay at a time (dead.go).
+	deadMu    sync.Mutex
+	replaying atomic.Bool
+	// replayHook runs between a replay chunk's confirms and its ack
+	// (tests: a crash there).
+	replayHook func() error
 }
 
 // receiveTimes returns the first of n receive times, one nanosecond apart,
@@ -153,15 +160,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	} else {
 		w.log.Info("no handler configured: passthrough")
 	}
-	urls, err := w.cfg.BrokerURLs()
-	if err != nil {
-		return err
-	}
-	src, err := source.New(source.Options{
-		URLs: urls, CAFile: w.cfg.AMQP.CAFile, Queue: w.cfg.AMQP.Queue, Exchange: w.cfg.AMQP.Exchange,
-		Binding: w.cfg.RoutingPattern(), DeadQueue: w.cfg.AMQP.DeadQueue, Prefetch: w.cfg.AMQP.Prefetch,
-		Declare: w.cfg.DeclareTopology(), BackoffMin: w.cfg.Retry.Min.D(), BackoffMax: w.cfg.Retry.Max.D(), Log: w.log,
-	})
+	src, err := w.source()
 	if err != nil {
 		return err
 	}
@@ -174,6 +173,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// source builds the broker source from the configuration.
+func (w *Worker) source() (*source.Source, error) {
+	urls, err := w.cfg.BrokerURLs()
+	if err != nil {
+		return nil, err
+	}
+	return source.New(source.Options{
+		URLs: urls, CAFile: w.cfg.AMQP.CAFile, Queue: w.cfg.AMQP.Queue, Exchange: w.cfg.AMQP.Exchange,
+		Binding: w.cfg.RoutingPattern(), DeadQueue: w.cfg.AMQP.DeadQueue, Prefetch: w.cfg.AMQP.Prefetch,
+		Declare: w.cfg.DeclareTopology(), BackoffMin: w.cfg.Retry.Min.D(), BackoffMax: w.cfg.Retry.Max.D(), Log: w.log,
+	})
 }
 
 func b2f(b bool) float64 {
@@ -398,6 +410,16 @@ func (w *Worker) prepare(ctx context.Context, batch []amqp.Delivery) (*prepared,
 		items[i].d = d
 		m := record.Message{RoutingKey: d.RoutingKey, MessageID: d.MessageId, Timestamp: d.Timestamp,
 			Body: d.Body, Received: received.Add(time.Duration(i)), Redelivered: d.Redelivered}
+		if w.replayed(d) {
+			// The original routing key names device and topic and, with the
+			// body, makes the id; a dead letter stored in part (fan-out) or
+			// replayed twice may be stored already.
+			d.RoutingKey = d.Headers[source.HeaderRoutingKey].(string)
+			m.RoutingKey, m.Redelivered = d.RoutingKey, true
+			if t, ok := source.DeadAt(d); ok {
+				m.Received = t
+			}
+		}
 		if v, ok := d.Headers["timestamp_in_ms"]; ok {
 			if ms, ok := v.(int64); ok {
 				m.HeaderTS = time.UnixMilli(ms)

@@ -109,8 +109,11 @@ type Dead struct {
 // may the originals be acknowledged.
 func (s *Session) DeadLetter(ctx context.Context, dead []Dead) error {
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(dead))
-	now := time.Now().UTC().Format(time.RFC3339Nano)
-	for _, d := range dead {
+	// One nanosecond apart: a replayed message without a time of its own
+	// takes its dead-letter time as receive time, and InfluxDB keys a
+	// point by series and time.
+	now := time.Now().UTC()
+	for i, d := range dead {
 		h := amqp.Table{}
 		for k, v := range d.D.Headers {
 			h[k] = v
@@ -122,7 +125,7 @@ func (s *Session) DeadLetter(ctx context.Context, dead []Dead) error {
 		h[HeaderReason] = d.Reason
 		h[HeaderError] = detail
 		h[HeaderRoutingKey] = d.D.RoutingKey
-		h[HeaderDeadAt] = now
+		h[HeaderDeadAt] = now.Add(time.Duration(i)).Format(time.RFC3339Nano)
 		// Through the default exchange straight to the dead queue: works
 		// with any topology that has the queue (no extra exchange).
 		c, err := s.publish.PublishWithDeferredConfirmWithContext(ctx, "", s.o.DeadQueue, true, false, amqp.Publishing{
@@ -220,7 +223,9 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-func (s *Source) dial(attempt int) (*Session, error) {
+// connect dials the attempt'th URL (round robin) with the connection
+// name given, and returns the connection and the broker's host.
+func (s *Source) connect(attempt int, name string) (*amqp.Connection, string, error) {
 	raw := s.o.URLs[attempt%len(s.o.URLs)]
 	host := "?"
 	if u, err := url.Parse(raw); err == nil {
@@ -228,10 +233,18 @@ func (s *Source) dial(attempt int) (*Session, error) {
 	}
 	conn, err := amqp.DialConfig(raw, amqp.Config{
 		Heartbeat: 10 * time.Second, Locale: "en_US", TLSClientConfig: s.tls,
-		Properties: amqp.Table{"connection_name": "myt-worker"},
+		Properties: amqp.Table{"connection_name": name},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", host, stripURL(err))
+		return nil, host, fmt.Errorf("dial %s: %w", host, stripURL(err))
+	}
+	return conn, host, nil
+}
+
+func (s *Source) dial(attempt int) (*Session, error) {
+	conn, host, err := s.connect(attempt, "myt-worker")
+	if err != nil {
+		return nil, err
 	}
 	sess := &Session{conn: conn, o: &s.o, tag: fmt.Sprintf("myt-worker-%d-%d", os.Getpid(), attempt)}
 	fail := func(what string, err error) (*Session, error) {
