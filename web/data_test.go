@@ -26,7 +26,7 @@ type dataWorkers struct {
 }
 
 type brokenAfter struct {
-	r         io.Reader
+	r        io.Reader
 	n, cutAt int
 }
 
