@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/httpapi"
@@ -23,6 +24,25 @@ type dataWorkers struct {
 	myt.WorkerService
 	rows, cutAt int
 	got         myt.ExportQuery
+	// slow spreads the export over this long, reading as the worker's
+	// request does: until ctx ends.
+	slow time.Duration
+}
+
+// ctxReader reads r in pieces of 64 KiB, each after a pause, until ctx
+// ends (as a request to the worker does).
+type ctxReader struct {
+	ctx   context.Context
+	r     io.Reader
+	pause time.Duration
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	time.Sleep(c.pause)
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p[:min(len(p), 64<<10)])
 }
 
 type cutReader struct {
@@ -46,7 +66,11 @@ func (d *dataWorkers) Export(ctx context.Context, id int64, q myt.ExportQuery) (
 	for i := range d.rows {
 		fmt.Fprintf(&b, `{"id":"r-%d"}`+"\n", i)
 	}
-	return &myt.Export{Platform: "home", Format: "ndjson", ContentType: "application/x-ndjson", Body: io.NopCloser(&cutReader{r: &b, cutAt: d.cutAt})}, nil
+	var body io.Reader = &cutReader{r: &b, cutAt: d.cutAt}
+	if d.slow > 0 {
+		body = &ctxReader{ctx: ctx, r: body, pause: d.slow / time.Duration(b.Len()/(64<<10)+1)}
+	}
+	return &myt.Export{Platform: "home", Format: "ndjson", ContentType: "application/x-ndjson", Body: io.NopCloser(body)}, nil
 }
 
 func (d *dataWorkers) Move(ctx context.Context, from, to int64, q myt.ExportQuery) (*myt.Move, error) {
@@ -64,7 +88,10 @@ func TestExportRoute(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	svc := sqlite.NewServices(db)
 	dw := &dataWorkers{rows: 50000}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin, Workers: dw}))
+	srv := httptest.NewUnstartedServer(httpapi.New(httpapi.Config{Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin, Workers: dw}))
+	// As myt serve: a read timeout, which an export outlasts.
+	srv.Config.ReadTimeout = 500 * time.Millisecond
+	srv.Start()
 	defer srv.Close()
 	ctx := context.Background()
 	c := httpapi.NewClient(srv.URL, "")
@@ -82,6 +109,14 @@ func TestExportRoute(t *testing.T) {
 	if dw.got.Device != "kitchen" || dw.got.From.Format("2006-01-02") != "2026-01-01" || dw.got.To.Format("2006-01-02") != "2026-01-03" {
 		t.Errorf("query reached the service as %+v (a date as to is its whole day)", dw.got)
 	}
+
+	// An export that takes three times the server's read timeout.
+	dw.slow = 1500 * time.Millisecond
+	out.Reset()
+	if n, err := c.Export(ctx, 1, "", "", "", "", &out); err != nil || strings.Count(out.String(), "\n") != 50000 {
+		t.Errorf("an export longer than the read timeout: %d bytes, %v", n, err)
+	}
+	dw.slow = 0
 
 	dw.cutAt = 300 << 10
 	out.Reset()
