@@ -293,7 +293,14 @@ func (s *Sink) Export(ctx context.Context, q sink.Query, fn func(record.Record) 
 		tsf["$gte"] = q.From.UTC().Truncate(time.Millisecond)
 	}
 	if !q.To.IsZero() {
-		tsf["$lt"] = q.To.UTC()
+		// ts holds milliseconds (BSON dates): a document in To's own
+		// millisecond may be before To, so the query goes to the end of
+		// that millisecond and the precise bound is checked below.
+		to := q.To.UTC().Truncate(time.Millisecond)
+		if to.Before(q.To) {
+			to = to.Add(time.Millisecond)
+		}
+		tsf["$lt"] = to
 	}
 	if len(tsf) > 0 {
 		filter["ts"] = tsf
@@ -319,7 +326,7 @@ func (s *Sink) Export(ctx context.Context, q sink.Query, fn func(record.Record) 
 			return fmt.Errorf("mongodb export: %w", err)
 		}
 		ts := d.TS.UTC().Add(time.Duration(d.TSNS))
-		if !q.From.IsZero() && ts.Before(q.From) {
+		if !q.From.IsZero() && ts.Before(q.From) || !q.To.IsZero() && !ts.Before(q.To) {
 			continue
 		}
 		r := record.Record{ID: d.ID, Device: d.Device, Topic: d.Topic, TS: ts, Fields: map[string]any{}}

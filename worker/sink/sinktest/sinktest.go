@@ -185,6 +185,15 @@ func run(t *testing.T, newSink New, table string, fields map[string]string, caps
 	if diff := cmp.Diff(wantIDs, gotIDs); diff != "" {
 		t.Errorf("filtered export (-want +got):\n%s", diff)
 	}
+	// Bounds finer than a millisecond (a user's range taken from an
+	// exported ts): from inclusive, to exclusive, to the microsecond.
+	at := recs[5].TS
+	if one := export(t, s, sink.Query{From: at, To: at.Add(time.Microsecond)}); len(one) != 1 || one[0].ID != recs[5].ID {
+		t.Errorf("export of [%s, +1µs): %d records, want only %s", at.Format(time.RFC3339Nano), len(one), recs[5].ID)
+	}
+	if none := export(t, s, sink.Query{From: at.Add(-time.Microsecond), To: at}); len(none) != 0 {
+		t.Errorf("export of [%s -1µs, %[1]s): %d records, want none", at.Format(time.RFC3339Nano), len(none))
+	}
 	if fields != nil {
 		// A value that does not fit its declared type names its record.
 		bad := Records(3, base.Add(time.Hour), false)
