@@ -22,7 +22,7 @@ const (
 )
 
 // JobKinds lists every job kind.
-var JobKinds = []string{JobDeploy, JobUpdate, JobDestroy, JobPublish}
+var JobKinds = []string{JobDeploy, JobUpdate, JobDestroy, JobPublish, JobBackup, JobRestore}
 
 // Job states. queued → planning → (awaiting-approval →) running → one of
 // succeeded, failed, cancelled; a job that was active when the server
@@ -150,6 +150,20 @@ type JobRequest struct {
 	// AutoApprove applies a cloud plan without waiting in
 	// awaiting-approval, unless the plan destroys data (the CLI's --yes).
 	AutoApprove bool `json:"autoApprove"`
+	// FinalBackup (destroy only) takes a backup of the database before
+	// anything is removed; the destroy stops if it cannot be stored and
+	// verified. nil means yes for a platform that was deployed (it has
+	// data); false declines explicitly.
+	FinalBackup *bool `json:"finalBackup,omitempty"`
+	// Backup (restore only) is the backup to restore; the restore
+	// replaces the platform's data and needs Confirm.
+	Backup int64 `json:"backup,omitempty"`
+	// Encrypt (backup only) encrypts the stored dump with a key sealed by
+	// the server key.
+	Encrypt bool `json:"encrypt,omitempty"`
+	// Reason (backup only) is recorded on the backup; the API sets
+	// "manual", the scheduler "schedule".
+	Reason string `json:"-"`
 }
 
 // JobFilter selects jobs of the principal's platforms.

@@ -83,8 +83,11 @@ type Config struct {
 	Platforms   myt.PlatformService
 	Credentials myt.CredentialService
 	// Code keeps handler versions; nil records none.
-	Code  CodeStore
-	Tools Tools
+	Code CodeStore
+	// Backups keeps the record of backups (their files are in
+	// DataDir/backups); nil takes none.
+	Backups BackupStore
+	Tools   Tools
 	// DataDir holds job directories (jobs/), image archives (images/),
 	// the plugin cache and local platforms (platforms/).
 	DataDir string
@@ -201,6 +204,25 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		cfg.Logger.Warn("job interrupted by a restart", "job", j.ID, "platform", j.Platform, "kind", j.Kind)
 		if err := cfg.States.Unlock(ctx, j.PlatformID, ""); err != nil {
 			return nil, fmt.Errorf("release the state lock of platform %d: %w", j.PlatformID, err)
+		}
+		if j.Kind == myt.JobBackup {
+			// A backup changes nothing on the platform, which ran.
+			if err := cfg.Jobs.SetPlatformDeployment(ctx, j.PlatformID, myt.PlatformDeployment{Status: myt.StatusRunning}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.Backups != nil {
+		// A backup being written when the server stopped is incomplete:
+		// never listed as good, and its part file goes.
+		files, err := cfg.Backups.FailRunning(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("mark unfinished backups failed: %w", err)
+		}
+		for _, f := range files {
+			cfg.Logger.Warn("backup left unfinished by a restart: marked failed", "file", f)
+			_ = os.Remove(filepath.Join(cfg.DataDir, f) + partSuffix)
+			_ = os.Remove(filepath.Join(cfg.DataDir, f))
 		}
 	}
 	// No job runs yet: whatever lies in jobs/ was left by a killed
@@ -392,6 +414,14 @@ func (r *Runner) StartJob(ctx context.Context, platformID int64, req myt.JobRequ
 			return nil, err
 		}
 	}
+	if req.Kind == myt.JobRestore {
+		if err := r.checkRestore(ctx, p, req.Backup); err != nil {
+			return nil, err
+		}
+	}
+	if (req.Kind == myt.JobBackup || req.Kind == myt.JobRestore) && r.cfg.Backups == nil {
+		return nil, myt.Errorf(myt.EINVALID, "This MyT server keeps no backups.")
+	}
 	if r.ctx.Err() != nil {
 		return nil, myt.Errorf(myt.ECONFLICT, "MyT is shutting down; start the job again once it is back.")
 	}
@@ -410,8 +440,11 @@ func (r *Runner) StartJob(ctx context.Context, platformID int64, req myt.JobRequ
 	}
 	j.Steps = stepsFor(p.Design.Spec.Target.Provider, req.Kind)
 	status := myt.StatusDeploying
-	if req.Kind == myt.JobDestroy {
+	switch req.Kind {
+	case myt.JobDestroy:
 		status = myt.StatusDestroying
+	case myt.JobBackup, myt.JobRestore:
+		status = p.Status // the platform runs on
 	}
 	if err := r.cfg.Jobs.CreateJob(ctx, j, status); err != nil {
 		return nil, err
@@ -446,15 +479,31 @@ func checkRequest(p *myt.Platform, req myt.JobRequest) error {
 			return myt.Errorf(myt.EINVALID, "Platform %s is not deployed: deploy it first.", p.Name)
 		}
 	case myt.JobPublish: // checkPublish
+	case myt.JobBackup, myt.JobRestore:
+		if p.Status != myt.StatusRunning || p.DeployedRevision == 0 {
+			return myt.Errorf(myt.EINVALID, "Platform %s is %s: a %s needs it running.", p.Name, p.Status, req.Kind)
+		}
+		if req.Kind == myt.JobRestore && req.Confirm != p.Name {
+			return field("confirm", fmt.Sprintf("a restore replaces every record in the %s database of %s: type the platform's name, %q", p.Design.Spec.Database.Kind, p.Name, p.Name))
+		}
 	case myt.JobDestroy:
 		if p.Status == myt.StatusDesigned || p.Status == myt.StatusDestroyed {
 			return myt.Errorf(myt.EINVALID, "Platform %s is %s: there is nothing to destroy.", p.Name, p.Status)
 		}
 	default:
-		return field("kind", fmt.Sprintf("%q given; allowed: deploy, update, destroy, publish", req.Kind))
+		return field("kind", fmt.Sprintf("%q given; allowed: deploy, update, destroy, publish, backup, restore", req.Kind))
 	}
 	if req.DeleteData && req.Kind != myt.JobDestroy {
 		return field("deleteData", "only a destroy deletes data")
+	}
+	if req.FinalBackup != nil && req.Kind != myt.JobDestroy {
+		return field("finalBackup", "only a destroy takes a final backup")
+	}
+	if req.Backup != 0 && req.Kind != myt.JobRestore {
+		return field("backup", "only a restore reads a backup")
+	}
+	if req.Encrypt && req.Kind != myt.JobBackup && req.Kind != myt.JobDestroy {
+		return field("encrypt", "only a backup is encrypted")
 	}
 	if req.DeleteData && req.Confirm != p.Name {
 		return field("confirm", fmt.Sprintf("deleting the data needs the platform's name typed: %q", p.Name))
@@ -514,6 +563,12 @@ func stepsFor(provider, kind string) []myt.JobStep {
 		names = []string{stepConnect, stepPublish, stepHealth}
 	case kind == myt.JobPublish:
 		names = []string{stepPublish, stepHealth}
+	case (kind == myt.JobBackup || kind == myt.JobRestore) && cloud:
+		names = []string{stepRender, stepConnect, kind}
+	case (kind == myt.JobBackup || kind == myt.JobRestore) && provider == myt.ProviderSSH:
+		names = []string{stepConnect, kind}
+	case kind == myt.JobBackup || kind == myt.JobRestore:
+		names = []string{kind}
 	case kind == myt.JobDestroy && cloud:
 		names = []string{stepBackup, stepRender, stepInit, stepPlan, stepApproval, stepApply}
 	case kind == myt.JobDestroy && provider == myt.ProviderSSH:

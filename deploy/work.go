@@ -241,6 +241,12 @@ func (w *work) finish(err error) {
 		dep = myt.PlatformDeployment{Status: myt.StatusDestroyed, DeployedRevision: &zero, SetEndpoints: true}
 	case state == myt.JobSucceeded:
 		dep = myt.PlatformDeployment{Status: myt.StatusRunning, DeployedRevision: &j.Revision}
+	case j.Kind == myt.JobDestroy && !w.changed && j.Step(stepBackup) != nil && j.Step(stepBackup).State == myt.StepFailed:
+		// The final backup failed: the destroy touched nothing.
+		dep = myt.PlatformDeployment{Status: w.p.Status}
+	case j.Kind == myt.JobBackup || j.Kind == myt.JobRestore:
+		// The platform runs on; a failed restore says what it left.
+		dep = myt.PlatformDeployment{Status: w.p.Status}
 	case (state == myt.JobCancelled || j.Kind == myt.JobPublish) && !w.changed:
 		// Nothing was touched (a publish the workers refused): the
 		// platform is as it was.
@@ -251,7 +257,7 @@ func (w *work) finish(err error) {
 	if e := w.r.cfg.Jobs.SetPlatformDeployment(ctx, j.PlatformID, dep); e != nil {
 		w.r.log.Error("record platform status", "platform", j.PlatformID, "err", e)
 	}
-	if state == myt.JobSucceeded && j.Kind != myt.JobDestroy && w.r.cfg.Code != nil {
+	if state == myt.JobSucceeded && (j.Kind == myt.JobDeploy || j.Kind == myt.JobUpdate || j.Kind == myt.JobPublish) && w.r.cfg.Code != nil {
 		v := &myt.CodeVersion{PlatformID: j.PlatformID, Code: j.Design.Spec.Processing.Handler, Author: j.StartedBy, JobID: j.ID, JobKind: j.Kind}
 		if added, e := w.r.cfg.Code.RecordCode(ctx, v); e != nil {
 			w.r.log.Error("record code version", "platform", j.PlatformID, "err", e)
@@ -286,6 +292,10 @@ func (w *work) pipeline() error {
 	switch {
 	case w.job.Kind == myt.JobPublish:
 		return w.publish()
+	case w.job.Kind == myt.JobBackup:
+		return w.backupJob()
+	case w.job.Kind == myt.JobRestore:
+		return w.restoreJob()
 	case w.job.Kind == myt.JobDestroy && w.cloud():
 		return w.destroyCloud()
 	case w.job.Kind == myt.JobDestroy && provider == myt.ProviderSSH:
@@ -301,14 +311,10 @@ func (w *work) pipeline() error {
 	}
 }
 
-// backupHook is where a final backup runs before a destroy. Backups are
-// not built yet: the step says so and goes on.
-func (w *work) backupHook() error {
-	return w.step(stepBackup, func() (string, error) {
-		w.log.Line("No backup is taken before this destroy (backups are not available yet).")
-		return "no backup configured", errSkipped
-	})
-}
+// backupHook is where a final backup runs before a destroy: nothing is
+// removed until it is stored and verified, unless the request declined
+// it (finalBackup).
+func (w *work) backupHook() error { return w.finalBackup() }
 
 // lookPath finds a tool, preferring the configured path.
 func lookPath(configured string, names ...string) (string, error) {

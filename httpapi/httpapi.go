@@ -48,7 +48,10 @@ type Config struct {
 	Monitor Monitor
 	// Alerts serves the alert routes of a platform; nil answers them 404.
 	Alerts *alert.Service
-	Logger *slog.Logger
+	// Backups lists, streams and schedules backups; nil answers those
+	// routes 404.
+	Backups myt.BackupService
+	Logger  *slog.Logger
 	// Login guards sign-ins (login and setup): budgets per address and
 	// account, and a bound on concurrent password checks. Nil means a
 	// guard of its own.
@@ -154,6 +157,14 @@ func routeTable() []route {
 		{"POST", "/api/v1/jobs/{id}/approve", false, false, (*Server).approveJob},
 		{"POST", "/api/v1/jobs/{id}/cancel", false, false, (*Server).cancelJob},
 		{"GET", "/api/v1/jobs/{id}/log", false, false, (*Server).jobLog},
+		{"GET", "/api/v1/platforms/{id}/backups", false, false, (*Server).listBackups},
+		{"POST", "/api/v1/platforms/{id}/backups", false, false, (*Server).startBackup},
+		{"POST", "/api/v1/platforms/{id}/restore", false, false, (*Server).startRestore},
+		{"GET", "/api/v1/platforms/{id}/backup-schedule", false, false, (*Server).getBackupSchedule},
+		{"PUT", "/api/v1/platforms/{id}/backup-schedule", false, false, (*Server).putBackupSchedule},
+		{"GET", "/api/v1/backups/{id}", false, false, (*Server).getBackup},
+		{"GET", "/api/v1/backups/{id}/download", false, false, (*Server).downloadBackup},
+		{"DELETE", "/api/v1/backups/{id}", false, false, (*Server).deleteBackup},
 		{"GET", "/api/v1/users", false, true, (*Server).listUsers},
 		{"POST", "/api/v1/users", false, true, (*Server).createUser},
 		{"GET", "/api/v1/users/{id}", false, false, (*Server).getUser},

@@ -161,6 +161,9 @@ func (s *server) jobStart(kind string) handlerFunc {
 			return err
 		}
 		req := myt.JobRequest{Kind: kind}
+		if kind == myt.JobDestroy && r.PostForm.Get("final_backup_offered") == "1" && r.PostForm.Get("final_backup") != "1" {
+			req.FinalBackup = new(false) // declined explicitly
+		}
 		if kind == myt.JobDestroy && r.PostForm.Get("delete_data") == "1" {
 			req.DeleteData = true
 			req.Confirm = strings.TrimSpace(r.PostForm.Get("confirm"))
@@ -322,6 +325,10 @@ func kindName(kind string) string {
 		return "Destroy"
 	case myt.JobPublish:
 		return "Publish"
+	case myt.JobBackup:
+		return "Backup"
+	case myt.JobRestore:
+		return "Restore"
 	}
 	return kind
 }

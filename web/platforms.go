@@ -93,6 +93,8 @@ type platformView struct {
 	Alerts bool
 	// DeadLetters links the dead-letter page of a running platform.
 	DeadLetters bool
+	// Backups links the platform's backups page.
+	Backups bool
 }
 
 // platformJobs is how many jobs the platform page lists.
@@ -273,7 +275,7 @@ func (s *server) renderPlatform(w http.ResponseWriter, r *http.Request, p *myt.P
 	if err != nil {
 		return fmt.Errorf("marshal design of platform %d: %w", p.ID, err)
 	}
-	v := &platformView{P: p, YAML: string(y), Ports: p.Design.Spec.Broker.Ports(), Revealed: rv, CSRF: s.csrfToken(w, r), Alerts: s.cfg.Alerts != nil,
+	v := &platformView{P: p, YAML: string(y), Ports: p.Design.Spec.Broker.Ports(), Revealed: rv, CSRF: s.csrfToken(w, r), Alerts: s.cfg.Alerts != nil, Backups: s.cfg.Backups != nil,
 		DeadLetters: s.cfg.Workers != nil && p.Status == myt.StatusRunning}
 	if name := p.Design.Spec.Target.Credentials; name != "" {
 		kind := p.Design.Spec.Target.Provider

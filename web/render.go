@@ -515,6 +515,7 @@ var stepLabels = map[string]string{
 	"health":       "Check every service",
 	"endpoints":    "Publish the endpoints",
 	"backup":       "Back up the data",
+	"restore":      "Restore the backup",
 	"remove":       "Remove the platform",
 	"publish":      "Swap the handler into the workers",
 }

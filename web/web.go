@@ -63,6 +63,9 @@ type Config struct {
 	// Alerts serves each platform's alerts page (channels, rules,
 	// history); nil shows none.
 	Alerts *alert.Service
+	// Backups lists, streams and schedules backups (the backups page);
+	// nil hides the page.
+	Backups myt.BackupService
 }
 
 // Cookie names.
@@ -159,6 +162,16 @@ func New(cfg Config) (http.Handler, error) {
 	s.route(mux, "POST /platforms/{id}/alerts/channels/{channel}/test", user, s.alertChannelTest)
 	s.route(mux, "POST /platforms/{id}/alerts/channels/{channel}/delete", user, s.alertChannelDelete)
 	s.route(mux, "POST /platforms/{id}/alerts/rules/{rule}", user, s.alertRuleUpdate)
+
+	// Backups of a platform (web/backups.go).
+	if cfg.Backups != nil {
+		s.route(mux, "GET /platforms/{id}/backups", user, s.backupsPage)
+		s.route(mux, "POST /platforms/{id}/backups", user, s.backupStart(myt.JobBackup))
+		s.route(mux, "POST /platforms/{id}/restore", user, s.backupStart(myt.JobRestore))
+		s.route(mux, "POST /platforms/{id}/backups/schedule", user, s.backupScheduleSave)
+		s.route(mux, "GET /platforms/{id}/backups/{backup}/download", user, s.backupDownload)
+		s.route(mux, "POST /platforms/{id}/backups/{backup}/delete", user, s.backupDelete)
+	}
 
 	// Deploy, update and destroy jobs.
 	s.route(mux, "GET /platforms/{id}/deploy", user, s.jobConfirmPage(myt.JobDeploy))

@@ -18,7 +18,7 @@ import (
 
 // newPlatformJobCmd is `myt platform deploy|update|destroy NAME`.
 func newPlatformJobCmd(kind, short string) *cobra.Command {
-	var yes, deleteData, detach bool
+	var yes, deleteData, detach, noFinalBackup bool
 	var confirm string
 	cmd := &cobra.Command{
 		Use:   kind + " NAME|ID",
@@ -31,6 +31,7 @@ func newPlatformJobCmd(kind, short string) *cobra.Command {
 	cmd.Flags().BoolVar(&detach, "detach", false, "start the job and return; follow it with `myt platform logs NAME -f`")
 	if kind == myt.JobDestroy {
 		cmd.Flags().BoolVar(&deleteData, "delete-data", false, "also delete the data volume / data directory (needs --confirm NAME)")
+		cmd.Flags().BoolVar(&noFinalBackup, "no-final-backup", false, "destroy without first taking a backup of the database (taken, stored and verified by default for a deployed platform)")
 	}
 	cmd.Flags().StringVar(&confirm, "confirm", "", "the platform's name, to confirm deleting data")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -45,7 +46,11 @@ func newPlatformJobCmd(kind, short string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		j, err := c.StartJob(cmd.Context(), p.ID, myt.JobRequest{Kind: kind, DeleteData: deleteData, Confirm: confirm, AutoApprove: yes})
+		req := myt.JobRequest{Kind: kind, DeleteData: deleteData, Confirm: confirm, AutoApprove: yes}
+		if noFinalBackup {
+			req.FinalBackup = new(bool)
+		}
+		j, err := c.StartJob(cmd.Context(), p.ID, req)
 		if err != nil {
 			return err
 		}

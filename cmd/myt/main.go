@@ -44,7 +44,7 @@ func newRootCmd() *cobra.Command {
 		newUserCmd(),
 		newVaultCmd(),
 	)
-	root.AddCommand(newWorkerCmd(), newCodeCmd(), newDataCmd())
+	root.AddCommand(newWorkerCmd(), newCodeCmd(), newDataCmd(), newBackupCmd())
 	root.AddCommand(newRenderCmd(), newJobCmd(), newDoctorCmd(), newDocsCmd())
 	return root
 }

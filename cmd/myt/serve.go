@@ -316,9 +316,10 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	if err != nil {
 		return err
 	}
+	backupStore := sqlite.NewBackupStore(db)
 	runner, err := deploy.New(ctx, deploy.Config{
 		Jobs: sqlite.NewJobStore(db), States: sqlite.NewStateStore(db), Secrets: svc.Secrets,
-		Platforms: svc.Platforms, Credentials: svc.Credentials, Code: sqlite.NewCodeStore(db), Tools: tools, DataDir: cfg.Data,
+		Platforms: svc.Platforms, Credentials: svc.Credentials, Code: sqlite.NewCodeStore(db), Backups: backupStore, Tools: tools, DataDir: cfg.Data,
 		Logger: log.With("component", "deploy"), SSHTimeout: sshTimeout, HealthTimeout: healthTimeout,
 	})
 	if err != nil {
@@ -353,6 +354,8 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	monitoring.Go(func() { alerts.Run(monitorCtx) })
 	monitoring.Go(func() { poller.Run(monitorCtx, monitorStore.RunningPlatforms) })
 	monitoring.Go(func() { history.Run(monitorCtx, 5*time.Minute) })
+	// Scheduled backups (local platforms: see deploy.RunBackupSchedules).
+	monitoring.Go(func() { runner.RunBackupSchedules(monitorCtx, backupStore, backupStore.PlatformOwner) })
 	defer func() { stopMonitor(); monitoring.Wait() }()
 
 	reg := prometheus.NewRegistry()
@@ -368,14 +371,14 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	workers := &workerapi.Service{Platforms: svc.Platforms, Secrets: svc.Secrets, Dialer: platformDialer{targets}}
 	api := httpapi.New(httpapi.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
-		Jobs: runner, Connections: runner, Code: runner, Workers: workers, Alerts: alertService, Monitor: monitorView,
+		Jobs: runner, Connections: runner, Code: runner, Workers: workers, Alerts: alertService, Monitor: monitorView, Backups: runner,
 		Logger: log.With("component", "api"), Login: guard, TokenTTL: cfg.TokenTTL, Registerer: reg,
 	})
 	ui, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
 		Jobs: runner, Connections: runner, Code: runner, Workers: workers, Alerts: alertService,
 		Logger: log.With("component", "web"), SecureCookies: cfg.SecureCookies || cfg.TLSCert != "", Login: guard,
-		Monitor: monitorView,
+		Monitor: monitorView, Backups: runner,
 	})
 	if err != nil {
 		return err
