@@ -96,6 +96,9 @@ type Config struct {
 	SSHTimeout    time.Duration // a host to answer SSH (10 min)
 	HealthTimeout time.Duration // every service healthy after install (5 min)
 	Now           func() time.Time
+	// Devices re-applies a platform's devices after each successful
+	// deploy and update; nil skips that.
+	Devices DeviceReconciler
 }
 
 // Runner runs jobs. It implements myt.JobService.

@@ -265,6 +265,9 @@ func (w *work) finish(err error) {
 			w.log.Printf("handler version %d recorded", v.Version)
 		}
 	}
+	if state == myt.JobSucceeded && (j.Kind == myt.JobDeploy || j.Kind == myt.JobUpdate) && w.r.cfg.Devices != nil {
+		w.reconcileDevices(ctx)
+	}
 	if err != nil {
 		w.log.Printf("%s: %s", strings.ToUpper(state), j.Error)
 		w.r.log.Warn("job ended", "job", j.ID, "platform", j.Platform, "state", state, "err", err)

@@ -43,6 +43,9 @@ type Config struct {
 	// Workers reach running platforms' workers (trying code, dead
 	// letters); nil answers those routes 404.
 	Workers myt.WorkerService
+	// Devices manages platforms' device credentials; nil answers those
+	// routes 404.
+	Devices myt.DeviceService
 	// Monitor serves platforms' health and metric history; nil answers
 	// those routes 404.
 	Monitor Monitor
@@ -149,6 +152,11 @@ func routeTable() []route {
 		{"DELETE", "/api/v1/platforms/{id}/dead", false, false, (*Server).purgeDeadLetters},
 		{"GET", "/api/v1/platforms/{id}/export", false, false, (*Server).exportData},
 		{"POST", "/api/v1/platforms/{id}/move", false, false, (*Server).moveData},
+		{"GET", "/api/v1/platforms/{id}/devices", false, false, (*Server).listDevices},
+		{"POST", "/api/v1/platforms/{id}/devices", false, false, (*Server).addDevice},
+		{"POST", "/api/v1/platforms/{id}/devices/import", false, false, (*Server).importDevices},
+		{"GET", "/api/v1/platforms/{id}/devices/{name}", false, false, (*Server).getDevice},
+		{"DELETE", "/api/v1/platforms/{id}/devices/{name}", false, false, (*Server).revokeDevice},
 		{"GET", "/api/v1/platforms/{id}/code/versions", false, false, (*Server).listCodeVersions},
 		{"GET", "/api/v1/platforms/{id}/code/versions/{version}", false, false, (*Server).getCodeVersion},
 		{"POST", "/api/v1/platforms/{id}/code/versions/{version}/rollback", false, false, (*Server).rollbackCode},

@@ -158,6 +158,9 @@ type Quickstart struct {
 	Password string // "" until revealed
 	// Payload is an example message (JSON) with the design's fields.
 	Payload string
+	// ClientID is the MQTT client id of the examples (sensor-1 when
+	// empty).
+	ClientID string
 }
 
 // Quickstart returns the device quickstart, nil when the platform has no
@@ -216,7 +219,11 @@ func (q *Quickstart) Python() string {
 		b.WriteString("import os\n")
 	}
 	b.WriteString("\nimport paho.mqtt.client as mqtt\n\n")
-	b.WriteString("client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=\"sensor-1\")\n")
+	id := q.ClientID
+	if id == "" {
+		id = "sensor-1"
+	}
+	fmt.Fprintf(&b, "client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=%s)\n", lit(id))
 	fmt.Fprintf(&b, "client.username_pw_set(%s, %s)\n", lit(q.User), pw)
 	if q.TLS {
 		b.WriteString("client.tls_set(ca_certs=\"ca.crt\")\n")

@@ -18,6 +18,8 @@ var actionPages = []struct{ action, page string }{
 	{"/platforms/{id}/alerts/channels/{channel}/test", "/platforms/{id}/alerts"},
 	{"/platforms/{id}/alerts/channels/{channel}/delete", "/platforms/{id}/alerts"},
 	{"/platforms/{id}/alerts/rules/{rule}", "/platforms/{id}/alerts"},
+	{"/platforms/{id}/devices/import", "/platforms/{id}/devices"},
+	{"/platforms/{id}/devices/{name}/revoke", "/platforms/{id}/devices"},
 	{"/jobs/{id}/approve", "/jobs/{id}"},
 	{"/jobs/{id}/cancel", "/jobs/{id}"},
 	{"/credentials/{id}/delete", "/credentials/{id}"},

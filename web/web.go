@@ -57,6 +57,9 @@ type Config struct {
 	// and a bound on concurrent password checks. Nil means a guard of its
 	// own.
 	Login *throttle.Guard
+	// Devices manages platforms' device credentials (the devices page);
+	// nil hides it.
+	Devices myt.DeviceService
 	// Monitor gives running platforms' health and history (the platform
 	// page's charts, the dashboard's health badges); nil shows neither.
 	Monitor Monitor
@@ -147,6 +150,11 @@ func New(cfg Config) (http.Handler, error) {
 	s.route(mux, "GET /platforms/{id}/data", user, s.dataPage)
 	s.route(mux, "GET /platforms/{id}/data/export", user, s.dataExport)
 	s.route(mux, "POST /platforms/{id}/data/move", user, s.dataMove)
+	s.route(mux, "GET /platforms/{id}/devices", user, s.devicesPage)
+	s.route(mux, "POST /platforms/{id}/devices", user, s.deviceAdd)
+	s.route(mux, "POST /platforms/{id}/devices/import", user, s.deviceImport)
+	s.route(mux, "GET /platforms/{id}/devices/{name}", user, s.devicePage)
+	s.route(mux, "POST /platforms/{id}/devices/{name}/revoke", user, s.deviceRevoke)
 	s.route(mux, "GET /platforms/{id}/handler/versions/{version}", user, s.codeVersionPage)
 	s.route(mux, "POST /platforms/{id}/handler/versions/{version}/rollback", user, s.codeRollback)
 	s.route(mux, "GET /platforms/{id}/edit", user, s.platformEditPage)

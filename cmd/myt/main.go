@@ -46,6 +46,7 @@ func newRootCmd() *cobra.Command {
 	)
 	root.AddCommand(newWorkerCmd(), newCodeCmd(), newDataCmd(), newBackupCmd())
 	root.AddCommand(newRenderCmd(), newJobCmd(), newDoctorCmd(), newDocsCmd())
+	root.AddCommand(newDeviceCmd())
 	return root
 }
 

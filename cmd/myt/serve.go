@@ -24,6 +24,7 @@ import (
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/alert"
 	"github.com/myt-iot/myt/deploy"
+	"github.com/myt-iot/myt/device"
 	"github.com/myt-iot/myt/httpapi"
 	"github.com/myt-iot/myt/monitor"
 	"github.com/myt-iot/myt/sqlite"
@@ -317,10 +318,14 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 		return err
 	}
 	backupStore := sqlite.NewBackupStore(db)
+	// Devices: their broker users are re-applied after every deploy and
+	// update; the broker is reached as the monitor reaches it (Dialer,
+	// set below).
+	devices := &device.Service{Platforms: svc.Platforms, Store: sqlite.NewDeviceStore(db), Secrets: svc.Secrets, Log: log.With("component", "device")}
 	runner, err := deploy.New(ctx, deploy.Config{
 		Jobs: sqlite.NewJobStore(db), States: sqlite.NewStateStore(db), Secrets: svc.Secrets,
 		Platforms: svc.Platforms, Credentials: svc.Credentials, Code: sqlite.NewCodeStore(db), Backups: backupStore, Tools: tools, DataDir: cfg.Data,
-		Logger: log.With("component", "deploy"), SSHTimeout: sshTimeout, HealthTimeout: healthTimeout,
+		Logger: log.With("component", "deploy"), SSHTimeout: sshTimeout, HealthTimeout: healthTimeout, Devices: devices,
 	})
 	if err != nil {
 		return err
@@ -335,6 +340,7 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	poller.Store = monitorStore
 	targets := &monitor.Targets{Client: monitor.NewClient(), Secrets: svc.Secrets, DataDir: cfg.Data}
 	poller.Targets = targets.For
+	devices.Dialer = targets
 	// The shortest chart range (1 h) reads raw points whatever the poll
 	// interval: at the default 30 s that is 120, at 2 s 1,800 (with the
 	// default cap of 1,000 it would jump to 5-minute points, and a new
@@ -372,13 +378,13 @@ func runServe(ctx context.Context, cfg serveConfig, logOut interface{ Write([]by
 	api := httpapi.New(httpapi.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
 		Jobs: runner, Connections: runner, Code: runner, Workers: workers, Alerts: alertService, Monitor: monitorView, Backups: runner,
-		Logger: log.With("component", "api"), Login: guard, TokenTTL: cfg.TokenTTL, Registerer: reg,
+		Devices: devices, Logger: log.With("component", "api"), Login: guard, TokenTTL: cfg.TokenTTL, Registerer: reg,
 	})
 	ui, err := web.New(web.Config{
 		Users: svc.Users, Sessions: svc.Sessions, Credentials: svc.Credentials, Platforms: svc.Platforms, Admin: svc.Admin,
 		Jobs: runner, Connections: runner, Code: runner, Workers: workers, Alerts: alertService,
 		Logger: log.With("component", "web"), SecureCookies: cfg.SecureCookies || cfg.TLSCert != "", Login: guard,
-		Monitor: monitorView, Backups: runner,
+		Monitor: monitorView, Backups: runner, Devices: devices,
 	})
 	if err != nil {
 		return err
