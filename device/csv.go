@@ -22,9 +22,10 @@ const MaxDescription = 200
 // an optional header line "name[,description]"; blank lines are skipped.
 // It checks every line and returns either all devices or an EINVALID
 // error whose fields are "line N" and what is wrong there (a bad name, a
-// name given twice, too many columns), every problem at once. lines are
-// the devices' line numbers.
-func ParseCSV(b []byte) (ds []myt.DeviceNew, lines []int, err error) {
+// name given twice, too many columns, a name taken reports as taken),
+// every problem at once. lines are the devices' line numbers. taken may
+// be nil.
+func ParseCSV(b []byte, taken func(name string) bool) (ds []myt.DeviceNew, lines []int, err error) {
 	if !utf8.Valid(b) {
 		return nil, nil, myt.Errorf(myt.EINVALID, "The file is not UTF-8 text.")
 	}
@@ -74,6 +75,10 @@ func ParseCSV(b []byte) (ds []myt.DeviceNew, lines []int, err error) {
 		}
 		if err := validateDescription(d.Description); err != nil {
 			bad(line, "%s", myt.ErrorFields(err)[0].Message)
+			continue
+		}
+		if taken != nil && taken(d.Name) {
+			bad(line, "%s: the platform already has a device of that name", d.Name)
 			continue
 		}
 		if l, ok := first[d.Name]; ok {

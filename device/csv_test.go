@@ -11,7 +11,7 @@ import (
 )
 
 func TestParseCSV(t *testing.T) {
-	ds, lines, err := device.ParseCSV([]byte("\xef\xbb\xbfname,description\nsensor-1,Kitchen\n\n sensor-2\n\"sensor-3\",\"Hall, upstairs\"\n"))
+	ds, lines, err := device.ParseCSV([]byte("\xef\xbb\xbfname,description\nsensor-1,Kitchen\n\n sensor-2\n\"sensor-3\",\"Hall, upstairs\"\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestParseCSV(t *testing.T) {
 		name, in string
 		want     []string // field errors, in order
 	}{
-		{"every bad line at once", "ok-1\nBad Name\nok-2,a,b\nok-1\nmyt-admin\nx/y\nok-3," + strings.Repeat("d", 201) + "\n",
+		{"every bad line at once", "ok-1\nBad Name\nok-2,a,b\nok-1\nmyt-admin\nx/y\nok-3," + strings.Repeat("d", 201) + "\ntaken\n",
 			[]string{
 				`line 2: name "Bad Name": use 1 to 63`,
 				`line 3: 3 columns`,
@@ -35,11 +35,12 @@ func TestParseCSV(t *testing.T) {
 				`line 5: name "myt-admin": names starting with myt-`,
 				`line 6: name "x/y": use 1 to 63`,
 				`line 7: description: one line of at most 200 characters`,
+				`line 8: taken: the platform already has a device of that name`,
 			}},
 		{"broken quoting", "a\n\"b\n", []string{"line 2: not CSV"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ds, _, err := device.ParseCSV([]byte(tc.in))
+			ds, _, err := device.ParseCSV([]byte(tc.in), func(n string) bool { return n == "taken" })
 			if myt.ErrorCode(err) != myt.EINVALID || ds != nil {
 				t.Fatalf("got %v, %v; want EINVALID and nothing", ds, err)
 			}
@@ -54,7 +55,7 @@ func TestParseCSV(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := device.ParseCSV([]byte("name,description\n\n")); myt.ErrorCode(err) != myt.EINVALID {
+	if _, _, err := device.ParseCSV([]byte("name,description\n\n"), nil); myt.ErrorCode(err) != myt.EINVALID {
 		t.Errorf("empty file: %v", err)
 	}
 }

@@ -212,10 +212,6 @@ func (s *Service) ImportDevices(ctx context.Context, platformID int64, csv []byt
 	if err != nil {
 		return nil, err
 	}
-	ins, lines, err := ParseCSV(csv)
-	if err != nil {
-		return nil, err
-	}
 	// Names active devices already have are lines in error too.
 	ds, err := s.Store.Devices(ctx, p.ID)
 	if err != nil {
@@ -227,13 +223,8 @@ func (s *Service) ImportDevices(ctx context.Context, platformID int64, csv []byt
 			taken[d.Name] = true
 		}
 	}
-	var fields []myt.FieldError
-	for i, in := range ins {
-		if taken[in.Name] {
-			fields = append(fields, myt.FieldError{Field: "line " + strconv.Itoa(lines[i]), Message: in.Name + ": the platform already has a device of that name"})
-		}
-	}
-	if err := myt.Invalid("Nothing was imported: these devices exist already.", fields); err != nil {
+	ins, _, err := ParseCSV(csv, func(name string) bool { return taken[name] })
+	if err != nil {
 		return nil, err
 	}
 	return s.add(ctx, p.ID, ins)

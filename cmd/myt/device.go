@@ -28,7 +28,7 @@ the devices back on the broker.`,
 }
 
 func newDeviceAddCmd() *cobra.Command {
-	var description string
+	var description, caFile string
 	cmd := &cobra.Command{
 		Use:   "add PLATFORM DEVICE",
 		Short: "Add a device and print its password (shown once)",
@@ -36,6 +36,7 @@ func newDeviceAddCmd() *cobra.Command {
 	}
 	output := outputFlag(cmd, "table")
 	cmd.Flags().StringVar(&description, "description", "", "what or where the device is")
+	cmd.Flags().StringVar(&caFile, "ca", "", "also write the platform's CA certificate (PEM), which devices trust, to this file")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := checkOutput(*output, "table", "json"); err != nil {
 			return err
@@ -65,7 +66,19 @@ func newDeviceAddCmd() *cobra.Command {
 				}
 			}
 		}
-		fmt.Fprintln(out, "\nThe password is shown only now: MyT keeps its hash. The CA certificate: myt platform show", p.Name, "(or the platform page).")
+		fmt.Fprintln(out, "\nThe password is shown only now: MyT keeps its hash.")
+		if caFile != "" {
+			ca, err := c.PlatformCA(cmd.Context(), p.ID)
+			if err != nil {
+				return fmt.Errorf("the device is added, but its CA certificate could not be read: %w", err)
+			}
+			if err := os.WriteFile(caFile, ca, 0o644); err != nil {
+				return fmt.Errorf("the device is added, but: %w", err)
+			}
+			fmt.Fprintf(out, "The platform's CA certificate is in %s.\n", caFile)
+		} else {
+			fmt.Fprintf(out, "Devices trust the platform's CA certificate: --ca FILE writes it, or download ca.crt on the platform page.\n")
+		}
 		if p.Status != myt.StatusRunning {
 			fmt.Fprintf(out, "Platform %s is %s: the device can connect once a deploy has made it run.\n", p.Name, p.Status)
 		}
