@@ -37,9 +37,14 @@ func (s *server) handlerView(r *http.Request, p *myt.Platform, code string) (*ha
 		add, del := diff.Stat(prev, cv.Code)
 		v.Versions = append(v.Versions, &codeVersionRow{cv, add, del})
 	}
-	// Publish replaces a running handler; the job says why when the
-	// design has other changes waiting.
-	v.Publishable = p.Status == myt.StatusRunning && len(vs) > 0 && vs[0].Code != ""
+	// Publish replaces a running handler; the publish says why when the
+	// design has other changes waiting, or (a platform deployed before
+	// versions were kept) it turns out to run none.
+	running := p.Design.Spec.Processing.Handler != ""
+	if len(vs) > 0 {
+		running = vs[0].Code != ""
+	}
+	v.Publishable = p.Status == myt.StatusRunning && running
 	v.Tryable = s.cfg.Workers != nil && p.Status == myt.StatusRunning
 	return v, nil
 }
