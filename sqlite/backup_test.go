@@ -65,6 +65,25 @@ func TestBackupStore(t *testing.T) {
 	if uid, err := s.PlatformOwner(ctx, p.ID); err != nil || uid != p.UserID {
 		t.Errorf("owner: %d %v, want %d", uid, err, p.UserID)
 	}
+	// A platform with a good backup is not deleted (the backup would go
+	// with it); once its backups are deleted, it is.
+	again := &myt.Backup{PlatformID: p.ID, JobID: 6, Kind: "influxdb"}
+	if err := s.CreateBackup(ctx, again, "backups/1/job-6.tar"); err != nil {
+		t.Fatal(err)
+	}
+	again.State = myt.BackupOK
+	if err := s.FinishBackup(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Platforms.DeletePlatform(ctx, p.ID); myt.ErrorCode(err) != myt.ECONFLICT {
+		t.Errorf("delete a platform with a good backup: %v, want ECONFLICT", err)
+	}
+	if _, err := s.DeleteBackup(ctx, again.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Platforms.DeletePlatform(ctx, p.ID); err != nil {
+		t.Errorf("delete the platform once its good backups are gone: %v", err)
+	}
 }
 
 // TestBackupSchedules: a schedule is due once per period, counted from

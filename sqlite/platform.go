@@ -269,6 +269,15 @@ func (s *PlatformService) DeletePlatform(ctx context.Context, id int64) error {
 		if status != myt.StatusDesigned && status != myt.StatusDestroyed {
 			return myt.Errorf(myt.ECONFLICT, "The platform is %s: destroy it before deleting it, so no cloud resources are left behind.", status)
 		}
+		// Its backups would go with it (their rows, and the keys of
+		// encrypted ones): often the only copy of its data left.
+		var good int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM backups WHERE platform_id = ? AND state = ?", id, myt.BackupOK).Scan(&good); err != nil {
+			return err
+		}
+		if good > 0 {
+			return myt.Errorf(myt.ECONFLICT, "The platform has %d backup(s): restore or download what you need, delete them (myt backup rm, or its Backups page), then delete the platform.", good)
+		}
 		_, err = tx.ExecContext(ctx, "DELETE FROM platforms WHERE id = ?", id)
 		return err
 	})
