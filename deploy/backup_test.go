@@ -255,3 +255,50 @@ func TestBackupRestartFailsRunning(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// dueAlways is a schedule store whose one schedule is always due.
+type dueAlways struct{ sc *myt.BackupSchedule }
+
+func (d dueAlways) DueSchedules(context.Context, time.Time) ([]*myt.BackupSchedule, error) {
+	return []*myt.BackupSchedule{d.sc}, nil
+}
+
+// TestScheduledBackups: the scheduler starts a backup of a local
+// platform as its owner, with no signed-in user, and keeps only the
+// schedule's newest good ones.
+func TestScheduledBackups(t *testing.T) {
+	e := newBackupEnv(t)
+	os.WriteFile(filepath.Join(e.fake, "dump"), []byte("PGDMP scheduled"), 0o600)
+	sc := &myt.BackupSchedule{PlatformID: e.s.platform.ID, Enabled: true, Hourly: true, Keep: 1}
+	if err := e.backups.SetSchedule(context.Background(), sc); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(ctx context.Context, id int64) (int64, error) { return e.backups.PlatformOwner(ctx, id) }
+	var jobs []int64
+	for range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.r.RunBackupSchedules(ctx, dueAlways{sc}, owner); close(done) }()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			js, _ := e.r.FindJobs(e.s.ctx, myt.JobFilter{PlatformID: &e.s.platform.ID})
+			if len(js) > 0 && js[0].Kind == myt.JobBackup && !js[0].Active() && (len(jobs) == 0 || js[0].ID != jobs[len(jobs)-1]) {
+				if js[0].State != myt.JobSucceeded || js[0].StartedBy != "schedule" {
+					t.Fatalf("scheduled backup job: %s by %q: %s", js[0].State, js[0].StartedBy, js[0].Error)
+				}
+				jobs = append(jobs, js[0].ID)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no scheduled backup ran")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		cancel()
+		<-done
+	}
+	bs, _ := e.r.FindBackups(e.s.ctx, e.s.platform.ID)
+	if len(bs) != 1 || bs[0].JobID != jobs[1] || !bs[0].Good() || bs[0].Reason != "schedule" {
+		t.Errorf("after two scheduled backups keeping 1: %+v", bs)
+	}
+}
