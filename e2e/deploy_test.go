@@ -781,12 +781,19 @@ func codeDayTwo(t *testing.T, c *httpapi.Client, p *myt.Platform, h platformHost
 	}
 	t.Logf("publish mid-traffic: %d messages × 10, then %d × 100, none lost or repeated", old, new)
 
-	// A handler that does not load: refused, the old one keeps running.
-	bad, err := c.PublishCode(ctx, p.ID, "def process(msg):\n    return (\n")
-	if err != nil {
-		t.Fatalf("publish a broken handler: %v", err)
+	// A handler that does not load, pushed with the CLI: refused, the old
+	// one keeps running.
+	cli := []string{"MYT_SERVER=" + c.BaseURL, "MYT_TOKEN=" + c.Token, "HOME=" + t.TempDir()}
+	badFile := filepath.Join(t.TempDir(), "handler.py")
+	if err := os.WriteFile(badFile, []byte("def process(msg):\n    return (\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	bad = waitJob(t, c, bad.ID, 5*time.Minute)
+	failCLI(t, cli, "", "refused the handler", "code", "push", p.Name, badFile)
+	jobs, err := c.Jobs(ctx, p.ID, 1)
+	if err != nil || len(jobs) != 1 {
+		t.Fatal(jobs, err)
+	}
+	bad := jobs[0]
 	cur, err := c.Platform(ctx, p.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -805,12 +812,15 @@ func codeDayTwo(t *testing.T, c *httpapi.Client, p *myt.Platform, h platformHost
 	if len(vs) != 2 || vs[0].Version != 2 || vs[0].Code != v2 || vs[0].JobKind != myt.JobPublish || !vs[0].Running || vs[1].JobKind != myt.JobUpdate {
 		t.Fatalf("versions after the publish: %+v", vs)
 	}
-	j, err = c.RollbackCode(ctx, p.ID, 1)
-	if err != nil {
-		t.Fatalf("rollback: %v", err)
+	if d := mustCLI(t, cli, "", "code", "history", p.Name, "--show", "2"); !strings.Contains(d, "--- v1\n+++ v2\n") || !strings.Contains(d, "+    out['temperature'] = out['temperature'] * 100\n") {
+		t.Errorf("myt code history --show 2:\n%s", d)
 	}
-	if j = waitJob(t, c, j.ID, 5*time.Minute); j.State != myt.JobSucceeded {
-		t.Fatalf("rollback job %d %s: %s", j.ID, j.State, j.Error)
+	// Rollback with the CLI, which follows the job to its end.
+	if out := mustCLI(t, cli, "", "code", "rollback", p.Name, "1"); !strings.Contains(out, "Handler published to 1 worker(s)") {
+		t.Errorf("myt code rollback:\n%s", out)
+	}
+	if h := mustCLI(t, cli, "", "code", "history", p.Name); !strings.Contains(h, "same as v1") || !strings.Contains(h, "running") {
+		t.Errorf("myt code history:\n%s", h)
 	}
 	publish(t, c, p, h, "dev-4", 5, func(i int) map[string]any { return map[string]any{"temperature": 3.0, "n": i} })
 	for _, r := range waitRecords(t, h, project, "dev-4", 5) {
