@@ -1025,6 +1025,7 @@ spec:
 				}
 			},
 			operate: func(p *myt.Platform) {
+				carryOut(t, c, p)
 				steadyRate(t, c, p, local, 40, 30*time.Second)
 				databaseDownAlert(t, c, p, local, "myt-"+p.Name)
 				browserOperate(t, c, p)
@@ -1106,6 +1107,7 @@ spec:
 					if st := strings.TrimSpace(e.Docker(t, "inspect", "--format", "{{.State.Status}}", worker)); st != "running" {
 						t.Errorf("worker %s after the deploy", st)
 					}
+					carryIn(t, local, "myt-"+p.Name)
 				}
 			}
 			lifecycleWith(t, c, local, fmt.Sprintf(`apiVersion: myt/v1
