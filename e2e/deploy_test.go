@@ -336,7 +336,6 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 		t.Errorf("%d distinct ids among 1000 records", len(seen))
 	}
 	exportThroughMyT(t, c, p, h, project)
-	exportThroughMyT(t, c, p, h, project)
 
 	if full {
 		before := startTimes(t, h, project)
