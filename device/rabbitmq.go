@@ -169,12 +169,21 @@ func (m *Management) Connections(ctx context.Context) ([]Connection, error) {
 	return cs, err
 }
 
-// channel is an open channel and its publish count.
+// channel is an open channel and its statistics: an object with the
+// publish count, or [] (RabbitMQ's empty Erlang list) when it has none.
 type channel struct {
-	User         string `json:"user"`
-	MessageStats struct {
+	User         string          `json:"user"`
+	MessageStats json.RawMessage `json:"message_stats"`
+}
+
+func (c channel) published() int64 {
+	var st struct {
 		Publish int64 `json:"publish"`
-	} `json:"message_stats"`
+	}
+	if json.Unmarshal(c.MessageStats, &st) != nil {
+		return 0
+	}
+	return st.Publish
 }
 
 // Activity says, per user with a connection open, how many messages its
@@ -195,7 +204,7 @@ func (m *Management) Activity(ctx context.Context) (map[string]int64, error) {
 	}
 	for _, ch := range chs {
 		if _, ok := out[ch.User]; ok {
-			out[ch.User] += ch.MessageStats.Publish
+			out[ch.User] += ch.published()
 		}
 	}
 	return out, nil
