@@ -302,7 +302,7 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 		if err != nil || cur.Status == myt.StatusDestroyed || cur.Status == myt.StatusDesigned {
 			return
 		}
-		if j, err := c.StartJob(context.Background(), p.ID, myt.JobRequest{Kind: myt.JobDestroy}); err == nil {
+		if j, err := c.StartJob(context.Background(), p.ID, myt.JobRequest{Kind: myt.JobDestroy, FinalBackup: new(false)}); err == nil {
 			waitJob(t, c, j.ID, 5*time.Minute)
 		}
 	})
@@ -414,7 +414,7 @@ func lifecycleWith(t *testing.T, c *httpapi.Client, h platformHost, doc string, 
 	}
 
 	start = time.Now()
-	j = runJob(t, c, p.ID, myt.JobRequest{Kind: myt.JobDestroy})
+	j = runJob(t, c, p.ID, destroyRequest(t, c, p, h))
 	t.Logf("destroy: %s (%s)", time.Since(start).Round(time.Second), j.Summary)
 	if left := strings.TrimSpace(h.docker(t, "ps", "--all", "--filter", "label=com.docker.compose.project="+project, "--format", "{{.Names}}")); left != "" {
 		t.Errorf("containers left after destroy: %s", left)
@@ -936,7 +936,7 @@ func TestDeployLocal(t *testing.T) {
 	e.LocalPlatformPorts(t)
 	// A run that was killed may have left its platforms on the engine:
 	// they would hold the ports these publish.
-	for _, name := range []string{"here", "here-mongodb", "here-influxdb"} {
+	for _, name := range []string{"here", "here-mongodb", "here-influxdb", "here-restored"} {
 		if left := strings.Fields(e.Docker(t, "ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=myt-"+name)); len(left) > 0 {
 			t.Logf("removing %d containers left by an earlier run", len(left))
 			e.Docker(t, append([]string{"rm", "--force", "--volumes"}, left...)...)
@@ -975,6 +975,7 @@ func TestDeployLocal(t *testing.T) {
 		var ps psSampler
 		stop := ps.start()
 		var secrets []string
+		bc := &backupCheck{data: data}
 		lifecycleWith(t, c, local, `apiVersion: myt/v1
 kind: Platform
 metadata: {name: here}
@@ -1028,6 +1029,7 @@ spec:
 				steadyRate(t, c, p, local, 40, 30*time.Second)
 				databaseDownAlert(t, c, p, local, "myt-"+p.Name)
 				browserOperate(t, c, p)
+				bc.dayTwo(t, c, p, local, func() { srv.kill(t); srv = startServerWith(top, data, srv.flags...); c.BaseURL = srv.URL })
 			},
 			afterDeploy: func(p *myt.Platform) {
 				dir := filepath.Join(data, "platforms", fmt.Sprint(p.ID), "platform", "secrets")
@@ -1049,6 +1051,7 @@ spec:
 				secrets = append(secrets, dev)
 			},
 		})
+		bc.restoreIntoNew(t, c, local, "here")
 		samples := stop()
 		if len(secrets) < 6 {
 			t.Fatalf("collected %d secrets", len(secrets))
