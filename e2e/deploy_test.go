@@ -1030,6 +1030,7 @@ spec:
 				databaseDownAlert(t, c, p, local, "myt-"+p.Name)
 				browserOperate(t, c, p)
 				bc.dayTwo(t, c, p, local, func() { srv.kill(t); srv = startServerWith(top, data, srv.flags...); c.BaseURL = srv.URL })
+				devicesOperate(t, c, p, local)
 			},
 			afterDeploy: func(p *myt.Platform) {
 				dir := filepath.Join(data, "platforms", fmt.Sprint(p.ID), "platform", "secrets")
