@@ -214,58 +214,11 @@ func (w *work) dbHost(asStep bool) (exec dbExec, closeFn func(), err error) {
 		e, err := w.localExec()
 		return e, func() {}, err
 	}
-	var c *ssh.Client
-	var h sshHost
-	if asStep {
-		c, h, err = w.publishConnect()
-	} else {
-		c, h, err = w.hookConnect()
-	}
+	c, h, err := w.reconnect(asStep)
 	if err != nil {
 		return nil, nil, err
 	}
 	return w.sshExec(c, h), func() { c.Close() }, nil
-}
-
-// hookConnect connects to an ssh or cloud host outside the connect step
-// (a destroy's final backup runs before it).
-func (w *work) hookConnect() (*ssh.Client, sshHost, error) {
-	port := 22
-	if w.d.Spec.Target.Provider == myt.ProviderSSH {
-		t, err := w.sshTarget()
-		if err != nil {
-			return nil, sshHost{}, err
-		}
-		w.address, w.sshUser, port = t.Host, t.User, t.Port
-		w.sshKey = []byte(w.secret["private_key"])
-	} else {
-		if w.bundle == nil {
-			if err := w.render(); err != nil {
-				return nil, sshHost{}, err
-			}
-		}
-		addr, err := w.secretValue(secretAddress)
-		if err != nil {
-			return nil, sshHost{}, err
-		}
-		user, err := w.secretValue(secretSSHUser)
-		if err != nil {
-			return nil, sshHost{}, err
-		}
-		if len(addr) == 0 || len(user) == 0 {
-			return nil, sshHost{}, myt.Errorf(myt.EINVALID, "MyT has not recorded how to reach this machine over SSH: run an update once, or destroy without a final backup.")
-		}
-		w.address, w.sshUser = string(addr), string(user)
-		if key := w.bundle.File("ssh/id_ed25519"); key != nil {
-			w.sshKey = key.Data
-		}
-	}
-	h, err := w.host(port)
-	if err != nil {
-		return nil, sshHost{}, err
-	}
-	c, err := w.connect(h)
-	return c, h, err
 }
 
 // backupJob is the backup job's pipeline.

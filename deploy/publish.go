@@ -255,8 +255,27 @@ func (w *work) publish() error {
 	})
 }
 
-// publishConnect opens the job's SSH connection to an ssh or cloud host.
+// publishConnect opens the job's SSH connection to an ssh or cloud host
+// in the job's render (clouds) and connect steps.
 func (w *work) publishConnect() (*ssh.Client, sshHost, error) {
+	return w.reconnect(true)
+}
+
+// reconnect connects again to the host of an ssh or cloud platform that
+// a deploy reached before, for jobs that run no OpenTofu (publish,
+// backup, restore, a destroy's final backup): an ssh platform's host from
+// its credential, a cloud machine's address and SSH user from what the
+// deploy recorded and its key from the bundle. asSteps runs the render and
+// connect as the job's steps (which the job's step list must have);
+// otherwise they run within the caller's step.
+func (w *work) reconnect(asSteps bool) (*ssh.Client, sshHost, error) {
+	step := func(name string, fn func() (string, error)) error {
+		if asSteps {
+			return w.step(name, fn)
+		}
+		_, err := fn()
+		return err
+	}
 	port := 22
 	if w.d.Spec.Target.Provider == myt.ProviderSSH {
 		t, err := w.sshTarget()
@@ -266,8 +285,10 @@ func (w *work) publishConnect() (*ssh.Client, sshHost, error) {
 		w.address, w.sshUser, port = t.Host, t.User, t.Port
 		w.sshKey = []byte(w.secret["private_key"])
 	} else {
-		if err := w.step(stepRender, func() (string, error) { return "", w.render() }); err != nil {
-			return nil, sshHost{}, err
+		if w.bundle == nil || asSteps {
+			if err := step(stepRender, func() (string, error) { return "", w.render() }); err != nil {
+				return nil, sshHost{}, err
+			}
 		}
 		addr, err := w.secretValue(secretAddress)
 		if err != nil {
@@ -278,7 +299,7 @@ func (w *work) publishConnect() (*ssh.Client, sshHost, error) {
 			return nil, sshHost{}, err
 		}
 		if len(addr) == 0 || len(user) == 0 {
-			return nil, sshHost{}, myt.Errorf(myt.EINVALID, "MyT has not recorded how to reach this machine over SSH (it records it since version 0.10): run an update once, then publish.")
+			return nil, sshHost{}, myt.Errorf(myt.EINVALID, "MyT has not recorded how to reach this machine over SSH (it records it since version 0.10): run an update once first.")
 		}
 		w.address, w.sshUser = string(addr), string(user)
 		if key := w.bundle.File("ssh/id_ed25519"); key != nil {
@@ -293,7 +314,7 @@ func (w *work) publishConnect() (*ssh.Client, sshHost, error) {
 		return nil, sshHost{}, err
 	}
 	var c *ssh.Client
-	err = w.step(stepConnect, func() (string, error) {
+	err = step(stepConnect, func() (string, error) {
 		var err error
 		c, err = w.connect(h)
 		return "connected to " + h.addr(), err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/httpapi"
 )
 
@@ -59,7 +57,7 @@ func newBackupRunCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return finishDataJob(cmd, c, p, j, detach, *output)
+		return followStartedJob(cmd, c, p, j, detach, *output)
 	}
 	return cmd
 }
@@ -98,36 +96,9 @@ holds now is replaced: type the platform's name with --confirm.`,
 		if err != nil {
 			return err
 		}
-		return finishDataJob(cmd, c, p, j, detach, *output)
+		return followStartedJob(cmd, c, p, j, detach, *output)
 	}
 	return cmd
-}
-
-func finishDataJob(cmd *cobra.Command, c *httpapi.Client, p *myt.Platform, j *myt.Job, detach bool, output string) error {
-	out := cmd.OutOrStdout()
-	if output == "text" {
-		fmt.Fprintf(out, "Started %s job %d of platform %s.\n", j.Kind, j.ID, p.Name)
-	}
-	if detach {
-		if output == "json" {
-			return printJSON(out, j)
-		}
-		return nil
-	}
-	logOut := out
-	if output == "json" {
-		logOut = io.Discard
-	}
-	j, err := followJob(cmd.Context(), c, j.ID, logOut, true)
-	if err != nil {
-		return err
-	}
-	if output == "json" {
-		if err := printJSON(out, j); err != nil {
-			return err
-		}
-	}
-	return jobOutcome(out, j, output == "text")
 }
 
 func newBackupListCmd() *cobra.Command {

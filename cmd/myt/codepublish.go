@@ -12,7 +12,6 @@ import (
 
 	"github.com/myt-iot/myt"
 	"github.com/myt-iot/myt/diff"
-	"github.com/myt-iot/myt/httpapi"
 )
 
 // Day-2 code commands: push, history, rollback (against a MyT server).
@@ -51,7 +50,7 @@ see 'myt code history' and 'myt code rollback'.`,
 		if err != nil {
 			return err
 		}
-		return finishCodeJob(cmd, c, p, j, detach, *output)
+		return followStartedJob(cmd, c, p, j, detach, *output)
 	}
 	return cmd
 }
@@ -85,36 +84,9 @@ func newCodeRollbackCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return finishCodeJob(cmd, c, p, j, detach, *output)
+		return followStartedJob(cmd, c, p, j, detach, *output)
 	}
 	return cmd
-}
-
-func finishCodeJob(cmd *cobra.Command, c *httpapi.Client, p *myt.Platform, j *myt.Job, detach bool, output string) error {
-	out := cmd.OutOrStdout()
-	if output == "text" {
-		fmt.Fprintf(out, "Started publish job %d of platform %s.\n", j.ID, p.Name)
-	}
-	if detach {
-		if output == "json" {
-			return printJSON(out, j)
-		}
-		return nil
-	}
-	logOut := out
-	if output == "json" {
-		logOut = io.Discard
-	}
-	j, err := followJob(cmd.Context(), c, j.ID, logOut, true)
-	if err != nil {
-		return err
-	}
-	if output == "json" {
-		if err := printJSON(out, j); err != nil {
-			return err
-		}
-	}
-	return jobOutcome(out, j, output == "text")
 }
 
 func newCodeHistoryCmd() *cobra.Command {

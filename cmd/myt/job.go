@@ -424,3 +424,33 @@ func newJobCancelCmd() *cobra.Command {
 		},
 	}
 }
+
+// followStartedJob says that j started and, unless detach, follows its
+// log to the end (text) or prints the finished job (json); a failed job
+// is a non-zero exit.
+func followStartedJob(cmd *cobra.Command, c *httpapi.Client, p *myt.Platform, j *myt.Job, detach bool, output string) error {
+	out := cmd.OutOrStdout()
+	if output == "text" {
+		fmt.Fprintf(out, "Started %s job %d of platform %s.\n", j.Kind, j.ID, p.Name)
+	}
+	if detach {
+		if output == "json" {
+			return printJSON(out, j)
+		}
+		return nil
+	}
+	logOut := out
+	if output == "json" {
+		logOut = io.Discard
+	}
+	j, err := followJob(cmd.Context(), c, j.ID, logOut, true)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		if err := printJSON(out, j); err != nil {
+			return err
+		}
+	}
+	return jobOutcome(out, j, output == "text")
+}
