@@ -86,6 +86,8 @@ func (s *Service) open(ctx context.Context, w *worker, method, path, contentType
 		switch resp.StatusCode {
 		case http.StatusBadRequest, http.StatusUnprocessableEntity:
 			return nil, myt.Errorf(myt.EINVALID, "%s", text)
+		case http.StatusConflict:
+			return nil, myt.Errorf(myt.ECONFLICT, "%s", text)
 		case http.StatusNotFound, http.StatusMethodNotAllowed:
 			return nil, myt.Errorf(myt.EINVALID, "The worker of %s is older than this MyT: update the platform first.", w.p.Name)
 		case http.StatusNotImplemented:

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/myt-iot/myt"
-	"github.com/myt-iot/myt/render"
 )
 
 // DialFunc opens a connection to an address on the platform's host.
@@ -52,20 +51,11 @@ type Service struct {
 var _ myt.WorkerService = (*Service)(nil)
 
 // call makes one request to the first worker of the principal's running
-// platform and decodes a 2xx JSON answer into out.
+// platform and decodes a 2xx JSON answer into out; the whole call is
+// bounded by the service's timeout.
 func (s *Service) call(ctx context.Context, platformID int64, method, path string, body any, out any) error {
-	p, err := s.Platforms.FindPlatformByID(ctx, platformID)
+	w, err := s.running(ctx, platformID)
 	if err != nil {
-		return err
-	}
-	if p.Status != myt.StatusRunning {
-		return myt.Errorf(myt.EINVALID, "Platform %s is %s: its workers answer only while it runs.", p.Name, p.Status)
-	}
-	token, err := s.Secrets.Get(ctx, p.ID, render.SecretWorkerToken)
-	if err != nil {
-		if myt.ErrorCode(err) == myt.ENOTFOUND {
-			return myt.Errorf(myt.EINVALID, "Platform %s has no worker API token yet: deploy it.", p.Name)
-		}
 		return err
 	}
 	timeout := s.Timeout
@@ -74,55 +64,28 @@ func (s *Service) call(ctx context.Context, platformID int64, method, path strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	dial, release, err := s.Dialer.DialPlatform(ctx, p)
-	if err != nil {
-		return fmt.Errorf("reach platform %s: %w", p.Name, err)
-	}
-	defer release()
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: dial, DisableKeepAlives: true}}
 	var rd io.Reader
+	contentType := ""
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		rd, contentType = bytes.NewReader(b), "application/json"
 	}
-	u := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(render.WorkerHostPort)) + path
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := client.Do(req)
+	resp, err := s.open(ctx, w, method, path, contentType, rd)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("the worker of %s did not answer within %s", p.Name, timeout)
+			return fmt.Errorf("the worker of %s did not answer within %s", w.p.Name, timeout)
 		}
-		return fmt.Errorf("the worker of %s: %w", p.Name, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-		text := strings.TrimSpace(string(msg))
-		switch resp.StatusCode {
-		case http.StatusBadRequest, http.StatusUnprocessableEntity:
-			return myt.Errorf(myt.EINVALID, "%s", text)
-		case http.StatusConflict:
-			return myt.Errorf(myt.ECONFLICT, "%s", text)
-		case http.StatusNotFound, http.StatusMethodNotAllowed:
-			return myt.Errorf(myt.EINVALID, "The worker of %s is older than this MyT: update the platform first.", p.Name)
-		}
-		return fmt.Errorf("the worker of %s answered HTTP %d: %s", p.Name, resp.StatusCode, text)
-	}
 	if out == nil {
 		return nil
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
-		return fmt.Errorf("the worker of %s: %w", p.Name, err)
+		return fmt.Errorf("the worker of %s: %w", w.p.Name, err)
 	}
 	return nil
 }
