@@ -1058,6 +1058,7 @@ spec:
 				browserOperate(t, c, p)
 				bc.dayTwo(t, c, p, local, func() { srv.kill(t); srv = startServerWith(top, data, srv.flags...); c.BaseURL = srv.URL })
 				devicesOperate(t, c, p, local)
+				browserOwnData(t, c, p)
 			},
 			afterDeploy: func(p *myt.Platform) {
 				dir := filepath.Join(data, "platforms", fmt.Sprint(p.ID), "platform", "secrets")
