@@ -193,7 +193,7 @@ func (w *work) publish() error {
 		platformDir, _ := w.localDirs()
 		h = localPlatformHost(filepath.Join(platformDir, "worker", "handler", "handler.py"))
 	default:
-		c, sh, err := w.publishConnect()
+		c, sh, err := w.reconnect(true)
 		if err != nil {
 			return err
 		}
@@ -255,12 +255,6 @@ func (w *work) publish() error {
 	})
 }
 
-// publishConnect opens the job's SSH connection to an ssh or cloud host
-// in the job's render (clouds) and connect steps.
-func (w *work) publishConnect() (*ssh.Client, sshHost, error) {
-	return w.reconnect(true)
-}
-
 // reconnect connects again to the host of an ssh or cloud platform that
 // a deploy reached before, for jobs that run no OpenTofu (publish,
 // backup, restore, a destroy's final backup): an ssh platform's host from
@@ -299,7 +293,7 @@ func (w *work) reconnect(asSteps bool) (*ssh.Client, sshHost, error) {
 			return nil, sshHost{}, err
 		}
 		if len(addr) == 0 || len(user) == 0 {
-			return nil, sshHost{}, myt.Errorf(myt.EINVALID, "MyT has not recorded how to reach this machine over SSH (it records it since version 0.10): run an update once first.")
+			return nil, sshHost{}, myt.Errorf(myt.EINVALID, "MyT has not recorded how to reach this machine over SSH (an older MyT deployed it): run an update once first.")
 		}
 		w.address, w.sshUser = string(addr), string(user)
 		if key := w.bundle.File("ssh/id_ed25519"); key != nil {
