@@ -45,11 +45,7 @@ func newBackupRunCmd() *cobra.Command {
 		if err := checkOutput(*output, "text", "json"); err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}
@@ -84,11 +80,7 @@ holds now is replaced: type the platform's name with --confirm.`,
 		if err != nil || id < 1 {
 			return fmt.Errorf("BACKUP-ID: %q is not a backup id (see myt backup list)", args[1])
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}
@@ -112,11 +104,7 @@ func newBackupListCmd() *cobra.Command {
 		if err := checkOutput(*output, "table", "json"); err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}
@@ -271,11 +259,7 @@ user, so only for local platforms: for ssh and cloud ones, run
 	cmd.Flags().IntVar(&keep, "keep", -1, "keep the newest N scheduled backups (0: all)")
 	cmd.MarkFlagsMutuallyExclusive("daily", "hourly", "off")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}

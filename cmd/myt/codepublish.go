@@ -38,11 +38,7 @@ see 'myt code history' and 'myt code rollback'.`,
 		if err != nil {
 			return fmt.Errorf("handler: %w", err)
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}
@@ -72,11 +68,7 @@ func newCodeRollbackCmd() *cobra.Command {
 		if err != nil || v < 1 {
 			return fmt.Errorf("VERSION: %q is not a version number (see myt code history)", args[1])
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}
@@ -102,11 +94,7 @@ func newCodeHistoryCmd() *cobra.Command {
 		if err := checkOutput(*output, "table", "json"); err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}

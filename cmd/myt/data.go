@@ -82,11 +82,7 @@ non-zero. Without -o it goes to stdout (and a cut exits non-zero too).`,
 		if err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}

@@ -41,11 +41,7 @@ func newDeviceAddCmd() *cobra.Command {
 		if err := checkOutput(*output, "table", "json"); err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}
@@ -107,11 +103,7 @@ func newDeviceListCmd() *cobra.Command {
 		if err := checkOutput(*output, "table", "json"); err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}
@@ -167,11 +159,7 @@ func newDeviceRevokeCmd() *cobra.Command {
 		if err := checkOutput(*output, "table", "json"); err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}
@@ -212,11 +200,7 @@ overwritten).`,
 		if err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}

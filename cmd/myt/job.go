@@ -38,11 +38,7 @@ func newPlatformJobCmd(kind, short string) *cobra.Command {
 		if err := checkOutput(*output, "text", "json"); err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}
@@ -143,11 +139,7 @@ func newPlatformLogsCmd() *cobra.Command {
 		Short: "Print the log of the platform's latest job (-f follows it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
-			p, err := findPlatform(cmd, c, args[0])
+			c, p, err := platformClient(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -201,11 +193,7 @@ func newPlatformStatusCmd() *cobra.Command {
 		if err := checkOutput(*output, "table", "json"); err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		c, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}

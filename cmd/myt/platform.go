@@ -122,6 +122,17 @@ func newPlatformListCmd() *cobra.Command {
 }
 
 // findPlatform resolves a name or id.
+// platformClient is the API client and the platform ref names (a name or
+// an id): how every command on one platform begins.
+func platformClient(cmd *cobra.Command, ref string) (*httpapi.Client, *myt.Platform, error) {
+	c, err := apiClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := findPlatform(cmd, c, ref)
+	return c, p, err
+}
+
 func findPlatform(cmd *cobra.Command, c *httpapi.Client, ref string) (*myt.Platform, error) {
 	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
 		return c.Platform(cmd.Context(), id)
@@ -141,11 +152,7 @@ func newPlatformShowCmd() *cobra.Command {
 		if err := checkOutput(*output, "table", "yaml", "json"); err != nil {
 			return err
 		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		p, err := findPlatform(cmd, c, args[0])
+		_, p, err := platformClient(cmd, args[0])
 		if err != nil {
 			return err
 		}
@@ -183,11 +190,7 @@ func newPlatformRmCmd() *cobra.Command {
 		Short:   "Delete a platform that is not deployed (asks first unless --yes)",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
-			p, err := findPlatform(cmd, c, args[0])
+			c, p, err := platformClient(cmd, args[0])
 			if err != nil {
 				return err
 			}
